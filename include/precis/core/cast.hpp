@@ -1,0 +1,128 @@
+// precis/core/cast.hpp — the explicit bridges between dtypes.
+//
+//   cast<To>(x)       floating ↔ floating, or integer ↔ integer (range-checked narrowing).
+//   to_float<To>(x)   integer → f32/f64, only where every value is exact (|v| ≤ 2^24 for f32).
+//   round_to<To>(x)   floating → integer, round half to even, range-checked.
+//
+// All three are [[nodiscard]]: discarding a conversion's result (the vllm-omni `cos.to(q.dtype)`
+// bug, dtype-bugs E15) is a compile error under -Werror=unused-result. There is no
+// "cast like that tensor" (`type_as`), no integer → bf16/f16 conversion at all (a bf16 position
+// 15962 rounds to 15936 or 15968, dtype-bugs E13), and no "cast every parameter" operation.
+#pragma once
+
+#include <bit>     // std::bit_cast
+#include <cmath>   // std::nearbyint, std::fabs, std::isnan
+#include <limits>  // std::numeric_limits
+
+#include <precis/core/dtype.hpp>        // dtype concepts
+#include <precis/core/error.hpp>        // precis::range_error
+#include <precis/core/tensor.hpp>       // precis::Tensor
+#include <precis/core/tensor_view.hpp>  // precis::TensorView
+
+namespace precis {
+
+/// `cast<To>` converts within one kind of number; crossing between integers and floats is a
+/// named operation (`to_float`, `round_to`).
+template <class From, class To>
+concept cast_within_kind = ElementDtype<From> && ElementDtype<To> &&
+                           ((FloatDtype<From> && FloatDtype<To>) || (IntegerDtype<From> && IntegerDtype<To>));
+
+/// Integer → float is exact only for f32 and f64 targets (bf16/f16 cannot hold every position).
+template <class From, class To>
+concept exact_integer_to_float = IntegerDtype<From> && (std::same_as<To, f32> || std::same_as<To, f64>);
+
+namespace detail {
+/// f64 → float with round-to-odd, so that a second rounding to bf16/f16/fp8 is correctly
+/// rounded (Boldo & Melquiond, "When double rounding is odd", 2005).
+[[nodiscard]] inline float f64_to_f32_round_to_odd(double v) noexcept {
+  float f = static_cast<float>(v);
+  const double back = static_cast<double>(f);
+  if (back != v && !std::isnan(v)) {
+    std::uint32_t bits = std::bit_cast<std::uint32_t>(f);
+    if (std::fabs(back) > std::fabs(v)) bits -= 1u;  // truncate toward zero (sign-magnitude)
+    f = std::bit_cast<float>(bits | 1u);              // sticky "inexact" bit
+  }
+  return f;
+}
+
+template <class T>
+concept contiguous_host_input = TensorLike<T> && std::same_as<device_of<T>, cpu>;
+}  // namespace detail
+
+/// Elementwise dtype conversion of a host tensor into a new tensor of dtype `To`.
+/// Float → float rounds to nearest even (once: f64 → bf16 does not double-round through f32).
+template <ElementDtype To, detail::contiguous_host_input X>
+  requires cast_within_kind<dtype_of<X>, To>
+[[nodiscard]] Tensor<To, rank_of<X>> cast(const X& x) {
+  using From = dtype_of<X>;
+  constexpr std::size_t R = rank_of<X>;
+  const TensorView<const From, R> in = x;
+  Tensor<To, R> out(in.extents());
+  for_each_offset(in, [&](index_t flat, index_t off) {
+    const auto& v = in.data()[off];
+    if constexpr (FloatDtype<From>) {
+      if constexpr (std::same_as<From, f64> && std::same_as<To, f64>) {
+        out.data()[flat] = v;
+      } else if constexpr (std::same_as<From, f64> && std::same_as<To, f32>) {
+        out.data()[flat] = static_cast<float>(v);
+      } else if constexpr (std::same_as<From, f64>) {
+        out.data()[flat] = static_cast<storage_t<To>>(detail::f64_to_f32_round_to_odd(v));
+      } else if constexpr (std::same_as<To, f64>) {
+        out.data()[flat] = static_cast<double>(static_cast<float>(v));
+      } else {
+        out.data()[flat] = static_cast<storage_t<To>>(static_cast<float>(v));  // exact widening, one rounding
+      }
+    } else {
+      using ToS = storage_t<To>;
+      const auto wide = static_cast<std::int64_t>(v);
+      if constexpr (!std::same_as<To, i64>) {
+        PRECIS_CHECK(wide >= static_cast<std::int64_t>(std::numeric_limits<ToS>::min()) &&
+                         wide <= static_cast<std::int64_t>(std::numeric_limits<ToS>::max()),
+                     range_error, "[cast<", dtype_name<To>, ">] value ", wide, " at flat index ", flat,
+                     " does not fit");
+      }
+      out.data()[flat] = static_cast<ToS>(wide);
+    }
+  });
+  return out;
+}
+
+/// Integer → f32/f64, checking that every value is exactly representable.
+template <FloatDtype To, detail::contiguous_host_input X>
+  requires exact_integer_to_float<dtype_of<X>, To>
+[[nodiscard]] Tensor<To, rank_of<X>> to_float(const X& x) {
+  constexpr std::size_t R = rank_of<X>;
+  const TensorView<const dtype_of<X>, R> in = x;
+  Tensor<To, R> out(in.extents());
+  constexpr std::int64_t limit = std::same_as<To, f32> ? (std::int64_t{1} << 24) : (std::int64_t{1} << 53);
+  for_each_offset(in, [&](index_t i, index_t off) {
+    const auto v = static_cast<std::int64_t>(in.data()[off]);
+    PRECIS_CHECK(v >= -limit && v <= limit, range_error, "[to_float<", dtype_name<To>, ">] value ", v,
+                 " at flat index ", i, " is not exactly representable");
+    out.data()[i] = static_cast<storage_t<To>>(v);
+  });
+  return out;
+}
+
+/// Floating → integer, round half to even, range-checked (NaN is an error).
+template <IntegerDtype To, detail::contiguous_host_input X>
+  requires FloatDtype<dtype_of<X>>
+[[nodiscard]] Tensor<To, rank_of<X>> round_to(const X& x) {
+  constexpr std::size_t R = rank_of<X>;
+  const TensorView<const dtype_of<X>, R> in = x;
+  Tensor<To, R> out(in.extents());
+  using ToS = storage_t<To>;
+  for_each_offset(in, [&](index_t i, index_t off) {
+    double v;
+    if constexpr (std::same_as<dtype_of<X>, f64>) v = in.data()[off];
+    else v = static_cast<double>(static_cast<float>(in.data()[off]));
+    const double r = std::nearbyint(v);
+    PRECIS_CHECK(r >= static_cast<double>(std::numeric_limits<ToS>::min()) &&
+                     r <= static_cast<double>(std::numeric_limits<ToS>::max()),
+                 range_error, "[round_to<", dtype_name<To>, ">] value ", v, " at flat index ", i, " does not fit");
+    out.data()[i] = static_cast<ToS>(r);
+  });
+  return out;
+}
+
+}  // namespace precis
