@@ -86,4 +86,48 @@ concept PrecisionPolicy = requires {
 
 static_assert(PrecisionPolicy<f32_policy> && PrecisionPolicy<bf16_policy>);
 
+// ---------------------------------------------------------------------------------------------
+// Roles: what a tensor *is* in a model decides its declared dtype. Loaders check a checkpoint
+// tensor against `role_dtype_t<Role, Policy>`; pinned roles ignore the policy.
+// ---------------------------------------------------------------------------------------------
+namespace role {
+struct activation {};        // hidden states                  → P::activation
+struct weight {};            // projection / embedding weights  → P::weight (may be a block format)
+struct bias {};              // projection biases               → P::activation
+struct norm_weight {};       // RMSNorm gains                   → P::activation
+struct kv_store {};          // KV-cache storage                → P::kv_store
+struct rope_table {};        // inv_freq, cos/sin               → f32 (pinned)
+struct sinks {};             // attention sinks                 → f32 (pinned)
+struct router_logits {};     // MoE router logits               → f32 (pinned)
+struct router_bias {};       // MoE router bias                 → f32 (pinned)
+struct norm_accumulator {};  // RMSNorm variance                → f32 (pinned)
+struct attention_scores {};  // QKᵀ, softmax                    → f32 (pinned)
+struct positions {};         // token positions                 → i64
+}  // namespace role
+
+template <class Role, PrecisionPolicy P>
+struct role_dtype;
+template <PrecisionPolicy P> struct role_dtype<role::activation, P> { using type = typename P::activation; };
+template <PrecisionPolicy P> struct role_dtype<role::weight, P> { using type = typename P::weight; };
+template <PrecisionPolicy P> struct role_dtype<role::bias, P> { using type = typename P::activation; };
+template <PrecisionPolicy P> struct role_dtype<role::norm_weight, P> { using type = typename P::activation; };
+template <PrecisionPolicy P> struct role_dtype<role::kv_store, P> { using type = typename P::kv_store; };
+template <PrecisionPolicy P> struct role_dtype<role::rope_table, P> { using type = pinned_f32; };
+template <PrecisionPolicy P> struct role_dtype<role::sinks, P> { using type = pinned_f32; };
+template <PrecisionPolicy P> struct role_dtype<role::router_logits, P> { using type = pinned_f32; };
+template <PrecisionPolicy P> struct role_dtype<role::router_bias, P> { using type = pinned_f32; };
+template <PrecisionPolicy P> struct role_dtype<role::norm_accumulator, P> { using type = pinned_f32; };
+template <PrecisionPolicy P> struct role_dtype<role::attention_scores, P> { using type = pinned_f32; };
+template <PrecisionPolicy P> struct role_dtype<role::positions, P> { using type = i64; };
+
+/// The declared dtype of `Role` under policy `P`.
+template <class Role, PrecisionPolicy P>
+using role_dtype_t = typename role_dtype<Role, P>::type;
+
+template <class Role>
+inline constexpr bool is_pinned_role =
+    std::same_as<Role, role::rope_table> || std::same_as<Role, role::sinks> || std::same_as<Role, role::router_logits> ||
+    std::same_as<Role, role::router_bias> || std::same_as<Role, role::norm_accumulator> ||
+    std::same_as<Role, role::attention_scores>;
+
 }  // namespace precis
