@@ -11,7 +11,7 @@
 #pragma once
 
 #include <bit>     // std::bit_cast
-#include <cmath>   // std::nearbyint, std::fabs, std::isnan
+#include <cmath>   // std::nearbyint, std::fabs, std::isnan, std::ldexp
 #include <limits>  // std::numeric_limits
 
 #include <precis/core/dtype.hpp>        // dtype concepts
@@ -117,8 +117,10 @@ template <IntegerDtype To, detail::contiguous_host_input X>
     if constexpr (std::same_as<dtype_of<X>, f64>) v = in.data()[off];
     else v = static_cast<double>(static_cast<float>(in.data()[off]));
     const double r = std::nearbyint(v);
+    // Upper bound 2^digits (= max + 1, exact as a double): `r <= double(max)` would admit 2^63
+    // for i64, whose max rounds up to 2^63 as a double, and the conversion below would be UB.
     PRECIS_CHECK(r >= static_cast<double>(std::numeric_limits<ToS>::min()) &&
-                     r <= static_cast<double>(std::numeric_limits<ToS>::max()),
+                     r < std::ldexp(1.0, std::numeric_limits<ToS>::digits),
                  range_error, "[round_to<", dtype_name<To>, ">] value ", v, " at flat index ", i, " does not fit");
     out.data()[i] = static_cast<ToS>(r);
   });

@@ -63,10 +63,19 @@ using mxfp4_ggml = mxfp4_t<mxfp4_layout::ggml>;
 // ---------------------------------------------------------------------------------------------
 
 /// Every dtype precis can name at run time, including ones it can read but not compute with.
+// g++ < 13 wrongly reports that the scoped enumerators `dtype_code::mxfp4`/`mxfp4_ggml` shadow the
+// tag aliases above under -Wshadow (a false positive: they live in different scopes).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#endif
 enum class dtype_code : std::uint8_t {
   f64, f32, f16, bf16, f8_e4m3, f8_e5m2, i8, u8, i16, u16, i32, u32, i64, u64, boolean,
   q8_0, q4_0, q4_1, mxfp4, mxfp4_ggml,
 };
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Traits

@@ -1,0 +1,228 @@
+// precis/nn/rope.hpp — rotary position embedding: InvFreq, RopeTable<f32>, apply_rope.
+//
+// RoPE precision is the second most frequent dtype bug class (dtype-bugs C3) and seed bug 2:
+// Qwen3-Omni's `inv_freq` arrived as float64, cos/sin followed, and Q/K were promoted to f64
+// ("Buffer dtype mismatch, expected 'const float' but got 'double'"). Other entries: tables
+// autocast to bf16 (E11), `model.to(bf16)` rounding inv_freq (E12), bf16 positions (E13: 15962
+// becomes 15936 or 15968), fp16 rotation (E14), discarded f64 casts (E15). The rules:
+//
+//   InvFreq                  holds f32 only. Built from (base, rotary_dim[, YaRN]) in double host
+//                            math and narrowed once, or taken from a checkpoint tensor that must
+//                            be f32 (inv_freq_is_f32): an f64 inv_freq needs an explicit cast<f32>.
+//   RopeTable<T>             exists only for T = f32 (rope_table_is_f32): cos/sin [T, rotary_dim/2],
+//                            built by `from_positions` from *integer* positions (i32/i64,
+//                            rope_positions_are_integer), angles and cos/sin in double, narrowed once.
+//   apply_rope(x, table)     x [T, H, Dh] of an activation dtype D; rotates in f32 and returns D.
+//
+// Layouts (model-semantics §1a, §1d):
+//   half_split  (NeoX / HF rotate_half; gpt-oss, Qwen3, HF Llama)   pairs (x[i], x[i + rd/2])
+//                 o1 = x1·cos − x2·sin,  o2 = x2·cos + x1·sin                     [ccccssss]
+//   interleaved (GGUF arch `llama`, "normal" RoPE)                  pairs (x[2i], x[2i+1])
+//                                                                               [cscscscs]
+// Only the first `rotary_dim` features of a head rotate (partial rotary); the rest pass through.
+// YaRN (gpt-oss): inv_freq blends interpolation and extrapolation with a linear ramp between the
+// correction dims, and cos and sin are both multiplied by attention_factor (mscale), so logits
+// scale by mscale² — not applied again to the softmax scale (model-semantics §1a, §1.7).
+#pragma once
+
+#include <cmath>     // std::pow, std::log, std::floor, std::ceil, std::cos, std::sin
+#include <concepts>  // std::same_as
+#include <numbers>   // std::numbers::pi
+
+#include <precis/core/dtype.hpp>       // precis::f32, ActivationDtype, IndexDtype
+#include <precis/core/error.hpp>       // precis::config_error, shape_error, PRECIS_CHECK
+#include <precis/core/scalar.hpp>      // precis::to_compute, from_compute
+#include <precis/core/tensor.hpp>      // precis::Tensor
+#include <precis/ops/host_tensor.hpp>  // precis::HostTensorOfRank, materialize, format_extents
+
+namespace precis {
+
+// ---------------------------------------------------------------------------------------------
+// Rules
+// ---------------------------------------------------------------------------------------------
+
+/// The only RoPE table dtype is f32 (E11–E15, seed bug 2).
+template <class T>
+concept rope_table_is_f32 = std::same_as<T, f32>;
+
+/// inv_freq is f32: an f64 (or bf16) inv_freq is narrowed or widened by an explicit cast.
+template <class T>
+concept inv_freq_is_f32 = std::same_as<std::remove_cv_t<T>, f32>;
+
+/// Positions are integers (E13, E17): never bf16/f16/f32 values that merely look like integers.
+template <class T>
+concept rope_positions_are_integer = IndexDtype<T>;
+
+/// RoPE rotates activations of the model's compute dtypes (f32/bf16/f16), never f64 (E15).
+template <class T>
+concept rope_input_is_activation = ActivationDtype<T>;
+
+enum class rope_layout {
+  half_split,   ///< NeoX / HF rotate_half: pairs (i, i + rotary_dim/2)
+  interleaved,  ///< GGUF `llama` "normal" RoPE: pairs (2i, 2i+1)
+};
+
+/// YaRN "NTK-by-parts" scaling parameters (HF `rope_scaling` with rope_type "yarn").
+struct YarnScaling {
+  double factor = 1.0;                   ///< context extension factor (gpt-oss: 32)
+  double beta_fast = 32.0;               ///< high-frequency correction bound (gpt-oss: 32)
+  double beta_slow = 1.0;                ///< low-frequency correction bound (gpt-oss: 1)
+  double original_max_position = 4096;   ///< pre-extension context length L0 (gpt-oss: 4096)
+  bool truncate = true;                  ///< floor/ceil the correction range (HF default; gpt-oss: false)
+};
+
+// ---------------------------------------------------------------------------------------------
+// InvFreq
+// ---------------------------------------------------------------------------------------------
+
+/// The rotary inverse frequencies inv_freq[i], i < rotary_dim/2, in f32, plus the YaRN attention
+/// factor that multiplies cos and sin (1 without YaRN).
+class InvFreq {
+ public:
+  /// inv_freq[i] = base^(-2i/rotary_dim), computed in double and narrowed once.
+  [[nodiscard]] static InvFreq standard(double base, index_t rotary_dim) {
+    check_params("standard", base, rotary_dim);
+    Tensor<f32, 1> t({rotary_dim / 2});
+    for (index_t i = 0; i < rotary_dim / 2; ++i)
+      t(i) = static_cast<float>(std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(rotary_dim)));
+    return InvFreq(std::move(t), 1.0f);
+  }
+
+  /// YaRN inv_freq and attention factor (HF `_compute_yarn_parameters`; OpenAI gpt-oss
+  /// `_compute_concentration_and_inv_freq`), in double, narrowed once.
+  [[nodiscard]] static InvFreq yarn(double base, index_t rotary_dim, const YarnScaling& s) {
+    check_params("yarn", base, rotary_dim);
+    PRECIS_CHECK(s.factor >= 1.0 && s.original_max_position > 0 && s.beta_fast > s.beta_slow && s.beta_slow > 0,
+                 config_error, "[InvFreq::yarn] invalid scaling: factor ", s.factor, ", beta_fast ", s.beta_fast,
+                 ", beta_slow ", s.beta_slow, ", original_max_position ", s.original_max_position);
+    const double d = static_cast<double>(rotary_dim);
+    const auto corr_dim = [&](double rotations) {
+      return d * std::log(s.original_max_position / (rotations * 2.0 * std::numbers::pi)) / (2.0 * std::log(base));
+    };
+    double low = corr_dim(s.beta_fast), high = corr_dim(s.beta_slow);
+    if (s.truncate) {
+      low = std::floor(low);
+      high = std::ceil(high);
+    }
+    low = low < 0.0 ? 0.0 : low;
+    high = high > d - 1.0 ? d - 1.0 : high;
+    if (low == high) high += 0.001;  // HF linear_ramp_factor: avoid a zero-width ramp
+    Tensor<f32, 1> t({rotary_dim / 2});
+    for (index_t i = 0; i < rotary_dim / 2; ++i) {
+      const double pos_freq = std::pow(base, 2.0 * static_cast<double>(i) / d);
+      const double extrapolation = 1.0 / pos_freq, interpolation = 1.0 / (s.factor * pos_freq);
+      double ramp = (static_cast<double>(i) - low) / (high - low);
+      ramp = ramp < 0.0 ? 0.0 : (ramp > 1.0 ? 1.0 : ramp);
+      const double extrapolation_factor = 1.0 - ramp;
+      t(i) = static_cast<float>(interpolation * (1.0 - extrapolation_factor) + extrapolation * extrapolation_factor);
+    }
+    const double mscale = s.factor > 1.0 ? 0.1 * std::log(s.factor) + 1.0 : 1.0;
+    return InvFreq(std::move(t), static_cast<float>(mscale));
+  }
+
+  /// An inv_freq tensor [rotary_dim/2] read from a checkpoint. It must already be f32: a
+  /// float64 buffer (seed bug 2) is narrowed by the caller with an explicit `cast<f32>`.
+  template <HostTensorOfRank<1> T>
+    requires inv_freq_is_f32<dtype_of<T>>
+  explicit InvFreq(const T& inv_freq, float attention_factor = 1.0f)
+      : InvFreq(materialize(inv_freq), attention_factor) {}
+
+  [[nodiscard]] TensorView<const f32, 1> values() const noexcept { return inv_freq_.cview(); }
+  [[nodiscard]] index_t rotary_dim() const noexcept { return 2 * inv_freq_.extent(0); }
+  [[nodiscard]] float attention_factor() const noexcept { return attention_factor_; }
+
+ private:
+  InvFreq(Tensor<f32, 1> t, float attention_factor) : inv_freq_(std::move(t)), attention_factor_(attention_factor) {
+    PRECIS_CHECK(inv_freq_.extent(0) > 0, config_error, "[InvFreq] empty inv_freq");
+  }
+
+  static void check_params(const char* what, double base, index_t rotary_dim) {
+    PRECIS_CHECK(base > 1.0, config_error, "[InvFreq::", what, "] rope base must be > 1, got ", base);
+    PRECIS_CHECK(rotary_dim > 0 && rotary_dim % 2 == 0, config_error, "[InvFreq::", what,
+                 "] rotary_dim must be even and positive, got ", rotary_dim);
+  }
+
+  Tensor<f32, 1> inv_freq_;  // [rotary_dim/2]
+  float attention_factor_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// RopeTable
+// ---------------------------------------------------------------------------------------------
+
+/// cos/sin for a run of token positions. Only RopeTable<f32> can be named.
+template <class T>
+  requires rope_table_is_f32<T>
+class RopeTable {
+ public:
+  using dtype = T;
+
+  /// cos/sin [n_positions, rotary_dim/2] for integer `positions` [n_positions]:
+  /// angle = position · inv_freq[i] in double (the position is exact), then
+  /// cos/sin · attention_factor narrowed to f32 once.
+  template <HostTensorOfRank<1> P>
+    requires rope_positions_are_integer<dtype_of<P>>
+  [[nodiscard]] static RopeTable from_positions(const P& positions, const InvFreq& inv_freq) {
+    const const_view_t<P> pos = positions;
+    const TensorView<const f32, 1> inv = inv_freq.values();
+    const index_t n = pos.extent(0), half = inv.extent(0);
+    const double scale = static_cast<double>(inv_freq.attention_factor());
+    RopeTable table(Tensor<T, 2>({n, half}), Tensor<T, 2>({n, half}));
+    for (index_t t = 0; t < n; ++t) {
+      const double p = static_cast<double>(pos(t));
+      for (index_t i = 0; i < half; ++i) {
+        const double angle = p * static_cast<double>(inv(i));
+        table.cos_(t, i) = static_cast<float>(std::cos(angle) * scale);
+        table.sin_(t, i) = static_cast<float>(std::sin(angle) * scale);
+      }
+    }
+    return table;
+  }
+
+  [[nodiscard]] TensorView<const T, 2> cos() const noexcept { return cos_.cview(); }  // [n_positions, rotary_dim/2]
+  [[nodiscard]] TensorView<const T, 2> sin() const noexcept { return sin_.cview(); }  // [n_positions, rotary_dim/2]
+  [[nodiscard]] index_t n_positions() const noexcept { return cos_.extent(0); }
+  [[nodiscard]] index_t rotary_dim() const noexcept { return 2 * cos_.extent(1); }
+
+ private:
+  RopeTable(Tensor<T, 2> c, Tensor<T, 2> s) : cos_(std::move(c)), sin_(std::move(s)) {}
+
+  Tensor<T, 2> cos_;  // [n_positions, rotary_dim/2]
+  Tensor<T, 2> sin_;  // [n_positions, rotary_dim/2]
+};
+
+// ---------------------------------------------------------------------------------------------
+// apply_rope
+// ---------------------------------------------------------------------------------------------
+
+/// Rotates x [T, H, Dh] by the table's row t for token t; computes in f32, returns x's dtype.
+template <rope_layout Layout = rope_layout::half_split, HostTensorOfRank<3> X>
+  requires rope_input_is_activation<dtype_of<X>>
+[[nodiscard]] Tensor<dtype_of<X>, 3> apply_rope(const X& x, const RopeTable<f32>& table) {
+  using D = dtype_of<X>;
+  const const_view_t<X> in = x;
+  const index_t n_tok = in.extent(0), n_heads = in.extent(1), head_dim = in.extent(2);
+  const index_t rd = table.rotary_dim(), half = rd / 2;
+  PRECIS_CHECK(table.n_positions() == n_tok, shape_error, "[apply_rope] x ", format_extents(in.extents()),
+               " has ", n_tok, " tokens but the RoPE table has ", table.n_positions(), " positions");
+  PRECIS_CHECK(rd <= head_dim, shape_error, "[apply_rope] rotary_dim ", rd, " exceeds head_dim ", head_dim);
+  const TensorView<const f32, 2> cos = table.cos(), sin = table.sin();
+  Tensor<D, 3> out(in.extents());  // [T, H, Dh]
+  for (index_t t = 0; t < n_tok; ++t) {
+    for (index_t h = 0; h < n_heads; ++h) {
+      for (index_t i = 0; i < half; ++i) {
+        const index_t a = Layout == rope_layout::half_split ? i : 2 * i;
+        const index_t b = Layout == rope_layout::half_split ? i + half : 2 * i + 1;
+        const float x1 = static_cast<float>(to_compute<D>(in(t, h, a)));
+        const float x2 = static_cast<float>(to_compute<D>(in(t, h, b)));
+        const float c = cos(t, i), s = sin(t, i);
+        out(t, h, a) = from_compute<D>(x1 * c - x2 * s);
+        out(t, h, b) = from_compute<D>(x2 * c + x1 * s);
+      }
+      for (index_t j = rd; j < head_dim; ++j) out(t, h, j) = in(t, h, j);  // pass-through features
+    }
+  }
+  return out;
+}
+
+}  // namespace precis

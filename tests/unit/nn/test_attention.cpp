@@ -1,0 +1,220 @@
+// tests/unit/nn/test_attention.cpp — reference attention against float64 math, and its
+// properties: sinks at -inf, windows ≥ the sequence, cached decode = prefill, backend contracts
+// (nn/attention.hpp; model-semantics §1a; dtype-bugs E16, E19, E20, E23, E30).
+#include <catch2/catch.hpp>  // TEMPLATE_TEST_CASE, CHECK, STATIC_REQUIRE
+
+#include <cmath>   // std::exp, std::fabs, std::sqrt
+#include <limits>  // std::numeric_limits
+
+#include <precis/core/error.hpp>    // precis::config_error, shape_error
+#include <precis/nn/attention.hpp>  // precis::Attention, Sinks, attention_backend
+
+#include "nn_test_support.hpp"  // random_tensor, to_f64, compare, unit_roundoff
+
+using namespace precis;
+using namespace precis::test;
+
+namespace {
+template <class B, class Act>
+concept can_make_attention = requires { typename Attention<B, Act>; };
+template <class A, class S>
+concept can_attend_with_sinks = requires(const A& a, const Tensor<typename A::activation, 3>& x, const Sinks<S>& s) {
+  a(x, x, x, s);
+};
+
+/// Attention in float64: q [T, H, Dh], k/v [S, Hkv, Dh]; returns the output and, per element, the
+/// error bound of the f32 reference (see the test's comment).
+struct F64Attention {
+  std::vector<double> out, tol;
+};
+F64Attention attention_f64(const std::vector<double>& q, const std::vector<double>& k, const std::vector<double>& v,
+                           index_t n_q, index_t n_kv, const AttentionConfig& cfg, const std::vector<double>* sinks,
+                           double out_roundoff) {
+  const index_t h_n = cfg.n_heads, hkv = cfg.n_kv_heads, dh = cfg.head_dim, group = h_n / hkv;
+  const double scale = cfg.softmax_scale();
+  F64Attention r{std::vector<double>(static_cast<std::size_t>(n_q * h_n * dh)), {}};
+  r.tol.resize(r.out.size());
+  const auto at = [](const std::vector<double>& a, index_t i) { return a[static_cast<std::size_t>(i)]; };
+  for (index_t t = 0; t < n_q; ++t) {
+    const index_t pos = n_kv - n_q + t;
+    for (index_t h = 0; h < h_n; ++h) {
+      const index_t g = h / group;
+      std::vector<double> s;
+      std::vector<index_t> js;
+      for (index_t j = 0; j <= pos; ++j) {
+        if (cfg.sliding_window > 0 && !(pos - cfg.sliding_window < j)) continue;
+        double dot = 0;
+        for (index_t d = 0; d < dh; ++d) dot += at(q, (t * h_n + h) * dh + d) * at(k, (j * hkv + g) * dh + d);
+        s.push_back(dot * scale);
+        js.push_back(j);
+      }
+      double m = -std::numeric_limits<double>::infinity();
+      for (double x : s) m = std::max(m, x);
+      const double sink = sinks ? (*sinks)[static_cast<std::size_t>(h)] : -std::numeric_limits<double>::infinity();
+      m = std::max(m, sink);
+      double denom = std::exp(sink - m);
+      for (double& x : s) denom += x = std::exp(x - m);
+      for (index_t d = 0; d < dh; ++d) {
+        double o = 0, mag = 0;
+        for (std::size_t i = 0; i < s.size(); ++i) {
+          const double vv = at(v, (js[i] * hkv + g) * dh + d);
+          o += s[i] / denom * vv;
+          mag += s[i] / denom * std::fabs(vv);
+        }
+        const auto e = static_cast<std::size_t>((t * h_n + h) * dh + d);
+        r.out[e] = o;
+        // f32 reference: each score carries ≤ (Dh + 2)·u(f32)·|q||k|·scale ≤ (Dh + 2)·u·√Dh of
+        // absolute error (|q_d|, |k_d| ≤ 1), which exp turns into that much relative error of
+        // each weight; the softmax sum and the V accumulation add ≤ (2S + 4)·u relative. Output
+        // rounding adds u(Act)·|o|.
+        const double rel = (static_cast<double>(dh + 2) * std::sqrt(static_cast<double>(dh)) * scale * 2 +
+                            static_cast<double>(2 * n_kv + 4)) * unit_roundoff<f32>;
+        r.tol[e] = rel * mag + out_roundoff * std::fabs(o);
+      }
+    }
+  }
+  return r;
+}
+
+template <class Act>
+void check_attention(const Tensor<Act, 3>& got, const Tensor<Act, 3>& q, const Tensor<Act, 3>& k,
+                     const Tensor<Act, 3>& v, const AttentionConfig& cfg, const std::vector<double>* sinks) {
+  const auto ref = attention_f64(to_f64(q), to_f64(k), to_f64(v), q.extent(0), k.extent(0), cfg, sinks,
+                                 unit_roundoff<Act>);
+  const auto c = compare(to_f64(got), ref.out, ref.tol);
+  INFO(c.first);
+  CHECK(c.ok());
+}
+
+template <class Act>
+bool bit_equal(const Tensor<Act, 3>& a, const Tensor<Act, 3>& b) {
+  if (a.extents() != b.extents()) return false;
+  for (index_t i = 0; i < a.numel(); ++i)
+    if (!(a.data()[i] == b.data()[i])) return false;
+  return true;
+}
+}  // namespace
+
+TEMPLATE_TEST_CASE("reference attention (GQA, causal, sinks, window) matches float64 math", "[nn][attention]", f32,
+                   bf16) {
+  auto rng = make_rng(71);
+  const AttentionConfig cfg{.n_heads = 4, .n_kv_heads = 2, .head_dim = 16};
+  const auto q = random_tensor<TestType, 3>({6, 4, 16}, rng);
+  const auto k = random_tensor<TestType, 3>({6, 2, 16}, rng);
+  const auto v = random_tensor<TestType, 3>({6, 2, 16}, rng);
+  const Attention<attention_backend::reference, TestType> attn(cfg);
+  check_attention(attn(q, k, v), q, k, v, cfg, nullptr);
+
+  const auto sink_t = random_tensor<f32, 1>({4}, rng, 0.5, 3.0);
+  const std::vector<double> sinks = to_f64(sink_t);
+  check_attention(attn(q, k, v, Sinks<f32>(sink_t)), q, k, v, cfg, &sinks);
+
+  AttentionConfig win = cfg;
+  win.sliding_window = 3;
+  const Attention<attention_backend::reference, TestType> windowed(win);
+  check_attention(windowed(q, k, v, Sinks<f32>(sink_t)), q, k, v, win, &sinks);
+
+  // Decode shape: 2 queries at the end of 6 keys.
+  const auto q2 = random_tensor<TestType, 3>({2, 4, 16}, rng);
+  check_attention(windowed(q2, k, v), q2, k, v, win, nullptr);
+}
+
+TEST_CASE("sinks at -inf give exactly plain softmax attention", "[nn][attention]") {
+  auto rng = make_rng(72);
+  const AttentionConfig cfg{.n_heads = 2, .n_kv_heads = 1, .head_dim = 8};
+  const auto q = random_tensor<bf16, 3>({5, 2, 8}, rng);
+  const auto k = random_tensor<bf16, 3>({5, 1, 8}, rng);
+  const auto v = random_tensor<bf16, 3>({5, 1, 8}, rng);
+  Tensor<f32, 1> s({2});
+  s(0) = s(1) = -std::numeric_limits<float>::infinity();
+  const Attention<attention_backend::reference, bf16> attn(cfg);
+  CHECK(bit_equal(attn(q, k, v, Sinks<f32>(s)), attn(q, k, v)));
+}
+
+TEST_CASE("a sink takes attention mass without contributing a value", "[nn][attention]") {
+  // One key, one head: without a sink the output is v; a sink of logit s scales it by
+  // e^l / (e^l + e^s) where l = q·k·scale.
+  const AttentionConfig cfg{.n_heads = 1, .n_kv_heads = 1, .head_dim = 2, .scale = 1.0};
+  Tensor<f32, 3> q({1, 1, 2}), k({1, 1, 2}), v({1, 1, 2});
+  q(0, 0, 0) = 1.0f; k(0, 0, 0) = 0.5f; v(0, 0, 0) = 2.0f; v(0, 0, 1) = -4.0f;
+  Tensor<f32, 1> s({1});
+  s(0) = 0.5f;  // equal to the score: half the mass goes to the sink
+  const Attention<attention_backend::reference, f32> attn(cfg);
+  const auto o = attn(q, k, v, Sinks<f32>(s));
+  CHECK(o(0, 0, 0) == 1.0f);
+  CHECK(o(0, 0, 1) == -2.0f);
+}
+
+TEST_CASE("a sliding window covering the sequence equals full causal attention", "[nn][attention]") {
+  auto rng = make_rng(73);
+  const AttentionConfig full{.n_heads = 2, .n_kv_heads = 2, .head_dim = 8};
+  AttentionConfig win = full;
+  win.sliding_window = 7;  // ≥ 7 keys: nothing is cut
+  const auto q = random_tensor<f32, 3>({7, 2, 8}, rng);
+  const auto k = random_tensor<f32, 3>({7, 2, 8}, rng);
+  const auto v = random_tensor<f32, 3>({7, 2, 8}, rng);
+  const Attention<attention_backend::reference, f32> a_full(full), a_win(win);
+  CHECK(bit_equal(a_full(q, k, v), a_win(q, k, v)));
+  // A window of 1 counts only the current token: the output is that token's value.
+  win.sliding_window = 1;
+  const auto own = Attention<attention_backend::reference, f32>(win)(q, k, v);
+  for (index_t t = 0; t < 7; ++t)
+    for (index_t d = 0; d < 8; ++d) CHECK(own(t, 1, d) == v(t, 1, d));
+  // A window of 6 (< 7 keys) does change the last query.
+  win.sliding_window = 6;
+  CHECK_FALSE(bit_equal(a_full(q, k, v), Attention<attention_backend::reference, f32>(win)(q, k, v)));
+}
+
+TEST_CASE("decoding token by token through the KV cache equals prefill", "[nn][attention]") {
+  auto rng = make_rng(74);
+  const AttentionConfig cfg{.n_heads = 4, .n_kv_heads = 2, .head_dim = 8, .sliding_window = 3};
+  const auto q = random_tensor<bf16, 3>({5, 4, 8}, rng);
+  const auto k = random_tensor<bf16, 3>({5, 2, 8}, rng);
+  const auto v = random_tensor<bf16, 3>({5, 2, 8}, rng);
+  const auto sink_t = random_tensor<f32, 1>({4}, rng);
+  const Sinks<f32> sinks(sink_t);
+  const Attention<attention_backend::reference, bf16> attn(cfg);
+  const auto prefill = attn(q, k, v, sinks);
+  auto cache = attn.make_cache(2, 8);
+  for (index_t t = 0; t < 5; ++t) {
+    const auto step = attn.forward(cache, 1, q.cview().slice(0, t, t + 1), k.cview().slice(0, t, t + 1),
+                                   v.cview().slice(0, t, t + 1), sinks);
+    for (index_t h = 0; h < 4; ++h)
+      for (index_t d = 0; d < 8; ++d) CHECK(step(0, h, d) == prefill(t, h, d));
+  }
+  CHECK(cache.length(1) == 5);
+}
+
+TEST_CASE("flash_bf16 declares a contract and runs the reference kernel", "[nn][attention]") {
+  auto rng = make_rng(75);
+  const AttentionConfig cfg{.n_heads = 2, .n_kv_heads = 1, .head_dim = 4};
+  const auto q = random_tensor<bf16, 3>({3, 2, 4}, rng);
+  const auto k = random_tensor<bf16, 3>({3, 1, 4}, rng);
+  const Attention<attention_backend::flash_bf16, bf16> flash(cfg);
+  const Attention<attention_backend::reference, bf16> ref(cfg);
+  CHECK(bit_equal(flash(q, k, k), ref(q, k, k)));
+}
+
+TEST_CASE("attention checks its configuration and shapes", "[nn][attention]") {
+  using A = Attention<attention_backend::reference, f32>;
+  REQUIRE_THROWS_AS(A(AttentionConfig{.n_heads = 3, .n_kv_heads = 2, .head_dim = 4}), config_error);
+  REQUIRE_THROWS_AS(A(AttentionConfig{.n_heads = 0, .n_kv_heads = 1, .head_dim = 4}), config_error);
+  const A attn(AttentionConfig{.n_heads = 2, .n_kv_heads = 1, .head_dim = 4});
+  const Tensor<f32, 3> q({2, 2, 4}), k({2, 1, 4}), k_bad({2, 2, 4}), q_long({3, 2, 4});
+  REQUIRE_THROWS_AS(attn(q, k_bad, k_bad), shape_error);
+  REQUIRE_THROWS_AS(attn(q_long, k, k), shape_error);  // more queries than keys
+  REQUIRE_THROWS_AS(attn(q, k, k, Sinks<f32>(Tensor<f32, 1>({3}))), shape_error);
+}
+
+TEST_CASE("attention backends state their activation and sink dtypes (E16, E23, E30)", "[nn][attention][static]") {
+  using attention_backend::flash_bf16;
+  using attention_backend::reference;
+  STATIC_REQUIRE(can_make_attention<reference, f32>);
+  STATIC_REQUIRE(can_make_attention<reference, bf16>);
+  STATIC_REQUIRE_FALSE(can_make_attention<reference, f64>);
+  STATIC_REQUIRE(can_make_attention<flash_bf16, bf16>);
+  STATIC_REQUIRE_FALSE(can_make_attention<flash_bf16, f32>);  // "FlashAttention only supports fp16 and bf16"
+  STATIC_REQUIRE(can_attend_with_sinks<Attention<flash_bf16, bf16>, f32>);
+  STATIC_REQUIRE_FALSE(can_attend_with_sinks<Attention<flash_bf16, bf16>, bf16>);  // trtllm needs f32 sinks
+  STATIC_REQUIRE_FALSE(can_attend_with_sinks<Attention<reference, bf16>, bf16>);
+}
