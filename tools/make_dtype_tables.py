@@ -42,7 +42,7 @@ Where the reference output is NaN, the C++ tests only require a NaN (libraries l
 differ in the NaN's sign and payload: ml_dtypes returns a canonical NaN, precis keeps the sign
 and top payload bits); every other output must match bit for bit.
 
-FP4 E2M1 (MXFP4 elements): ml_dtypes 0.6's float4_e2m1fn *saturates* (+-Inf and values >= 6
+FP4 E2M1 (MXFP4 elements): ml_dtypes 0.6's float4_e2m1fn *saturates* (+-Inf and every |x| > 5
 go to +-6), which is also what the OCP MX v1.0 spec prescribes for conversion into MX element
 types, and what precis' f32_to_fp4_e2m1 does. The encode_fp4_e2m1 table therefore contains no
 NaN inputs: ml_dtypes maps NaN to an arbitrary signed zero (+NaN -> 0x8, i.e. -0), which is not

@@ -83,11 +83,18 @@ class Tensor {
   [[nodiscard]] std::size_t bytes() const noexcept { return static_cast<std::size_t>(numel()) * sizeof(element_type); }
   [[nodiscard]] bool empty() const noexcept { return numel() == 0; }
 
-  [[nodiscard]] TensorView<D, Rank, Dev> view() noexcept { return {data_, extents_}; }
-  [[nodiscard]] TensorView<const D, Rank, Dev> view() const noexcept { return {data_, extents_}; }
-  [[nodiscard]] TensorView<const D, Rank, Dev> cview() const noexcept { return {data_, extents_}; }
-  operator TensorView<D, Rank, Dev>() noexcept { return view(); }                 // NOLINT
-  operator TensorView<const D, Rank, Dev>() const noexcept { return cview(); }    // NOLINT
+  // Views of an lvalue tensor only: a view of a temporary would dangle the moment the full
+  // expression ends (`TensorView<bf16, 2> v = make_tensor<bf16, 2>(...)` must not compile).
+  [[nodiscard]] TensorView<D, Rank, Dev> view() & noexcept { return {data_, extents_}; }
+  [[nodiscard]] TensorView<const D, Rank, Dev> view() const& noexcept { return {data_, extents_}; }
+  [[nodiscard]] TensorView<const D, Rank, Dev> cview() const& noexcept { return {data_, extents_}; }
+  void view() && = delete;
+  void view() const&& = delete;
+  void cview() const&& = delete;
+  operator TensorView<D, Rank, Dev>() & noexcept { return view(); }                 // NOLINT
+  operator TensorView<const D, Rank, Dev>() const& noexcept { return cview(); }     // NOLINT
+  operator TensorView<D, Rank, Dev>() && = delete;
+  operator TensorView<const D, Rank, Dev>() const&& = delete;
 
   template <class... Idx>
     requires(sizeof...(Idx) == Rank && std::same_as<Dev, cpu>)
@@ -103,6 +110,11 @@ class Tensor {
     requires(sizeof...(Idx) == Rank && std::same_as<Dev, cpu>)
   [[nodiscard]] element_type& at(Idx... idx) {
     return view().at(idx...);
+  }
+  template <class... Idx>
+    requires(sizeof...(Idx) == Rank && std::same_as<Dev, cpu>)
+  [[nodiscard]] const element_type& at(Idx... idx) const {
+    return cview().at(idx...);
   }
 
  private:

@@ -199,6 +199,10 @@ class SafetensorsFile {
                 ")");
     if (header.empty() || header[0] != std::byte{'{'})
       fail_file("header does not start with '{' (a safetensors header is a JSON object)");
+    // JSON never contains a raw NUL (not even inside strings), but nlohmann's lexer reads one as
+    // the end of input and would accept "{}\0<anything>".
+    for (std::size_t i = 0; i < header.size(); ++i)
+      if (header[i] == std::byte{0}) fail_file("header is not valid JSON: NUL byte at header offset ", i);
     const nlohmann::json root = parse_json(header);
     if (!root.is_object()) fail_file("header is not a JSON object");
 

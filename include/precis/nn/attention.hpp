@@ -72,7 +72,7 @@ struct AttentionConfig {
   index_t n_kv_heads = 0;      ///< key/value heads (GQA: divides n_heads)
   index_t head_dim = 0;
   index_t sliding_window = 0;  ///< 0: full causal; w > 0: keys p − w < j ≤ p are visible
-  std::optional<double> scale; ///< softmax scale; head_dim^-0.5 when absent
+  std::optional<double> scale = std::nullopt;  ///< softmax scale; head_dim^-0.5 when absent
 
   [[nodiscard]] double softmax_scale() const { return scale ? *scale : 1.0 / std::sqrt(static_cast<double>(head_dim)); }
 };

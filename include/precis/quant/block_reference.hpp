@@ -202,7 +202,7 @@ PRECIS_HD constexpr void quantize_block_q4_0(const float in[32], block_q4_0& out
   float amax = 0.0f;
   float max = 0.0f;
   for (int j = 0; j < 32; ++j) {
-    if (amax <= detail::abs_bits(in[j])) {
+    if (amax < detail::abs_bits(in[j])) {
       amax = detail::abs_bits(in[j]);
       max = in[j];
     }

@@ -2,7 +2,7 @@
 // of numeric/microscaling.hpp against ml_dtypes' float4_e2m1fn and float8_e8m0fnu.
 //
 // Reference: tests/fixtures/dtype/{decode_fp4_e2m1,decode_e8m0,encode_fp4_e2m1}.bin
-// (tools/make_dtype_tables.py). ml_dtypes' float4_e2m1fn saturates (±Inf and |x| ≥ 5 → ±6), as
+// (tools/make_dtype_tables.py). ml_dtypes' float4_e2m1fn saturates (|x| > 5, ±Inf included, → ±6), as
 // the OCP MX v1.0 spec prescribes for conversion into MX element types and as precis does; the
 // encode table holds no NaN input (ml_dtypes returns an arbitrary signed zero there, precis
 // documents NaN → ±0). Tolerance: none — every value involved is exact in f32.
