@@ -45,9 +45,6 @@
 
 namespace precis {
 
-/// Values per block, for every format precis knows (QK8_0 = QK4_0 = QK4_1 = QK_MXFP4 = 32).
-inline constexpr int quant_block_values = 32;
-
 namespace detail {
 
 /// |x| by clearing the sign bit, as fabsf does (−0.0 → +0.0; `x < 0 ? -x : x` keeps −0.0).

@@ -42,7 +42,36 @@ constexpr float hf_mxfp4_example(int j) {
   return out[j];
 }
 
+// The ggml quantisers (all but MXFP4, which calls log2f) are constexpr too.
+constexpr float q4_0_round_trip(int j) {
+  float in[32] = {-8.0f, 0.5f, -0.5f, 7.5f};
+  block_q4_0 b{};
+  quantize_block_q4_0(in, b);
+  float out[32] = {};
+  dequantize_block(b, out);
+  return out[j];
+}
+constexpr float q8_0_round_trip(int j) {
+  float in[32] = {127.0f, 2.5f, -2.5f};
+  block_q8_0 b{};
+  quantize_block_q8_0(in, b);
+  float out[32] = {};
+  dequantize_block(b, out);
+  return out[j];
+}
+
 }  // namespace
+
+TEST_CASE("the reference is usable in constant expressions", "[quant][reference]") {
+  // Q4_0 with max = -8 (d = 1): codes 0, 9, 8, 15 → -8, 1, 0, 7 (7.5 clamps to code 15).
+  STATIC_REQUIRE(q4_0_round_trip(0) == -8.0f);
+  STATIC_REQUIRE(q4_0_round_trip(1) == 1.0f);
+  STATIC_REQUIRE(q4_0_round_trip(2) == 0.0f);
+  STATIC_REQUIRE(q4_0_round_trip(3) == 7.0f);
+  // Q8_0 with amax = 127 (d = 1): roundf(±2.5) = ±3.
+  STATIC_REQUIRE(q8_0_round_trip(1) == 3.0f);
+  STATIC_REQUIRE(q8_0_round_trip(2) == -3.0f);
+}
 
 TEST_CASE("block layouts have the ggml sizes (model-semantics §1.6)", "[quant][reference]") {
   STATIC_REQUIRE(sizeof(block_q4_0) == 18);
