@@ -8,7 +8,7 @@
 #   // expect-error: <regex>
 #
 # naming the diagnostic the illegal line must produce — normally the concept whose failure *is*
-# the reason, in a form both g++ and clang++ print (see tests/compile_fail/README.md).
+# the reason, in a form both g++ and clang++ print (see docs/dtype-safety.md §6).
 #
 # The source is built twice, as EXCLUDE_FROM_ALL object libraries (compile only, no link):
 #   <name>.ok   must build: proves the file is otherwise valid, so the ko build cannot fail for

@@ -10,7 +10,10 @@
 // hence a crash, under libFuzzer, and a test failure under Catch2.
 #pragma once
 
+#include <algorithm>  // std::equal
 #include <cstddef>    // std::byte, std::size_t
+#include <cstdint>    // std::uint64_t
+#include <optional>   // std::optional
 #include <span>       // std::span
 #include <stdexcept>  // std::logic_error
 #include <string>     // std::string

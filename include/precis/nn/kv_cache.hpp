@@ -60,12 +60,35 @@ concept KvStore = ActivationDtype<Store> || detail::valid_quantized_kv<Store>;
 template <class Store>
 using kv_element_t = typename detail::kv_element<Store>::type;
 
+namespace detail {
+/// What an append argument is, as far as the store is concerned: the dtype of a rank-3 host
+/// tensor appended to an unquantized store, otherwise the argument's own type.
+template <class Arg, class Store>
+struct kv_append_key {
+  using type = std::remove_cvref_t<Arg>;
+};
+template <class Arg, class Store>
+  requires(!is_quantized_kv<Store> && HostTensorOfRank<Arg, 3>)
+struct kv_append_key<Arg, Store> {
+  using type = dtype_of<Arg>;
+};
+/// What a store expects: its own dtype, or its quantizer's output for quantized_kv<S, Q>.
+template <class Store>
+struct kv_append_expected {
+  using type = Store;
+};
+template <class S, class Q>
+struct kv_append_expected<quantized_kv<S, Q>> {
+  using type = QuantizedKv<S, Q>;
+};
+}  // namespace detail
+
 /// What `append` accepts for a cache of `Store`: a rank-3 host tensor of exactly `Store`, or —
 /// for quantized_kv<S, Q> — the output of quantizer Q in S codes, nothing else (seed bug 1).
+/// One `same_as`, so the diagnostic shows both sides ("_Tp = bf16; _Up = f32").
 template <class Arg, class Store>
 concept kv_append_matches_store =
-    (!is_quantized_kv<Store> && HostTensorOfRank<Arg, 3> && same_dtype_no_implicit_cast<dtype_of<Arg>, Store>) ||
-    (is_quantized_kv<Store> && std::same_as<std::remove_cvref_t<Arg>, QuantizedKv<kv_element_t<Store>, typename Store::quantizer>>);
+    std::same_as<typename detail::kv_append_key<Arg, Store>::type, typename detail::kv_append_expected<Store>::type>;
 
 template <class Store>
   requires KvStore<Store>

@@ -21,6 +21,7 @@
 
 #include <cmath>     // std::fabs
 #include <concepts>  // std::same_as
+#include <cstdint>   // std::uint8_t
 
 #include <precis/core/dtype.hpp>       // precis::f8_e4m3, f8_e5m2, f32, ActivationDtype
 #include <precis/core/error.hpp>       // precis::shape_error, PRECIS_CHECK

@@ -22,6 +22,7 @@
 #include <algorithm>  // std::partial_sort
 #include <cmath>      // std::exp
 #include <concepts>   // std::same_as
+#include <cstdint>    // std::int32_t
 #include <limits>     // std::numeric_limits
 #include <numeric>    // std::iota
 #include <optional>   // std::optional

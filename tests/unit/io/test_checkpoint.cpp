@@ -95,7 +95,7 @@ TEST_CASE("Checkpoint rejects index/shard inconsistencies, naming index, shard a
   SECTION("weight_map names a shard that does not exist") {
     rejects(R"({"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00001-of-00002.safetensors",
                                "c": "model-00003-of-00002.safetensors"}})",
-            {"tensor 'c'", "shard 'model-00003-of-00002.safetensors'", "does not exist"});
+            {"weight_map entry 'c'", "shard 'model-00003-of-00002.safetensors'", "does not exist"});
   }
   SECTION("an indexed tensor is not in its shard") {
     rejects(R"({"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00001-of-00002.safetensors",
