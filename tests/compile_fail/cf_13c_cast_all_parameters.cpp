@@ -5,13 +5,13 @@
 // precis has no cast_all member to call, so this case tests the nearest thing a user can write:
 // a generic visitor applying cast<bf16> to each parameter of a block. It cannot be
 // instantiated, because the precision-pinned parameters (InvFreq, Sinks<f32>) are their own
-// types, not tensors: `cast` accepts host tensors only (detail::contiguous_host_input, i.e.
+// types, not tensors: `cast` accepts host tensors only (detail::host_tensor_input, i.e.
 // TensorLike), so there is no way to reach their storage generically. Changing a block's
 // precision means instantiating it with another policy — whose pinned roles stay f32 (13a/13b).
 // The twin visits only the policy-following weight tensors, by name.
-// g++ reports the failed constraint (contiguous_host_input); clang++ reports the same fact one step
+// g++ reports the failed constraint (host_tensor_input); clang++ reports the same fact one step
 // earlier, on cast's return type Tensor<To, rank_of<X>>, whose rank_of requires TensorLike.
-// expect-error: (satisfaction of|because|does not satisfy) 'contiguous_host_input[<']|constraints not satisfied for variable template 'rank_of' \[with T = precis::(InvFreq|Sinks)
+// expect-error: (satisfaction of|because|does not satisfy) 'host_tensor_input[<']|constraints not satisfied for variable template 'rank_of' \[with T = precis::(InvFreq|Sinks)
 #include <tuple>  // std::apply, std::tie
 
 #include <precis/core/cast.hpp>     // precis::cast

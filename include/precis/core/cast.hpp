@@ -15,6 +15,7 @@
 #include <limits>  // std::numeric_limits
 
 #include <precis/core/dtype.hpp>        // dtype concepts
+#include <precis/numeric/round_to_odd.hpp>  // f64_to_f32_round_to_odd
 #include <precis/core/error.hpp>        // precis::range_error
 #include <precis/core/tensor.hpp>       // precis::Tensor
 #include <precis/core/tensor_view.hpp>  // precis::TensorView
@@ -32,26 +33,13 @@ template <class From, class To>
 concept exact_integer_to_float = IntegerDtype<From> && (std::same_as<To, f32> || std::same_as<To, f64>);
 
 namespace detail {
-/// f64 → float with round-to-odd, so that a second rounding to bf16/f16/fp8 is correctly
-/// rounded (Boldo & Melquiond, "When double rounding is odd", 2005).
-[[nodiscard]] inline float f64_to_f32_round_to_odd(double v) noexcept {
-  float f = static_cast<float>(v);
-  const double back = static_cast<double>(f);
-  if (back != v && !std::isnan(v)) {
-    std::uint32_t bits = std::bit_cast<std::uint32_t>(f);
-    if (std::fabs(back) > std::fabs(v)) bits -= 1u;  // truncate toward zero (sign-magnitude)
-    f = std::bit_cast<float>(bits | 1u);              // sticky "inexact" bit
-  }
-  return f;
-}
-
 template <class T>
-concept contiguous_host_input = TensorLike<T> && std::same_as<device_of<T>, cpu>;
+concept host_tensor_input = TensorLike<T> && std::same_as<device_of<T>, cpu>;
 }  // namespace detail
 
 /// Elementwise dtype conversion of a host tensor into a new tensor of dtype `To`.
 /// Float → float rounds to nearest even (once: f64 → bf16 does not double-round through f32).
-template <ElementDtype To, detail::contiguous_host_input X>
+template <ElementDtype To, detail::host_tensor_input X>
   requires cast_within_kind<dtype_of<X>, To>
 [[nodiscard]] Tensor<To, rank_of<X>> cast(const X& x) {
   using From = dtype_of<X>;
@@ -66,7 +54,7 @@ template <ElementDtype To, detail::contiguous_host_input X>
       } else if constexpr (std::same_as<From, f64> && std::same_as<To, f32>) {
         out.data()[flat] = static_cast<float>(v);
       } else if constexpr (std::same_as<From, f64>) {
-        out.data()[flat] = static_cast<storage_t<To>>(detail::f64_to_f32_round_to_odd(v));
+        out.data()[flat] = static_cast<storage_t<To>>(f64_to_f32_round_to_odd(v));
       } else if constexpr (std::same_as<To, f64>) {
         out.data()[flat] = static_cast<double>(static_cast<float>(v));
       } else {
@@ -88,7 +76,7 @@ template <ElementDtype To, detail::contiguous_host_input X>
 }
 
 /// Integer → f32/f64, checking that every value is exactly representable.
-template <FloatDtype To, detail::contiguous_host_input X>
+template <FloatDtype To, detail::host_tensor_input X>
   requires exact_integer_to_float<dtype_of<X>, To>
 [[nodiscard]] Tensor<To, rank_of<X>> to_float(const X& x) {
   constexpr std::size_t R = rank_of<X>;
@@ -105,7 +93,7 @@ template <FloatDtype To, detail::contiguous_host_input X>
 }
 
 /// Floating → integer, round half to even, range-checked (NaN is an error).
-template <IntegerDtype To, detail::contiguous_host_input X>
+template <IntegerDtype To, detail::host_tensor_input X>
   requires FloatDtype<dtype_of<X>>
 [[nodiscard]] Tensor<To, rank_of<X>> round_to(const X& x) {
   constexpr std::size_t R = rank_of<X>;

@@ -29,6 +29,7 @@
 #include <precis/core/config.hpp>  // PRECIS_HD
 #include <precis/core/dtype.hpp>   // precis::FloatDtype, storage_t, dtype_name
 #include <precis/core/error.hpp>   // precis::range_error, PRECIS_CHECK
+#include <precis/numeric/round_to_odd.hpp>  // f64_to_f32_round_to_odd
 
 namespace precis {
 
@@ -71,21 +72,6 @@ enum class scalar_check { ok, not_finite, overflows, underflows_to_zero };
   return v == v && v <= std::numeric_limits<double>::max() && v >= -std::numeric_limits<double>::max();
 }
 
-/// double → float with round-to-odd (|v| must not exceed FLT_MAX). A second rounding of the
-/// result to bf16/f16/fp8 is then the correctly rounded double → D conversion
-/// (Boldo & Melquiond 2005). constexpr, unlike core/cast.hpp's run-time twin.
-[[nodiscard]] constexpr float f64_to_f32_odd(double v) noexcept {
-  float f = static_cast<float>(v);
-  const double back = static_cast<double>(f);
-  if (back != v) {
-    std::uint32_t bits = std::bit_cast<std::uint32_t>(f);
-    const bool away = (v > 0) ? (back > v) : (back < v);
-    if (away) bits -= 1u;  // step toward zero (sign-magnitude)
-    f = std::bit_cast<float>(bits | 1u);
-  }
-  return f;
-}
-
 /// Rounds `v` to dtype `D` and reports whether the result is a faithful finite value.
 template <FloatDtype D>
 [[nodiscard]] constexpr storage_t<D> round_scalar(double v, scalar_check& check) noexcept {
@@ -106,7 +92,7 @@ template <FloatDtype D>
     if constexpr (std::same_as<std::remove_cv_t<D>, f32>)
       r = static_cast<float>(v);  // one rounding, double → float
     else
-      r = storage_t<D>(f64_to_f32_odd(v));  // round-to-odd, then one rounding to D
+      r = storage_t<D>(f64_to_f32_round_to_odd(v));  // round-to-odd, then one rounding to D
     const float back = static_cast<float>(r);
     if (!(back == back) || back > std::numeric_limits<float>::max() || back < -std::numeric_limits<float>::max())
       check = scalar_check::overflows;  // ±Inf (bf16, f16, e5m2) or NaN (e4m3 has no Inf)

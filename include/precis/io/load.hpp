@@ -145,7 +145,7 @@ template <ElementDtype D, std::size_t Rank, LoadConversion... Cs>
 
   // --- dtype: equal, or a listed conversion maps stored → D --------------------------------------
   const bool convertible = ((stored == dtype_traits<typename Cs::from>::code) || ...);
-  if (false && stored != declared && !convertible) {
+  if (stored != declared && !convertible) {
     std::string hint;
     if constexpr (sizeof...(Cs) > 0) {
       hint = "; listed conversions:";
