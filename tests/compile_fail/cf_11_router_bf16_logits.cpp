@@ -4,7 +4,7 @@
 // functions accept only f32 logits (router_logits_are_f32, nn/router.hpp); the router's own
 // logits(x) is an out-dtype GEMM, matmul<f32>.
 // expect-error: (satisfaction of|because|does not satisfy) 'router_logits_are_f32[<']
-#include <precis/nn/router.hpp>   // precis::Router, topk_then_softmax
+#include <precis/nn/router.hpp>   // precis::Router, TopKThenSoftmax
 #include <precis/ops/matmul.hpp>  // precis::matmul
 
 using namespace precis;
@@ -16,6 +16,6 @@ index_t cf_11(const Tensor<bf16, 2>& x, const Tensor<bf16, 2>& gate) {
 #else
   const Tensor<f32, 2> logits = matmul<f32>(x, gate);  // what Router<bf16>::logits does
 #endif
-  const Routing r = topk_then_softmax{}(logits, 4);
+  const Routing r = TopKThenSoftmax{}(logits, 4);
   return r.experts.numel();
 }

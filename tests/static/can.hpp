@@ -18,7 +18,7 @@
 #include <precis/nn/linear.hpp>              // Linear
 #include <precis/nn/qlinear.hpp>             // QLinear
 #include <precis/nn/rope.hpp>                // InvFreq, RopeTable, apply_rope
-#include <precis/nn/router.hpp>              // Router, softmax_then_topk, topk_then_softmax
+#include <precis/nn/router.hpp>              // Router, SoftmaxThenTopK, TopKThenSoftmax
 #include <precis/ops/cat.hpp>                // cat
 #include <precis/ops/elementwise.hpp>        // add, mul
 #include <precis/ops/matmul.hpp>             // matmul

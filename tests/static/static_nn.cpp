@@ -57,10 +57,10 @@ static_assert(!can_attend_with_sinks<Attention<flash_bf16, bf16>, bf16>);
 static_assert(!can_attend_with_sinks<Attention<reference, f32>, bf16>);
 
 // --- router (C6; E18) ----------------------------------------------------------------------
-static_assert(can_route<topk_then_softmax, Tensor<f32, 2>>);
-static_assert(can_route<softmax_then_topk, TensorView<const f32, 2>>);
-static_assert(!can_route<topk_then_softmax, Tensor<bf16, 2>>);
-static_assert(!can_route<softmax_then_topk, Tensor<bf16, 2>>);
+static_assert(can_route<TopKThenSoftmax, Tensor<f32, 2>>);
+static_assert(can_route<SoftmaxThenTopK, TensorView<const f32, 2>>);
+static_assert(!can_route<TopKThenSoftmax, Tensor<bf16, 2>>);
+static_assert(!can_route<SoftmaxThenTopK, Tensor<bf16, 2>>);
 static_assert(can_router_logits<bf16, Tensor<bf16, 2>>);
 static_assert(!can_router_logits<bf16, Tensor<f32, 2>>);  // E2
 

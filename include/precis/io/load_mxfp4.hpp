@@ -17,11 +17,13 @@
 #include <concepts>     // std::same_as
 #include <cstddef>      // std::size_t
 #include <cstdint>      // std::uint8_t
+#include <initializer_list>  // std::initializer_list
 #include <limits>       // std::numeric_limits
-#include <memory>       // std::shared_ptr
+#include <memory>       // std::shared_ptr, std::make_shared
+#include <span>         // std::span
 #include <string>       // std::string
 #include <string_view>  // std::string_view
-#include <utility>      // std::move
+#include <utility>      // std::move, std::pair
 
 #include <precis/core/config.hpp>            // precis::index_t
 #include <precis/core/dtype.hpp>             // mxfp4, dtype_code, ActivationDtype

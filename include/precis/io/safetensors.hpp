@@ -119,6 +119,14 @@ class SafetensorsFile {
     return f;
   }
 
+  /// Validates a file held in a buffer the result takes over (so tensors never dangle when the
+  /// bytes are a temporary, e.g. `parse(writer.serialize(), "mem")`).
+  [[nodiscard]] static SafetensorsFile parse(std::vector<std::byte>&& bytes, std::string source_name) {
+    auto owned = std::make_shared<const std::vector<std::byte>>(std::move(bytes));
+    const std::span<const std::byte> view(*owned);
+    return parse(view, std::move(source_name), std::move(owned));
+  }
+
   /// The file name (or the name given to `parse`).
   [[nodiscard]] const std::string& source_name() const noexcept { return source_; }
   /// The header length N (padding included).

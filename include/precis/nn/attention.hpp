@@ -11,6 +11,12 @@
 // GQA: query head h reads KV head h / (n_heads / n_kv_heads). Queries are the *last* T positions
 // of the S keys (prefill: T = S; decode: T = 1 after appending to the cache).
 //
+// Cached attention reads a KvSequenceView (nn/kv_cache.hpp): the positions [first, length) a
+// layer's store still holds — all of them for a full layer, the last window − 1 + max_append for
+// a sliding-window ring. The kernel checks that every key a query can see is still held, and that
+// a ring is read with the window it was built for (a gpt-oss sliding layer's ring read with a
+// full-attention config would silently attend to a truncated prefix).
+//
 // Type rules:
 //   - scores and softmax are f32 whatever the activation dtype (E19 f16 KQ overflow, E20).
 //   - `Sinks<T>` is a distinct parameter type, not a tensor (E23: an f32 sink concatenated to
@@ -24,6 +30,7 @@
 //   - `make_cache()` returns KvCache<Act>: the cache's store type is the compute type (E5, E7).
 #pragma once
 
+#include <algorithm>  // std::max
 #include <cmath>     // std::exp, std::sqrt
 #include <concepts>  // std::same_as
 #include <limits>    // std::numeric_limits
@@ -34,7 +41,7 @@
 #include <precis/core/error.hpp>       // precis::config_error, shape_error, PRECIS_CHECK
 #include <precis/core/scalar.hpp>      // precis::to_compute, from_compute
 #include <precis/core/tensor.hpp>      // precis::Tensor
-#include <precis/nn/kv_cache.hpp>      // precis::KvCache
+#include <precis/nn/kv_cache.hpp>      // precis::KvCache, PagedKvCache, KvSequenceView
 #include <precis/ops/host_tensor.hpp>  // precis::HostTensorOfRank, materialize, format_extents
 
 namespace precis {
@@ -88,31 +95,47 @@ inline void check_attention_config(const AttentionConfig& c) {
 }
 }  // namespace detail
 
-/// The reference kernel: q [T, H, Dh], k/v [S, Hkv, Dh] (queries = last T of S positions),
-/// optional f32 sinks [H]. Scores, softmax and the V accumulation are f32.
-template <ActivationDtype Act>
-[[nodiscard]] Tensor<Act, 3> reference_attention(TensorView<const Act, 3> q, TensorView<const Act, 3> k,
-                                                 TensorView<const Act, 3> v, const AttentionConfig& cfg,
-                                                 std::optional<TensorView<const f32, 1>> sinks) {
-  detail::check_attention_config(cfg);
-  const index_t n_q = q.extent(0), n_kv = k.extent(0);
-  const extents_t<3> q_want = {n_q, cfg.n_heads, cfg.head_dim}, kv_want = {n_kv, cfg.n_kv_heads, cfg.head_dim};
-  PRECIS_CHECK(q.extents() == q_want, shape_error, "[attention] q ", format_extents(q.extents()), ", expected ",
+namespace detail {
+
+/// Checks q [T, H, Dh] against K/V of `n_kv_heads` × `head_dim` holding positions
+/// [first, length) of a layer whose store keeps a window of `store_window` (0: every position).
+inline void check_attention_keys(const extents_t<3>& q_ext, index_t first, index_t length, index_t store_window,
+                                 index_t n_kv_heads, index_t head_dim, const AttentionConfig& cfg) {
+  const index_t n_q = q_ext[0];
+  const extents_t<3> q_want = {n_q, cfg.n_heads, cfg.head_dim};
+  PRECIS_CHECK(q_ext == q_want, shape_error, "[attention] q ", format_extents(q_ext), ", expected ",
                format_extents(q_want));
-  PRECIS_CHECK(k.extents() == kv_want && v.extents() == kv_want, shape_error, "[attention] k ",
-               format_extents(k.extents()), " and v ", format_extents(v.extents()), ", expected ",
-               format_extents(kv_want));
-  PRECIS_CHECK(n_q <= n_kv, shape_error, "[attention] ", n_q, " queries but only ", n_kv,
+  PRECIS_CHECK(n_kv_heads == cfg.n_kv_heads && head_dim == cfg.head_dim, shape_error, "[attention] k/v have ",
+               n_kv_heads, " heads of ", head_dim, ", expected ", cfg.n_kv_heads, " of ", cfg.head_dim);
+  PRECIS_CHECK(n_q <= length, shape_error, "[attention] ", n_q, " queries but only ", length,
                " keys (queries are the last positions of the key sequence)");
+  PRECIS_CHECK(store_window == 0 || store_window == cfg.sliding_window, config_error,
+               "[attention] the layer's cache keeps a sliding window of ", store_window,
+               " positions but the attention config says sliding_window = ", cfg.sliding_window);
+  const index_t p0 = length - n_q;  // position of the first query
+  const index_t need = cfg.sliding_window > 0 ? std::max<index_t>(0, p0 - cfg.sliding_window + 1) : 0;
+  PRECIS_CHECK(n_q == 0 || need >= first, range_error, "[attention] the query at position ", p0,
+               " attends to position ", need, " but the cache holds positions [", first, ", ", length, ") only");
+}
+
+inline void check_attention_sinks(const std::optional<TensorView<const f32, 1>>& sinks, const AttentionConfig& cfg) {
   if (sinks)
     PRECIS_CHECK(sinks->extent(0) == cfg.n_heads, shape_error, "[attention] sinks ", format_extents(sinks->extents()),
                  " for ", cfg.n_heads, " query heads");
+}
 
+/// The reference math over k/v [S', Hkv, Dh] holding positions [key_begin, key_begin + S').
+template <ActivationDtype Act>
+[[nodiscard]] Tensor<Act, 3> reference_attention_at(TensorView<const Act, 3> q, TensorView<const Act, 3> k,
+                                                    TensorView<const Act, 3> v, index_t key_begin,
+                                                    const AttentionConfig& cfg,
+                                                    std::optional<TensorView<const f32, 1>> sinks) {
+  const index_t n_q = q.extent(0), n_kv = key_begin + k.extent(0);  // n_kv: positions so far
   const float scale = static_cast<float>(cfg.softmax_scale());
   const index_t group = cfg.n_heads / cfg.n_kv_heads;
   const index_t dh = cfg.head_dim;
   Tensor<Act, 3> out({n_q, cfg.n_heads, dh});  // [T, H, Dh]
-  std::vector<float> scores(static_cast<std::size_t>(n_kv));
+  std::vector<float> scores(static_cast<std::size_t>(k.extent(0)));
   std::vector<float> acc(static_cast<std::size_t>(dh));
   for (index_t t = 0; t < n_q; ++t) {
     const index_t pos = n_kv - n_q + t;  // absolute position of this query
@@ -121,29 +144,67 @@ template <ActivationDtype Act>
       const index_t kvh = h / group;
       float m = -std::numeric_limits<float>::infinity();
       for (index_t j = first; j <= pos; ++j) {
+        const index_t r = j - key_begin;  // row of position j
         float dot = 0.0f;
         for (index_t d = 0; d < dh; ++d)
-          dot += static_cast<float>(to_compute<Act>(q(t, h, d))) * static_cast<float>(to_compute<Act>(k(j, kvh, d)));
-        scores[static_cast<std::size_t>(j)] = dot * scale;
-        m = scores[static_cast<std::size_t>(j)] > m ? scores[static_cast<std::size_t>(j)] : m;
+          dot += static_cast<float>(to_compute<Act>(q(t, h, d))) * static_cast<float>(to_compute<Act>(k(r, kvh, d)));
+        scores[static_cast<std::size_t>(r)] = dot * scale;
+        m = scores[static_cast<std::size_t>(r)] > m ? scores[static_cast<std::size_t>(r)] : m;
       }
       const float sink = sinks ? (*sinks)(h) : -std::numeric_limits<float>::infinity();
       m = sink > m ? sink : m;
       float denom = sinks ? std::exp(sink - m) : 0.0f;  // the sink adds mass but carries no value
       for (index_t j = first; j <= pos; ++j) {
-        scores[static_cast<std::size_t>(j)] = std::exp(scores[static_cast<std::size_t>(j)] - m);
-        denom += scores[static_cast<std::size_t>(j)];
+        const auto r = static_cast<std::size_t>(j - key_begin);
+        scores[r] = std::exp(scores[r] - m);
+        denom += scores[r];
       }
       for (auto& a : acc) a = 0.0f;
       for (index_t j = first; j <= pos; ++j) {
-        const float p = scores[static_cast<std::size_t>(j)] / denom;
+        const float p = scores[static_cast<std::size_t>(j - key_begin)] / denom;
         for (index_t d = 0; d < dh; ++d)
-          acc[static_cast<std::size_t>(d)] += p * static_cast<float>(to_compute<Act>(v(j, kvh, d)));
+          acc[static_cast<std::size_t>(d)] += p * static_cast<float>(to_compute<Act>(v(j - key_begin, kvh, d)));
       }
       for (index_t d = 0; d < dh; ++d) out(t, h, d) = from_compute<Act>(acc[static_cast<std::size_t>(d)]);
     }
   }
   return out;
+}
+
+}  // namespace detail
+
+/// The reference kernel: q [T, H, Dh], k/v [S, Hkv, Dh] (queries = last T of S positions),
+/// optional f32 sinks [H]. Scores, softmax and the V accumulation are f32.
+template <ActivationDtype Act>
+[[nodiscard]] Tensor<Act, 3> reference_attention(TensorView<const Act, 3> q, TensorView<const Act, 3> k,
+                                                 TensorView<const Act, 3> v, const AttentionConfig& cfg,
+                                                 std::optional<TensorView<const f32, 1>> sinks) {
+  detail::check_attention_config(cfg);
+  const extents_t<3> kv_want = {k.extent(0), cfg.n_kv_heads, cfg.head_dim};
+  PRECIS_CHECK(k.extents() == kv_want && v.extents() == kv_want, shape_error, "[attention] k ",
+               format_extents(k.extents()), " and v ", format_extents(v.extents()), ", expected ",
+               format_extents(kv_want));
+  detail::check_attention_keys(q.extents(), 0, k.extent(0), 0, k.extent(1), k.extent(2), cfg);
+  detail::check_attention_sinks(sinks, cfg);
+  return detail::reference_attention_at<Act>(q, k, v, 0, cfg, sinks);
+}
+
+/// The reference kernel over a cached sequence: q [T, H, Dh] are the last T positions of `kv`.
+/// The held positions are gathered into one contiguous K/V; the math is the one above.
+template <ActivationDtype Act>
+[[nodiscard]] Tensor<Act, 3> reference_attention(TensorView<const Act, 3> q, const KvSequenceView<Act>& kv,
+                                                 const AttentionConfig& cfg,
+                                                 std::optional<TensorView<const f32, 1>> sinks) {
+  detail::check_attention_config(cfg);
+  detail::check_attention_keys(q.extents(), kv.first(), kv.length(), kv.window(), kv.n_kv_heads(), kv.head_dim(), cfg);
+  detail::check_attention_sinks(sinks, cfg);
+  const index_t held = kv.length() - kv.first();
+  Tensor<Act, 3> k({held, kv.n_kv_heads(), kv.head_dim()}), v({held, kv.n_kv_heads(), kv.head_dim()});  // [S', Hkv, Dh]
+  for (const KvSegment<Act>& seg : kv.segments()) {
+    detail::kv_copy_rows(k.view(), seg.position - kv.first(), seg.k);
+    detail::kv_copy_rows(v.view(), seg.position - kv.first(), seg.v);
+  }
+  return detail::reference_attention_at<Act>(q, k.cview(), v.cview(), kv.first(), cfg, sinks);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,6 +225,12 @@ struct reference {
                                           std::optional<TensorView<const f32, 1>> sinks) {
     return reference_attention<Act>(q, k, v, cfg, sinks);
   }
+  template <class Act>
+  [[nodiscard]] static Tensor<Act, 3> run_cached(TensorView<const Act, 3> q, const KvSequenceView<Act>& kv,
+                                                 const AttentionConfig& cfg,
+                                                 std::optional<TensorView<const f32, 1>> sinks) {
+    return reference_attention<Act>(q, kv, cfg, sinks);
+  }
 };
 
 /// The contract of a FlashAttention-style fused kernel: bf16 activations only, f32 sinks
@@ -179,6 +246,12 @@ struct flash_bf16 {
                                           TensorView<const Act, 3> v, const AttentionConfig& cfg,
                                           std::optional<TensorView<const f32, 1>> sinks) {
     return reference_attention<Act>(q, k, v, cfg, sinks);
+  }
+  template <class Act>
+  [[nodiscard]] static Tensor<Act, 3> run_cached(TensorView<const Act, 3> q, const KvSequenceView<Act>& kv,
+                                                 const AttentionConfig& cfg,
+                                                 std::optional<TensorView<const f32, 1>> sinks) {
+    return reference_attention<Act>(q, kv, cfg, sinks);
   }
 };
 
@@ -207,16 +280,31 @@ class Attention {
  public:
   using backend = B;
   using activation = Act;
-  using cache_type = KvCache<Act>;  // the store type is the compute type (seed bug 1, E5)
+  using cache_type = KvCache<Act>;              // the store type is the compute type (seed bug 1, E5)
+  using paged_cache_type = PagedKvCache<Act>;  // the same rule for the paged layout
   using sinks_type = Sinks<typename B::sinks_t>;
 
   explicit Attention(const AttentionConfig& cfg) : cfg_(cfg) { detail::check_attention_config(cfg_); }
 
   [[nodiscard]] const AttentionConfig& config() const noexcept { return cfg_; }
 
-  /// A KV cache for `n_layers` layers of this attention shape, storing Act.
+  /// A KV cache for `n_layers` full-attention layers of this attention shape, storing Act.
   [[nodiscard]] cache_type make_cache(index_t n_layers, index_t max_seq) const {
     return cache_type(n_layers, max_seq, cfg_.n_kv_heads, cfg_.head_dim);
+  }
+  /// A KV cache with one store per layer of `plan` (sliding layers: rings of window − 1 +
+  /// max_append positions), storing Act.
+  [[nodiscard]] cache_type make_cache(const KvLayerPlan& plan, index_t max_seq, index_t max_append) const {
+    return cache_type(plan, KvCacheSize{.n_kv_heads = cfg_.n_kv_heads, .head_dim = cfg_.head_dim, .max_seq = max_seq,
+                                        .max_append = max_append});
+  }
+  /// A paged KV cache for several sequences: full layers share a pool of `n_pages` pages of
+  /// `page_size` positions, sliding layers keep a ring per sequence.
+  [[nodiscard]] paged_cache_type make_paged_cache(const KvLayerPlan& plan, index_t page_size, index_t n_pages,
+                                                  index_t max_sequences, index_t max_append) const {
+    return paged_cache_type(plan, PagedKvSize{.n_kv_heads = cfg_.n_kv_heads, .head_dim = cfg_.head_dim,
+                                              .page_size = page_size, .n_pages = n_pages,
+                                              .max_sequences = max_sequences, .max_append = max_append});
   }
 
   /// q [T, H, Dh] attends to k, v [S, Hkv, Dh]; all of dtype Act.
@@ -235,15 +323,27 @@ class Attention {
     return B::template run<Act>(as_const_view(q), as_const_view(k), as_const_view(v), cfg_, sinks.logits());
   }
 
-  /// Appends k_new, v_new [T, Hkv, Dh] to `layer` of `cache`, then q [T, H, Dh] attends to the
-  /// whole cached sequence of that layer.
+  /// q [T, H, Dh] (the last T positions) attends to a cached sequence.
+  template <HostTensorOfRank<3> Q>
+    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act>
+  [[nodiscard]] Tensor<Act, 3> operator()(const Q& q, const KvSequenceView<Act>& kv) const {
+    return B::template run_cached<Act>(as_const_view(q), kv, cfg_, std::nullopt);
+  }
+  template <HostTensorOfRank<3> Q, class S>
+    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act> && attention_backend_sinks_match<B, S>
+  [[nodiscard]] Tensor<Act, 3> operator()(const Q& q, const KvSequenceView<Act>& kv, const Sinks<S>& sinks) const {
+    return B::template run_cached<Act>(as_const_view(q), kv, cfg_, sinks.logits());
+  }
+
+  /// Appends k_new, v_new [T, Hkv, Dh] to `layer` of `cache`, then q [T, H, Dh] attends to
+  /// what that layer holds (every position, or a sliding layer's ring).
   template <HostTensorOfRank<3> Q, class K, class V>
     requires same_dtype_no_implicit_cast<dtype_of<Q>, Act> && kv_append_matches_store<K, Act> &&
              kv_append_matches_store<V, Act>
   [[nodiscard]] Tensor<Act, 3> forward(cache_type& cache, index_t layer, const Q& q, const K& k_new,
                                        const V& v_new) const {
     cache.append(layer, k_new, v_new);
-    return (*this)(q, cache.keys(layer), cache.values(layer));
+    return (*this)(q, cache.sequence(layer));
   }
 
   template <HostTensorOfRank<3> Q, class K, class V, class S>
@@ -252,7 +352,26 @@ class Attention {
   [[nodiscard]] Tensor<Act, 3> forward(cache_type& cache, index_t layer, const Q& q, const K& k_new, const V& v_new,
                                        const Sinks<S>& sinks) const {
     cache.append(layer, k_new, v_new);
-    return (*this)(q, cache.keys(layer), cache.values(layer), sinks);
+    return (*this)(q, cache.sequence(layer), sinks);
+  }
+
+  /// The same for sequence `seq` of a paged cache.
+  template <HostTensorOfRank<3> Q, class K, class V>
+    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act> && kv_append_matches_store<K, Act> &&
+             kv_append_matches_store<V, Act>
+  [[nodiscard]] Tensor<Act, 3> forward(paged_cache_type& cache, KvSeqId seq, index_t layer, const Q& q,
+                                       const K& k_new, const V& v_new) const {
+    cache.append(seq, layer, k_new, v_new);
+    return (*this)(q, cache.sequence(seq, layer));
+  }
+
+  template <HostTensorOfRank<3> Q, class K, class V, class S>
+    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act> && kv_append_matches_store<K, Act> &&
+             kv_append_matches_store<V, Act> && attention_backend_sinks_match<B, S>
+  [[nodiscard]] Tensor<Act, 3> forward(paged_cache_type& cache, KvSeqId seq, index_t layer, const Q& q,
+                                       const K& k_new, const V& v_new, const Sinks<S>& sinks) const {
+    cache.append(seq, layer, k_new, v_new);
+    return (*this)(q, cache.sequence(seq, layer), sinks);
   }
 
  private:

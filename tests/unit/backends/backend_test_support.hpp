@@ -37,7 +37,7 @@
 
 namespace precis::test {
 
-namespace cpu = precis::backends::cpu;
+namespace cpu_backend = precis::backends::cpu;
 
 template <class D>
 inline constexpr double unit_roundoff = 0.0;
@@ -125,7 +125,7 @@ template <class A, class Fmt, class F>
 decltype(auto) with_weight(const TestWeight<Fmt>& w, bool as_view, F&& f) {
   if constexpr (TestWeight<Fmt>::is_float) {
     if constexpr (std::is_same_v<A, Fmt>) return f(w.stored);
-    else return f(cpu::as_weight(w.stored));
+    else return f(cpu_backend::as_weight(w.stored));
   } else {
     if (as_view) return f(w.stored.view());
     return f(w.stored);

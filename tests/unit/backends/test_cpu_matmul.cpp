@@ -1,4 +1,4 @@
-// tests/unit/backends/test_cpu_matmul.cpp — precis::backends::cpu::matmul for every weight format
+// tests/unit/backends/test_cpu_matmul.cpp — precis::backends::cpu_backend::matmul for every weight format
 // against float64 math on the dequantized weights (backend_test_support.hpp states the bounds).
 //
 // Shapes: M ∈ {1, 3} takes the GEMV (decode) path, M ∈ {17, 64} the panel-GEMM path
@@ -21,7 +21,7 @@
 
 #include <oneapi/tbb/task_arena.h>  // tbb::task_arena
 
-#include <precis/backends/cpu/matmul.hpp>  // precis::backends::cpu::matmul, matmul_into
+#include <precis/backends/cpu/matmul.hpp>  // precis::backends::cpu_backend::matmul, matmul_into
 #include <precis/core/error.hpp>           // precis::shape_error, range_error
 #include <precis/quant/mxfp4_layout.hpp>   // precis::to_ggml_layout
 
@@ -47,12 +47,12 @@ void check_case(index_t m, index_t n, index_t k, bool with_bias, bool as_view, u
   const std::vector<double> bv = to_f64(bias);
   const Reference ref = reference(to_f64(x), m, k, w.values, w.weff, n, with_bias ? &bv : nullptr);
   const Tensor<Out, 2> y = with_weight<A>(w, as_view, [&](const auto& wa) {
-    return with_bias ? cpu::matmul<Out>(x, wa, bias) : cpu::matmul<Out>(x, wa);
+    return with_bias ? cpu_backend::matmul<Out>(x, wa, bias) : cpu_backend::matmul<Out>(x, wa);
   });  // [M, N]
   REQUIRE(y.extents() == extents_t<2>{m, n});
   const Comparison c = compare<Out>(to_f64(y), ref, k, n);
   INFO("format " << dtype_name<Fmt> << ", x " << dtype_name<A> << ", out " << dtype_name<Out> << ", M=" << m
-                 << " N=" << n << " K=" << k << (with_bias ? " +bias" : "") << ", kernels " << cpu::isa_name()
+                 << " N=" << n << " K=" << k << (with_bias ? " +bias" : "") << ", kernels " << cpu_backend::isa_name()
                  << ": " << c.violations << " violations, worst |err|/tol " << c.worst_ratio << "; " << c.first);
   CHECK(c.ok());
 }
@@ -107,12 +107,12 @@ TEST_CASE("cpu matmul: f16 activations", "[backends][cpu][matmul]") {
 TEST_CASE("quantize_activation_q8 represents each value within d·(1/2 + 2^-16)", "[backends][cpu][q8]") {
   std::mt19937 rng(700);
   const auto x = random_tensor<f32, 2>({3, 96}, rng);  // [M, K]
-  const auto xq = cpu::quantize_activation_q8(x);
-  STATIC_REQUIRE(std::same_as<decltype(xq), const cpu::Q8Activations<f32>>);
+  const auto xq = cpu_backend::quantize_activation_q8(x);
+  STATIC_REQUIRE(std::same_as<decltype(xq), const cpu_backend::Q8Activations<f32>>);
   REQUIRE(xq.extents() == extents_t<2>{3, 96});
   for (index_t r = 0; r < 3; ++r)
     for (index_t b = 0; b < 3; ++b) {
-      const cpu::block_q8_act& blk = xq.row(r)[b];
+      const cpu_backend::block_q8_act& blk = xq.row(r)[b];
       int sum = 0;
       for (index_t j = 0; j < 32; ++j) {
         const double xv = x(r, b * 32 + j), xh = static_cast<double>(blk.qs[j]) * blk.d;
@@ -135,23 +135,23 @@ void check_q8_case(index_t m, index_t k, bool with_bias, unsigned seed) {
   const auto x = random_tensor<A, 2>({m, k}, rng);     // [M, K]
   const auto bias = random_tensor<Out, 1>({n}, rng);  // [N]
   const std::vector<double> bv = to_f64(bias);
-  const cpu::Q8Activations<A> xq = cpu::quantize_activation_q8(x);
+  const cpu_backend::Q8Activations<A> xq = cpu_backend::quantize_activation_q8(x);
   std::vector<double> scales;  // [M, K/32]
   for (index_t r = 0; r < m; ++r)
     for (index_t b = 0; b < k / 32; ++b) scales.push_back(xq.row(r)[b].d);
-  const Tensor<Out, 2> y = with_bias ? cpu::matmul<Out>(xq, w.stored, bias) : cpu::matmul<Out>(xq, w.stored);
+  const Tensor<Out, 2> y = with_bias ? cpu_backend::matmul<Out>(xq, w.stored, bias) : cpu_backend::matmul<Out>(xq, w.stored);
 
   // Against the activations as stored: the f32 bound plus the quantization of x.
   const Reference ref = reference(to_f64(x), m, k, w.values, w.weff, n, with_bias ? &bv : nullptr, scales);
   const Comparison c = compare<Out>(to_f64(y), ref, k, n);
   INFO("format " << dtype_name<Fmt> << ", q8 activations from " << dtype_name<A> << ", out " << dtype_name<Out>
-                 << ", M=" << m << " K=" << k << ", kernels " << cpu::isa_name() << ": " << c.violations
+                 << ", M=" << m << " K=" << k << ", kernels " << cpu_backend::isa_name() << ": " << c.violations
                  << " violations, worst |err|/tol " << c.worst_ratio << "; " << c.first);
   CHECK(c.ok());
 
   // Against the values q·d the kernel multiplies with: only the f32 bound remains.
   Tensor<f32, 2> xhat({m, k});  // [M, K]
-  cpu::dequantize_q8_activations(xq, xhat.data(), k);
+  cpu_backend::dequantize_q8_activations(xq, xhat.data(), k);
   const Reference exact = reference(to_f64(xhat), m, k, w.values, w.weff, n, with_bias ? &bv : nullptr);
   const Comparison ce = compare<Out>(to_f64(y), exact, k, n);
   INFO("against q·d: " << ce.violations << " violations, worst " << ce.worst_ratio << "; " << ce.first);
@@ -176,15 +176,15 @@ TEMPLATE_LIST_TEST_CASE("cpu matmul: q8 activations with every block format", "[
 
 namespace {
 template <class X, class W>
-concept can_matmul = requires(const X& x, const W& w) { cpu::matmul(x, w); };
+concept can_matmul = requires(const X& x, const W& w) { cpu_backend::matmul(x, w); };
 template <class Out, class X, class W>
-concept can_matmul_out = requires(const X& x, const W& w) { cpu::matmul<Out>(x, w); };
+concept can_matmul_out = requires(const X& x, const W& w) { cpu_backend::matmul<Out>(x, w); };
 template <class X, class W, class B>
-concept can_matmul_bias = requires(const X& x, const W& w, const B& b) { cpu::matmul(x, w, b); };
+concept can_matmul_bias = requires(const X& x, const W& w, const B& b) { cpu_backend::matmul(x, w, b); };
 template <class X, class W, class Y>
-concept can_matmul_into = requires(const X& x, const W& w, Y& y) { cpu::matmul_into(x, w, y); };
+concept can_matmul_into = requires(const X& x, const W& w, Y& y) { cpu_backend::matmul_into(x, w, y); };
 template <class Out, class X, class W, class Y>
-concept can_matmul_into_out = requires(const X& x, const W& w, Y& y) { cpu::matmul_into<Out>(x, w, y); };
+concept can_matmul_into_out = requires(const X& x, const W& w, Y& y) { cpu_backend::matmul_into<Out>(x, w, y); };
 }  // namespace
 
 TEST_CASE("cpu matmul: the output dtype is the activation's unless f32 is declared", "[backends][cpu][static]") {
@@ -196,14 +196,14 @@ TEST_CASE("cpu matmul: the output dtype is the activation's unless f32 is declar
   STATIC_REQUIRE_FALSE(can_matmul<Xf, Tensor<bf16, 2>>);
   STATIC_REQUIRE_FALSE(can_matmul<Xf, TensorView<const f16, 2>>);
   // ... and any activation once named as weight storage.
-  STATIC_REQUIRE(can_matmul<Xb, cpu::WeightView<f32>>);
-  STATIC_REQUIRE(can_matmul<Xf, cpu::WeightView<f16>>);
-  STATIC_REQUIRE(std::same_as<decltype(cpu::matmul(std::declval<Xb>(), std::declval<cpu::WeightView<f32>>())),
+  STATIC_REQUIRE(can_matmul<Xb, cpu_backend::WeightView<f32>>);
+  STATIC_REQUIRE(can_matmul<Xf, cpu_backend::WeightView<f16>>);
+  STATIC_REQUIRE(std::same_as<decltype(cpu_backend::matmul(std::declval<Xb>(), std::declval<cpu_backend::WeightView<f32>>())),
                               Tensor<bf16, 2>>);
   // Block formats: the output is the activation dtype (C7), never the format's.
-  STATIC_REQUIRE(std::same_as<decltype(cpu::matmul(std::declval<Xb>(), std::declval<QuantView<q4_1, 2>>())),
+  STATIC_REQUIRE(std::same_as<decltype(cpu_backend::matmul(std::declval<Xb>(), std::declval<QuantView<q4_1, 2>>())),
                               Tensor<bf16, 2>>);
-  STATIC_REQUIRE(std::same_as<decltype(cpu::matmul<f32>(std::declval<Xb>(), std::declval<QuantTensor<mxfp4, 2>>())),
+  STATIC_REQUIRE(std::same_as<decltype(cpu_backend::matmul<f32>(std::declval<Xb>(), std::declval<QuantTensor<mxfp4, 2>>())),
                               Tensor<f32, 2>>);
   // Out is the activation dtype or f32, nothing else.
   STATIC_REQUIRE(can_matmul_out<f32, Xb, Tensor<bf16, 2>>);
@@ -219,11 +219,11 @@ TEST_CASE("cpu matmul: the output dtype is the activation's unless f32 is declar
   STATIC_REQUIRE(can_matmul_bias<Xb, QuantView<q4_1, 2>, Tensor<bf16, 1>>);
   STATIC_REQUIRE_FALSE(can_matmul_bias<Xb, QuantView<q4_1, 2>, Tensor<f32, 1>>);
   // Q8Activations meet block formats only, and keep their source dtype as the output dtype.
-  using Q8b = cpu::Q8Activations<bf16>;
-  STATIC_REQUIRE(std::same_as<decltype(cpu::matmul(std::declval<Q8b>(), std::declval<QuantView<q8_0, 2>>())),
+  using Q8b = cpu_backend::Q8Activations<bf16>;
+  STATIC_REQUIRE(std::same_as<decltype(cpu_backend::matmul(std::declval<Q8b>(), std::declval<QuantView<q8_0, 2>>())),
                               Tensor<bf16, 2>>);
   STATIC_REQUIRE_FALSE(can_matmul<Q8b, Tensor<bf16, 2>>);
-  STATIC_REQUIRE_FALSE(can_matmul<Q8b, cpu::WeightView<bf16>>);
+  STATIC_REQUIRE_FALSE(can_matmul<Q8b, cpu_backend::WeightView<bf16>>);
   // Integer and rank-1 tensors are not matmul operands.
   STATIC_REQUIRE_FALSE(can_matmul<Tensor<i32, 2>, QuantView<q8_0, 2>>);
   STATIC_REQUIRE_FALSE(can_matmul<Tensor<bf16, 1>, Tensor<bf16, 2>>);
@@ -258,7 +258,7 @@ void check_layouts(index_t m) {
   std::mt19937 rng(1000 + static_cast<unsigned>(m));
   const TestWeight<Fmt> w(random_tensor<f32, 2>({n, k}, rng));
   const auto x = random_tensor<A, 2>({m, k}, rng);  // [M, K]
-  const Tensor<A, 2> y = with_weight<A>(w, false, [&](const auto& wa) { return cpu::matmul(x, wa); });  // [M, N]
+  const Tensor<A, 2> y = with_weight<A>(w, false, [&](const auto& wa) { return cpu_backend::matmul(x, wa); });  // [M, N]
 
   // x as columns [8, 8 + K) of a wider tensor (row stride K + 16).
   Tensor<A, 2> wide({m, k + 16});  // [M, K + 16]
@@ -271,21 +271,21 @@ void check_layouts(index_t m) {
     for (index_t j = 0; j < k; ++j) xt_store(j, i) = x(i, j);
   const TensorView<const A, 2> x_t(xt_store.data(), {m, k}, {1, m});  // [M, K]
   for (const auto& xs : {x_cols, x_t}) {
-    const Tensor<A, 2> ys = with_weight<A>(w, false, [&](const auto& wa) { return cpu::matmul(xs, wa); });
+    const Tensor<A, 2> ys = with_weight<A>(w, false, [&](const auto& wa) { return cpu_backend::matmul(xs, wa); });
     CHECK(same_bits(y, ys.cview()));
   }
 
   // y written through strided views: columns of a wider tensor, and transposed.
   Tensor<A, 2> ywide({m, n + 5});  // [M, N + 5]
   with_weight<A>(w, false, [&](const auto& wa) {
-    cpu::matmul_into(x, wa, ywide.view().slice(1, 3, 3 + n));
+    cpu_backend::matmul_into(x, wa, ywide.view().slice(1, 3, 3 + n));
     return 0;
   });
   CHECK(same_bits(y, ywide.cview().slice(1, 3, 3 + n)));
   Tensor<A, 2> yt_store({n, m});                               // [N, M]
   const TensorView<A, 2> y_t(yt_store.data(), {m, n}, {1, m});  // [M, N]
   with_weight<A>(w, false, [&](const auto& wa) {
-    cpu::matmul_into(x, wa, y_t);
+    cpu_backend::matmul_into(x, wa, y_t);
     return 0;
   });
   CHECK(same_bits(y, TensorView<const A, 2>(y_t)));
@@ -293,7 +293,7 @@ void check_layouts(index_t m) {
   // One thread gives the same bits as all of them.
   tbb::task_arena one(1);
   const Tensor<A, 2> y1 = one.execute([&] {
-    return with_weight<A>(w, false, [&](const auto& wa) { return cpu::matmul(x, wa); });
+    return with_weight<A>(w, false, [&](const auto& wa) { return cpu_backend::matmul(x, wa); });
   });
   CHECK(same_bits(y, y1.cview()));
 }
@@ -320,12 +320,12 @@ TEST_CASE("cpu matmul: a weight slice with a row stride; element-strided weights
     for (index_t j = 0; j < k; ++j) w_copy(i, j) = w_cols(i, j);
   for (const index_t rows : {m, index_t{17}}) {
     const auto xr = random_tensor<bf16, 2>({rows, k}, rng);  // [rows, K]
-    CHECK(same_bits(cpu::matmul(xr, w_copy), cpu::matmul(xr, w_cols)));
+    CHECK(same_bits(cpu_backend::matmul(xr, w_copy), cpu_backend::matmul(xr, w_cols)));
   }
   const TensorView<const bf16, 2> w_strided(wide.data(), {n, k / 2}, {k + 24, 2});  // [N, K/2], stride(1) = 2
   const auto x2 = random_tensor<bf16, 2>({m, k / 2}, rng);
-  CHECK_THROWS_WITH(cpu::matmul(x2, w_strided),
-                    Catch::Contains("[cpu::matmul] weight [37, 20] has element stride 2") &&
+  CHECK_THROWS_WITH(cpu_backend::matmul(x2, w_strided),
+                    Catch::Contains("[cpu_backend::matmul] weight [37, 20] has element stride 2") &&
                         Catch::Contains("must be contiguous"));
 }
 
@@ -337,10 +337,10 @@ TEST_CASE("cpu matmul: large N runs in parallel and matches one thread bit for b
   for (const index_t m : {1, 4, 40}) {
     const auto x = random_tensor<bf16, 2>({m, k}, rng);  // [M, K]
     tbb::task_arena one(1);
-    CHECK(same_bits(cpu::matmul(x, wq.stored), one.execute([&] { return cpu::matmul(x, wq.stored); })));
-    CHECK(same_bits(cpu::matmul(x, wb.stored), one.execute([&] { return cpu::matmul(x, wb.stored); })));
-    const auto xq = cpu::quantize_activation_q8(x);
-    CHECK(same_bits(cpu::matmul(xq, wq.stored), one.execute([&] { return cpu::matmul(xq, wq.stored); })));
+    CHECK(same_bits(cpu_backend::matmul(x, wq.stored), one.execute([&] { return cpu_backend::matmul(x, wq.stored); })));
+    CHECK(same_bits(cpu_backend::matmul(x, wb.stored), one.execute([&] { return cpu_backend::matmul(x, wb.stored); })));
+    const auto xq = cpu_backend::quantize_activation_q8(x);
+    CHECK(same_bits(cpu_backend::matmul(xq, wq.stored), one.execute([&] { return cpu_backend::matmul(xq, wq.stored); })));
   }
 }
 
@@ -349,11 +349,11 @@ TEST_CASE("cpu matmul: empty extents", "[backends][cpu][matmul]") {
   const auto w = random_tensor<f32, 2>({5, 8}, rng);     // [N, K]
   const auto bias = random_tensor<f32, 1>({5}, rng);     // [N]
   const Tensor<f32, 2> x0({0, 8});                       // [0, K]
-  CHECK(cpu::matmul(x0, w).extents() == extents_t<2>{0, 5});
+  CHECK(cpu_backend::matmul(x0, w).extents() == extents_t<2>{0, 5});
   const Tensor<f32, 2> wk({5, 0});  // [N, 0]: K = 0, y = bias
   for (const index_t rows : {2, 9}) {
     const Tensor<f32, 2> xr({rows, 0});
-    const Tensor<f32, 2> y = cpu::matmul(xr, wk, bias);
+    const Tensor<f32, 2> y = cpu_backend::matmul(xr, wk, bias);
     for (index_t i = 0; i < rows; ++i)
       for (index_t j = 0; j < 5; ++j) CHECK(y(i, j) == bias(j));
   }
@@ -367,22 +367,22 @@ TEST_CASE("cpu matmul: shape errors name both shapes", "[backends][cpu][errors]"
   std::mt19937 rng(1400);
   const auto x = random_tensor<bf16, 2>({3, 96}, rng);  // [M, K]
   const TestWeight<q4_1> wq(random_tensor<f32, 2>({37, 64}, rng));
-  CHECK_THROWS_AS(cpu::matmul(x, wq.stored), shape_error);
-  CHECK_THROWS_WITH(cpu::matmul(x, wq.stored),
-                    Catch::Contains("[cpu::matmul] x [3, 96] · wᵀ with w [37, 64] (q4_1): inner dimensions differ"));
+  CHECK_THROWS_AS(cpu_backend::matmul(x, wq.stored), shape_error);
+  CHECK_THROWS_WITH(cpu_backend::matmul(x, wq.stored),
+                    Catch::Contains("[cpu_backend::matmul] x [3, 96] · wᵀ with w [37, 64] (q4_1): inner dimensions differ"));
   const auto wb = random_tensor<bf16, 2>({37, 96}, rng);  // [N, K]
   Tensor<bf16, 2> y_bad({3, 36});
-  CHECK_THROWS_WITH(cpu::matmul_into(x, wb, y_bad),
+  CHECK_THROWS_WITH(cpu_backend::matmul_into(x, wb, y_bad),
                     Catch::Contains("output y [3, 36] for x [3, 96] · wᵀ with w [37, 96]: expected [3, 37]"));
   const auto b_bad = random_tensor<bf16, 1>({36}, rng);
-  CHECK_THROWS_WITH(cpu::matmul(x, wb, b_bad), Catch::Contains("bias [36] for w [37, 96]: expected [37]"));
+  CHECK_THROWS_WITH(cpu_backend::matmul(x, wb, b_bad), Catch::Contains("bias [36] for w [37, 96]: expected [37]"));
   const auto x95 = random_tensor<f32, 2>({2, 95}, rng);
-  CHECK_THROWS_WITH(cpu::quantize_activation_q8(x95),
+  CHECK_THROWS_WITH(cpu_backend::quantize_activation_q8(x95),
                     Catch::Contains("[quantize_activation_q8] x [2, 95]: K = 95 is not a multiple of the block size 32"));
   auto xnan = random_tensor<f32, 2>({1, 32}, rng);
   xnan(0, 5) = std::numeric_limits<float>::quiet_NaN();
-  CHECK_THROWS_AS(cpu::quantize_activation_q8(xnan), range_error);
-  const auto xq = cpu::quantize_activation_q8(random_tensor<f32, 2>({2, 64}, rng));
-  CHECK_THROWS_WITH(cpu::matmul(xq, to_ggml_layout(quantize<mxfp4>(random_tensor<f32, 2>({5, 96}, rng)))),
+  CHECK_THROWS_AS(cpu_backend::quantize_activation_q8(xnan), range_error);
+  const auto xq = cpu_backend::quantize_activation_q8(random_tensor<f32, 2>({2, 64}, rng));
+  CHECK_THROWS_WITH(cpu_backend::matmul(xq, to_ggml_layout(quantize<mxfp4>(random_tensor<f32, 2>({5, 96}, rng)))),
                     Catch::Contains("x [2, 64] · wᵀ with w [5, 96] (mxfp4_ggml)"));
 }

@@ -2,13 +2,15 @@
 // when its dtype equals the declared one or a listed named conversion maps it (dtype-bugs E28,
 // E29); shape is checked with the same severity; zero-copy views keep the mapping alive;
 // misaligned data is copied; conversions are logged.
-#include <cmath>     // std::isinf
-#include <cstdint>   // std::uint16_t, std::uint32_t
-#include <cstring>   // std::memcpy
-#include <limits>    // std::numeric_limits
-#include <optional>  // std::optional
-#include <sstream>   // std::ostringstream
-#include <string>    // std::string
+#include <cmath>        // std::isinf
+#include <cstddef>      // std::byte
+#include <cstdint>      // std::uint16_t, std::uint32_t, std::uintptr_t
+#include <cstring>      // std::memcpy
+#include <limits>       // std::numeric_limits
+#include <optional>     // std::optional
+#include <string>       // std::string
+#include <type_traits>  // std::is_same_v
+#include <vector>       // std::vector
 
 #include <catch2/catch.hpp>  // TEST_CASE, REQUIRE
 

@@ -6,12 +6,14 @@
 // Expected values are computed independently of the code under test: exact widenings are
 // checked bit by bit (bf16 = top half of an f32), narrowings against the C++ double → float
 // conversion, MXFP4 against the FP4 E2M1 table and ldexp written out in this file.
-#include <cmath>     // std::ldexp, std::pow
-#include <cstdint>   // std::uint8_t, std::uint16_t, std::uint32_t
-#include <cstring>   // std::memcpy
-#include <string>    // std::string
-#include <type_traits>  // std::is_same_v
-#include <vector>    // std::vector
+#include <cmath>        // std::ldexp, std::pow
+#include <cstdint>      // std::uint8_t, std::uint16_t, std::uint32_t
+#include <cstring>      // std::memcpy
+#include <optional>     // std::optional
+#include <string>       // std::string
+#include <string_view>  // std::string_view
+#include <type_traits>  // std::is_same_v, std::remove_cvref_t
+#include <vector>       // std::vector
 
 #include <catch2/catch.hpp>  // TEST_CASE, REQUIRE
 

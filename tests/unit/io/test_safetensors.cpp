@@ -4,11 +4,14 @@
 //
 // Malformed files are built byte by byte (io_test_support.hpp), since the writer cannot produce
 // them; each case changes one thing relative to a valid file.
-#include <cstddef>      // std::byte
-#include <cstdint>      // std::uint64_t
-#include <string>       // std::string
-#include <string_view>  // std::string_view
-#include <vector>       // std::vector
+#include <cstddef>           // std::byte
+#include <cstdint>           // std::uint64_t
+#include <initializer_list>  // std::initializer_list
+#include <optional>          // std::optional
+#include <string>            // std::string
+#include <string_view>       // std::string_view
+#include <utility>           // std::pair
+#include <vector>            // std::vector
 
 #include <catch2/catch.hpp>  // TEST_CASE, SECTION, REQUIRE
 
@@ -54,6 +57,8 @@ TEST_CASE("safetensors: a hand-built valid file parses, with offsets relative to
   const std::string header = "{" + entry("b", "\"U8\"", "[3]", "[8,11]") + "," +
                              entry("a", "\"F32\"", "[2]", "[0,8]") + ",\"__metadata__\":{\"format\":\"pt\"}}";
   const auto buffer = counting_bytes(11);
+  // parse() of a temporary buffer takes ownership of it: the views below must not dangle (an
+  // ASan build, -DPRECIS_SANITIZE=ON, turns a dangling read into a failure).
   const auto f = SafetensorsFile::parse(raw_safetensors(header, buffer), "ok.safetensors");
 
   REQUIRE(f.size() == 2);

@@ -204,6 +204,21 @@ template <weight_storage_dtype D>
   return static_cast<__mmask16>((1u << static_cast<unsigned>(n)) - 1u);
 }
 
+[[nodiscard]] inline float hsum256(__m256 v) noexcept {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+/// Σ of 16 lanes. Not `_mm512_reduce_add_ps` or `_mm512_castps512_ps256`: in g++ 12 both expand
+/// to an extract whose `_mm256_undefined_pd()` merge source -Wuninitialized reports (GCC bug
+/// 105593); the zero-masked extracts have none.
+[[nodiscard]] inline float hsum512(__m512 v) noexcept {
+  const __m256 lo = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xff, _mm512_castps_pd(v), 0));
+  const __m256 hi = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xff, _mm512_castps_pd(v), 1));
+  return hsum256(_mm256_add_ps(lo, hi));
+}
+
 [[nodiscard]] inline __m512 table16(const float* t) noexcept { return _mm512_loadu_ps(t); }
 
 inline constexpr float q4_0_values[16] = {-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7};
@@ -306,7 +321,7 @@ inline void dot_blocks(const Dec& dec, index_t nb, const prepared_x& px, float* 
   }
   if (b < nb) step(b, 0);
   for (int r = 0; r < M; ++r)
-    out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1])) + (macc[r][0] + macc[r][1]);
+    out[r] = hsum512(_mm512_add_ps(acc[r][0], acc[r][1])) + (macc[r][0] + macc[r][1]);
 }
 
 #endif  // PRECIS_CPU_AVX512
@@ -342,7 +357,7 @@ inline void row_dots(const float_rows<D>& w, index_t n, const prepared_x& px, fl
       acc[r][1] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mask, px.x + r * px.ldx + i), acc[r][1]);
   }
   for (int r = 0; r < M; ++r)
-    out[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]), _mm512_add_ps(acc[r][2], acc[r][3])));
+    out[r] = hsum512(_mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]), _mm512_add_ps(acc[r][2], acc[r][3])));
 #else
   if constexpr (std::same_as<D, f32>) {
     for (int r = 0; r < M; ++r) out[r] = dot_portable(wr, px.x + r * px.ldx, k);
@@ -499,13 +514,6 @@ template <BlockFormat F>
   else if constexpr (std::same_as<F, q4_1>) return idec_q4_1{w.q.blocks() + first};
   else if constexpr (std::same_as<F, mxfp4_ggml>) return idec_mxfp4_ggml{w.q.blocks() + first};
   else return idec_mxfp4_openai{w.q.nibbles() + 16 * first, w.q.scales() + first};
-}
-
-[[nodiscard]] inline float hsum256(__m256 v) noexcept {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 /// Per block: v = vpdpbusd(c, u, q_x) with c = −offset·Σq_x in lane 0, so the lane sum of v is

@@ -1,10 +1,10 @@
 // precis/backends/cpu/matmul.hpp — the CPU backend's matmul: y[m, n] = Σ_k x[m, k]·W[n, k] (+ b[n])
 // for every weight format, accumulated in f32, rounded once to the output dtype.
 //
-//   namespace cpu = precis::backends::cpu;
-//   Tensor<bf16, 2> y = cpu::matmul(x_bf16, w_q4_1);            // [M, N], bf16 like x
-//   Tensor<f32, 2> logits = cpu::matmul<f32>(x_bf16, w_bf16);    // f32 output, declared
-//   cpu::matmul_into(x, w, bias, y.view());                       // into existing memory
+//   namespace cpu_backend = precis::backends::cpu;  // (precis::cpu is the device tag)
+//   Tensor<bf16, 2> y = cpu_backend::matmul(x_bf16, w_q4_1);          // [M, N], bf16 like x
+//   Tensor<f32, 2> logits = cpu_backend::matmul<f32>(x_bf16, w_bf16);  // f32 output, declared
+//   cpu_backend::matmul_into(x, w, bias, y.view());                     // into existing memory
 //
 // Type rules (the reference ops/matmul.hpp's, extended to weight formats):
 //   - x is [M, K] of an ActivationDtype (f32, bf16, f16), or Q8Activations<A> (q8_activation.hpp).

@@ -1,0 +1,228 @@
+// precis/backends/cpu/moe.hpp — the CPU MoE expert compute, grouped by expert: each selected
+// expert's weights are streamed once per batch (not once per token), through the CPU matmul.
+//
+//   namespace cpu = precis::backends::cpu;
+//   const Routing r = TopKThenSoftmax{}(router.logits(x), 4);        // nn/router.hpp
+//   Tensor<bf16, 2> y = cpu::moe_experts(experts, x, r);              // [T, H], == nn/moe.hpp's spec
+//
+// Why grouped: at decode an MoE layer is weight-bandwidth bound, and a per-token loop reads an
+// expert once per token that picked it; at T = 64 with Qwen3's top-8 of 128 each active expert is
+// picked by ~4 tokens, so the per-token loop would read ~4× the bytes. Here (per chunk of
+// ≤ moe_token_chunk tokens):
+//   1. bucket   the T·k (token, slot) assignments by expert, in token order (a counting sort):
+//               expert e owns rows [off_e, off_e + n_e) of every grouped buffer below;
+//   2. experts  one oneTBB task per active expert (largest groups first): gather its tokens'
+//               rows of x [n_e, H], gate/up GEMM(s) → f32 [n_e, 2I], + bias, gated activation
+//               (xsimd) rounded to Act → h [n_e, I], down GEMM → f32 [n_e, H]. The GEMMs are
+//               cpu::matmul_into (GEMV path for n_e ≤ 4, panel GEMM above), which parallelise
+//               over weight rows themselves — nested TBB parallelism, so a decode step with 4
+//               experts still uses every core;
+//   3. combine  per token (TBB over tokens): out_t = Σ_j w_j·(y_{t,j} + b_down) in f32 in slot
+//               order j = 0..k−1, rounded once to Act (xsimd).
+// Rounding points are nn/moe.hpp's; the only differences from the reference are the f32
+// summation orders inside the GEMMs and exp's last bits (xsimd::exp vs std::exp), which the
+// tests bound. Every output element is computed by one fixed sequence of operations, and the
+// CPU matmul is thread-count independent, so results do not depend on the number of threads.
+//
+// Weights: float stacks enter as cpu::WeightView (storage, any activation dtype), block stacks as
+// QuantView<F, 2> (dequantized in registers by the GEMV/GEMM kernels). Scratch: grouped buffers
+// of chunk·k rows (x gather, gate/up, h, down output), allocated per call, uninitialised.
+#pragma once
+
+#include <algorithm>  // std::stable_sort, std::min, std::max, std::fill
+#include <cstddef>    // std::size_t
+#include <cstdint>    // std::int32_t
+#include <memory>     // std::unique_ptr, std::make_unique_for_overwrite
+#include <numeric>    // std::iota
+#include <vector>     // std::vector
+
+#include <oneapi/tbb/blocked_range.h>  // tbb::blocked_range
+#include <oneapi/tbb/parallel_for.h>   // tbb::parallel_for
+#include <xsimd/xsimd.hpp>             // xsimd::batch, exp, select, fma
+
+#include <precis/backends/cpu/arch.hpp>      // fbatch
+#include <precis/backends/cpu/matmul.hpp>    // matmul_into, detail::widen
+#include <precis/backends/cpu/parallel.hpp>  // parallel_ranges, detail::float_buffer
+#include <precis/backends/cpu/weights.hpp>   // WeightView
+#include <precis/core/dtype.hpp>             // precis::ActivationDtype, BlockFormat
+#include <precis/core/tensor.hpp>            // precis::Tensor
+#include <precis/nn/moe.hpp>                 // MoeExperts, SiluGlu, ClampedSwiGlu, detail::check_moe_args
+#include <precis/nn/router.hpp>              // precis::Routing
+
+namespace precis::backends::cpu {
+
+/// Tokens per grouped pass: bounds the scratch at chunk·k·(2I + I/2 + H/2 + H) floats and keeps
+/// each expert's weights read once per chunk (once per batch for T ≤ 256).
+inline constexpr index_t moe_token_chunk = 256;
+
+namespace detail {
+
+/// Expert e of a stack as a CPU matmul weight [N, K].
+template <class F>
+[[nodiscard]] auto expert_weight(const ExpertStack<F>& s, index_t e) {
+  if constexpr (BlockFormat<F>) return s.expert(e);  // QuantView<F, 2>
+  else return WeightView<F>(s.expert(e));            // float storage, any activation dtype
+}
+
+/// The gated activation over n values: a[i] = G(gate[i], up[i]), f32. xsimd bodies for the
+/// two model policies (same operation order as nn/moe.hpp's scalar spec, exp from xsimd);
+/// any other GatedActivation runs its scalar operator().
+template <class G>
+void gated_activation(const G& g, const float* gate, const float* up, index_t n, float* out) {
+  constexpr index_t W = static_cast<index_t>(fbatch::size);
+  index_t i = 0;
+  if constexpr (std::same_as<G, SiluGlu>) {
+    const fbatch one(1.0f);
+    for (; i + W <= n; i += W) {
+      const fbatch gv = fbatch::load_unaligned(gate + i), uv = fbatch::load_unaligned(up + i);
+      const fbatch sig = one / (one + xsimd::exp(-gv));
+      (gv * sig * uv).store_unaligned(out + i);
+    }
+  } else if constexpr (std::same_as<G, ClampedSwiGlu>) {
+    const fbatch one(1.0f), lim(g.limit), nlim(-g.limit), alpha(g.alpha);
+    for (; i + W <= n; i += W) {
+      const fbatch gv = fbatch::load_unaligned(gate + i), uv = fbatch::load_unaligned(up + i);
+      const fbatch glu = xsimd::select(lim < gv, lim, gv);  // std::min(g, limit): NaN propagates
+      const fbatch lin = xsimd::select(uv < nlim, nlim, xsimd::select(uv > lim, lim, uv));
+      const fbatch sig = one / (one + xsimd::exp(-(alpha * glu)));
+      (glu * sig * (lin + one)).store_unaligned(out + i);
+    }
+  }
+  for (; i < n; ++i) out[i] = g(gate[i], up[i]);
+}
+
+/// Uninitialised storage for `n` values of dtype A, viewed as a [rows, cols] matrix.
+template <ActivationDtype A>
+struct act_buffer {
+  std::unique_ptr<storage_t<A>[]> p;
+  void resize(index_t n) { p = std::make_unique_for_overwrite<storage_t<A>[]>(static_cast<std::size_t>(n)); }
+  [[nodiscard]] TensorView<A, 2> rows(index_t r0, index_t nr, index_t cols) const noexcept {
+    return {p.get() + r0 * cols, {nr, cols}};
+  }
+};
+
+/// One chunk of tokens [t0, t0 + nt): bucket, experts, combine (see the header comment).
+template <class G, class L, ActivationDtype Act, class XV>
+void moe_chunk(const MoeExperts<G, L, Act>& ex, const XV& xv, const Routing& routing, index_t t0, index_t nt,
+               TensorView<Act, 2> out, act_buffer<Act>& xg, float_buffer& gu, act_buffer<Act>& hb, float_buffer& yd) {
+  const index_t k = routing.experts.extent(1), n_exp = ex.n_experts();
+  const index_t hid = ex.hidden(), inter = ex.intermediate();
+  const index_t rows = nt * k;  // assignments in this chunk
+
+  // 1. bucket: counting sort of the (token, slot) pairs by expert, token order within an expert.
+  std::vector<index_t> count(static_cast<std::size_t>(n_exp) + 1, 0);
+  for (index_t t = 0; t < nt; ++t)
+    for (index_t j = 0; j < k; ++j) ++count[static_cast<std::size_t>(routing.experts(t0 + t, j)) + 1];
+  std::vector<index_t> off(count.size(), 0);  // off[e] = first grouped row of expert e
+  for (std::size_t e = 1; e < count.size(); ++e) off[e] = off[e - 1] + count[e];
+  std::vector<index_t> fill(off.begin(), off.end() - 1);
+  std::vector<index_t> pos(static_cast<std::size_t>(rows));    // [nt, k] → grouped row
+  std::vector<index_t> token(static_cast<std::size_t>(rows));  // grouped row → token (chunk-relative)
+  for (index_t t = 0; t < nt; ++t)
+    for (index_t j = 0; j < k; ++j) {
+      const index_t r = fill[static_cast<std::size_t>(routing.experts(t0 + t, j))]++;
+      pos[static_cast<std::size_t>(t * k + j)] = r;
+      token[static_cast<std::size_t>(r)] = t;
+    }
+  std::vector<index_t> active;
+  for (index_t e = 0; e < n_exp; ++e)
+    if (count[static_cast<std::size_t>(e) + 1] > 0) active.push_back(e);
+  std::stable_sort(active.begin(), active.end(), [&](index_t a, index_t b) {
+    return count[static_cast<std::size_t>(a) + 1] > count[static_cast<std::size_t>(b) + 1];
+  });
+
+  // 2. experts: one task per active expert; its GEMMs parallelise further inside.
+  const L& layout = ex.gate_up();
+  const index_t gu_cols = 2 * inter;  // gate/up f32 rows: interleaved, or [gate | up]
+  const auto run_expert = [&](index_t e) {
+    const index_t r0 = off[static_cast<std::size_t>(e)], n = count[static_cast<std::size_t>(e) + 1];
+    const TensorView<Act, 2> xe = xg.rows(r0, n, hid);  // [n, H] gathered activations
+    for (index_t r = 0; r < n; ++r)
+      for (index_t p = 0; p < hid; ++p) xe(r, p) = xv(t0 + token[static_cast<std::size_t>(r0 + r)], p);
+    const TensorView<const Act, 2> xc = xe;
+    float* gup = gu.data() + r0 * gu_cols;  // [n, 2I] f32
+    if constexpr (requires { layout.gate_up; }) {
+      matmul_into<f32>(xc, expert_weight(layout.gate_up, e), TensorView<f32, 2>(gup, {n, gu_cols}));
+    } else {
+      matmul_into<f32>(xc, expert_weight(layout.gate, e), TensorView<f32, 2>(gup, {n, inter}, {gu_cols, 1}));
+      matmul_into<f32>(xc, expert_weight(layout.up, e), TensorView<f32, 2>(gup + inter, {n, inter}, {gu_cols, 1}));
+    }
+    // + bias, gated activation, one rounding to Act.
+    std::vector<float> bg(static_cast<std::size_t>(inter), 0.0f), bu(bg), g(bg), u(bg), a(bg);
+    if (ex.has_bias())
+      for (index_t i = 0; i < inter; ++i) {
+        bg[static_cast<std::size_t>(i)] = widen<Act>(ex.gate_up_bias()(e, L::gate_index(i, inter)));
+        bu[static_cast<std::size_t>(i)] = widen<Act>(ex.gate_up_bias()(e, L::up_index(i, inter)));
+      }
+    const TensorView<Act, 2> he = hb.rows(r0, n, inter);  // [n, I]
+    for (index_t r = 0; r < n; ++r) {
+      const float* row = gup + r * gu_cols;
+      for (index_t i = 0; i < inter; ++i) {
+        g[static_cast<std::size_t>(i)] = row[L::gate_index(i, inter)] + bg[static_cast<std::size_t>(i)];
+        u[static_cast<std::size_t>(i)] = row[L::up_index(i, inter)] + bu[static_cast<std::size_t>(i)];
+      }
+      gated_activation(ex.gating_fn(), g.data(), u.data(), inter, a.data());
+      for (index_t i = 0; i < inter; ++i) he(r, i) = precis::detail::from_f32<Act>(a[static_cast<std::size_t>(i)]);
+    }
+    const TensorView<const Act, 2> hc = he;
+    matmul_into<f32>(hc, expert_weight(ex.down(), e), TensorView<f32, 2>(yd.data() + r0 * hid, {n, hid}));
+  };
+  if (active.size() == 1) {
+    run_expert(active[0]);
+  } else {
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, active.size(), 1), [&](const tbb::blocked_range<std::size_t>& rr) {
+      for (std::size_t i = rr.begin(); i != rr.end(); ++i) run_expert(active[i]);
+    });
+  }
+
+  // 3. combine: out_t = Σ_j w_j·(y_{t,j} + b_down[e_j]), f32 in slot order, one rounding.
+  parallel_ranges(nt, 1, nt * k * hid * 16, [&](index_t ta, index_t tb) {
+    constexpr index_t W = static_cast<index_t>(fbatch::size);
+    std::vector<float> acc(static_cast<std::size_t>(hid)), bias(static_cast<std::size_t>(hid), 0.0f);
+    for (index_t t = ta; t < tb; ++t) {
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (index_t j = 0; j < k; ++j) {
+        const index_t e = routing.experts(t0 + t, j);
+        const float* y = yd.data() + pos[static_cast<std::size_t>(t * k + j)] * hid;
+        if (ex.has_bias())
+          for (index_t n = 0; n < hid; ++n) bias[static_cast<std::size_t>(n)] = widen<Act>(ex.down_bias()(e, n));
+        const float w = routing.weights(t0 + t, j);
+        const fbatch wv(w);
+        index_t n = 0;
+        for (; n + W <= hid; n += W) {
+          const fbatch yv = fbatch::load_unaligned(y + n) + fbatch::load_unaligned(bias.data() + n);
+          xsimd::fma(wv, yv, fbatch::load_unaligned(acc.data() + n)).store_unaligned(acc.data() + n);
+        }
+        for (; n < hid; ++n) acc[static_cast<std::size_t>(n)] += w * (y[n] + bias[static_cast<std::size_t>(n)]);
+      }
+      for (index_t n = 0; n < hid; ++n) out(t0 + t, n) = precis::detail::from_f32<Act>(acc[static_cast<std::size_t>(n)]);
+    }
+  });
+}
+
+}  // namespace detail
+
+/// out[t] = Σ_j w[t, j]·Expert_{e[t, j]}(x[t]), grouped by expert: x [T, H] → [T, H] of dtype Act.
+/// Same contract and errors as the reference precis::moe_experts (nn/moe.hpp).
+template <class G, class L, ActivationDtype Act, HostTensorOfRank<2> X>
+  requires moe_input_matches_activation<dtype_of<X>, Act>
+[[nodiscard]] Tensor<Act, 2> moe_experts(const MoeExperts<G, L, Act>& ex, const X& x, const Routing& routing) {
+  const TensorView<const Act, 2> xv = x;  // [T, H]
+  precis::detail::check_moe_args("cpu::moe_experts", ex, xv, routing);
+  const index_t n_tok = xv.extent(0), k = routing.experts.extent(1);
+  const index_t hid = ex.hidden(), inter = ex.intermediate();
+  Tensor<Act, 2> out({n_tok, hid});  // [T, H]
+  if (n_tok == 0 || hid == 0) return out;
+  const index_t max_rows = std::min(n_tok, moe_token_chunk) * k;
+  detail::act_buffer<Act> xg, hb;
+  detail::float_buffer gu, yd;
+  xg.resize(max_rows * hid);       // [rows, H]  gathered x
+  gu.resize(max_rows * 2 * inter);  // [rows, 2I] gate/up, f32
+  hb.resize(max_rows * inter);     // [rows, I]  h
+  yd.resize(max_rows * hid);       // [rows, H]  down output, f32
+  for (index_t t0 = 0; t0 < n_tok; t0 += moe_token_chunk)
+    detail::moe_chunk(ex, xv, routing, t0, std::min(moe_token_chunk, n_tok - t0), out.view(), xg, gu, hb, yd);
+  return out;
+}
+
+}  // namespace precis::backends::cpu

@@ -1,0 +1,406 @@
+// precis/nn/moe.hpp — the expert half of a sparse MoE block: expert weight stacks in any
+// storage format, the gated-MLP variants of the target models as named policies, and the scalar
+// reference that computes Σ_j w_j · Expert_{e_j}(x) token by token (the math spec the CPU
+// grouped kernel, backends/cpu/moe.hpp, is differential-tested against).
+//
+//   ExpertStack<F>            E matrices [E, N, K] (rows = outputs, checkpoint layout) in storage
+//                             format F: f32/bf16/f16 (a TensorView<const F, 3>) or any BlockFormat
+//                             (QuantView<F, 3>, experts on the leading axis — the HF/OpenAI
+//                             `_blocks`/`_scales` [E, N, K/32, (16)] tensors as they are).
+//   SeparateGateUp<F>         gate [E, I, H] and up [E, I, H]: Qwen3-MoE checkpoints store
+//                             experts.{e}.gate_proj / up_proj (model-semantics §1b).
+//   InterleavedGateUp<F>      gate_up [E, 2I, H]: even rows gate, odd rows up (gpt-oss §1a,
+//                             gotcha §1.7.3; HF-MX `gate_up_proj_blocks` along dim 1).
+//   SiluGlu                   a = silu(g)·u (Qwen3-MoE, Llama: down(silu(gate x) * up x), §1b).
+//   ClampedSwiGlu{α, limit}   a = min(g, limit)·σ(α·min(g, limit))·(clamp(u, ±limit) + 1) with
+//                             α = 1.702, limit = 7.0 (gpt-oss §1a: clamp max only on the gate,
+//                             both sides on the linear branch, "+1" on the linear branch).
+//   MoeExperts<G, L, Act>     one MoE layer's experts: gating policy G, gate/up layout L, down
+//                             [E, H, I], optional biases [E, 2I] / [E, H] of dtype Act (gpt-oss:
+//                             "the down bias is added per expert, before the routing weight").
+//   moe_experts(experts, x, routing) → Tensor<Act, 2>   the reference.
+//
+// Dtypes (dtype-bugs C7, E24 — HF's MXFP4 fallback met bf16 weights with f32 states and
+// biases). The layer's type names its activation dtype Act, and that alone decides the output:
+// x must be Tensor<Act> (moe_input_matches_activation), the biases are Act (like Linear<D> and
+// QLinear<F, Act>), the result is Tensor<Act>. The weights are *storage* (like cpu::as_weight
+// and QuantView): an f32 or mxfp4 stack under bf16 activations is a declared part of the type,
+// never a fallback's choice. The gate/up layout is structural, so it is a type too.
+//
+// Rounding points (the spec; the CPU kernel follows it): per token t and selected expert e,
+//   g, u  = f32 dot products of x_t (widened exactly) with the exact f32 weight values, + bias
+//   h     = act(g, u) in f32, rounded once to Act (h is the down GEMM's activation input)
+//   y     = f32 dot of h with the down row, + bias (f32, not rounded)
+//   out_t = Σ_j w_j·y_j accumulated in f32 in routing order j = 0..k−1, rounded once to Act.
+// Block formats dequantize exactly to f32 (quant/block_reference.hpp), so the weights enter
+// without error; products accumulate in f32 (error ≤ γ_K·Σ|x·w|, Higham §3.1).
+//
+// What this is not: the router (nn/router.hpp computes the Routing), shared experts (none of
+// the target models has one, §1b), fused half-split gate_up (HF v5 Qwen in-memory layout,
+// §1.7.3: pass its two row halves as SeparateGateUp — float stacks are strided views).
+#pragma once
+
+#include <algorithm>    // std::min, std::clamp
+#include <cmath>        // std::exp, std::isfinite
+#include <concepts>     // std::same_as
+#include <cstddef>      // std::size_t
+#include <cstdint>      // std::uint8_t
+#include <optional>     // std::optional
+#include <type_traits>  // std::remove_cvref_t
+#include <vector>       // std::vector
+
+#include <precis/core/dtype.hpp>        // precis::ActivationDtype, BlockFormat, f32, bf16, f16
+#include <precis/core/error.hpp>        // precis::shape_error, range_error, config_error, PRECIS_CHECK
+#include <precis/core/scalar.hpp>       // precis::to_compute, from_compute
+#include <precis/core/tensor.hpp>       // precis::Tensor
+#include <precis/core/tensor_view.hpp>  // precis::TensorView
+#include <precis/nn/router.hpp>         // precis::Routing
+#include <precis/ops/host_tensor.hpp>   // precis::HostTensorOfRank, materialize, format_extents
+#include <precis/quant/dequantize.hpp>  // precis::dequantize_row
+#include <precis/quant/quant_tensor.hpp>  // precis::QuantTensor
+#include <precis/quant/quant_view.hpp>  // precis::QuantView
+
+namespace precis {
+
+// ---------------------------------------------------------------------------------------------
+// Expert weight stacks
+// ---------------------------------------------------------------------------------------------
+
+/// Float dtypes an expert stack may be stored in (the CPU kernels' weight_storage_dtype).
+template <class F>
+concept expert_float_storage = std::same_as<F, f32> || std::same_as<F, bf16> || std::same_as<F, f16>;
+
+/// Every storage format of expert weights: a float dtype or a block format.
+template <class F>
+concept ExpertWeightFormat = expert_float_storage<F> || BlockFormat<F>;
+
+/// E weight matrices [E, N, K] in format F (non-owning: the weights live in a checkpoint
+/// mapping, a Tensor or a QuantTensor that must outlive the stack, like any view).
+template <ExpertWeightFormat F>
+class ExpertStack {
+ public:
+  using format = F;
+  /// What one expert's matrix is: TensorView<const F, 2> or QuantView<F, 2>.
+  using matrix_type = std::conditional_t<BlockFormat<F>, QuantView<F, 2>, TensorView<const F, 2>>;
+  using storage_type = std::conditional_t<BlockFormat<F>, QuantView<F, 3>, TensorView<const F, 3>>;
+
+  ExpertStack() = default;
+  explicit ExpertStack(storage_type w) : w_(w) {
+    if constexpr (!BlockFormat<F>)
+      PRECIS_CHECK(w_.extent(2) <= 1 || w_.stride(2) == 1, shape_error, "[ExpertStack<", dtype_name<F>, ">] stack ",
+                   format_extents(w_.extents()), " has element stride ", w_.stride(2),
+                   "; weight rows must be contiguous (stride(2) == 1)");
+  }
+
+  [[nodiscard]] index_t n_experts() const noexcept { return w_.extent(0); }
+  [[nodiscard]] index_t rows() const noexcept { return w_.extent(1); }  // N: outputs
+  [[nodiscard]] index_t cols() const noexcept { return w_.extent(2); }  // K: inputs
+  [[nodiscard]] extents_t<3> extents() const noexcept { return w_.extents(); }
+  [[nodiscard]] const storage_type& storage() const noexcept { return w_; }
+
+  /// Expert e's matrix [N, K].
+  [[nodiscard]] matrix_type expert(index_t e) const {
+    PRECIS_CHECK(e >= 0 && e < n_experts(), range_error, "[ExpertStack] expert ", e, " outside [0, ", n_experts(),
+                 ")");
+    return w_[e];
+  }
+
+  /// Bytes of one expert's matrix as stored (what streaming it reads).
+  [[nodiscard]] std::size_t expert_bytes() const noexcept {
+    const auto values = static_cast<std::size_t>(rows() * cols());
+    if constexpr (BlockFormat<F>) return values / 32 * dtype_traits<F>::block_bytes;
+    else return values * sizeof(storage_t<F>);
+  }
+
+  /// Row n of expert e as exact f32 values into `out` [K] (the reference's weight access).
+  void row_f32(index_t e, index_t n, float* out) const {
+    if constexpr (BlockFormat<F>) {
+      dequantize_row<f32>(w_[e][n], TensorView<f32, 1>(out, {cols()}));
+    } else {
+      const storage_t<F>* src = &w_(e, n, index_t{0});
+      for (index_t i = 0; i < cols(); ++i) out[i] = static_cast<float>(to_compute<F>(src[i]));
+    }
+  }
+
+ private:
+  storage_type w_;  // [E, N, K]
+};
+
+/// A float stack [E, N, K] (Tensor lvalue or TensorView) as expert weights.
+template <HostTensorOfRank<3> W>
+  requires expert_float_storage<dtype_of<W>>
+[[nodiscard]] ExpertStack<dtype_of<W>> expert_stack(const W& w) {
+  return ExpertStack<dtype_of<W>>(TensorView<const dtype_of<W>, 3>(w));
+}
+/// A block-quantized stack [E, N, K] (blocks along K) as expert weights.
+template <BlockFormat F>
+[[nodiscard]] ExpertStack<F> expert_stack(const QuantView<F, 3>& w) {
+  return ExpertStack<F>(w);
+}
+template <BlockFormat F>
+[[nodiscard]] ExpertStack<F> expert_stack(const QuantTensor<F, 3>& w) {
+  return ExpertStack<F>(w.view());
+}
+/// Not from temporaries: the stack is a view and would dangle at the end of the expression.
+template <class D>
+void expert_stack(Tensor<D, 3>&&) = delete;
+template <class F>
+void expert_stack(QuantTensor<F, 3>&&) = delete;
+
+// ---------------------------------------------------------------------------------------------
+// Gate/up layouts (structural: a type each)
+// ---------------------------------------------------------------------------------------------
+
+/// Qwen3-MoE: separate gate [E, I, H] and up [E, I, H] stacks (§1b). A gate/up bias [E, 2I] is
+/// read as [gate | up] (no Qwen3 checkpoint has one).
+template <ExpertWeightFormat F>
+struct SeparateGateUp {
+  using format = F;
+  ExpertStack<F> gate;  // [E, I, H]
+  ExpertStack<F> up;    // [E, I, H]
+
+  [[nodiscard]] index_t n_experts() const noexcept { return gate.n_experts(); }
+  [[nodiscard]] index_t intermediate() const noexcept { return gate.rows(); }
+  [[nodiscard]] index_t hidden() const noexcept { return gate.cols(); }
+  [[nodiscard]] static index_t gate_index(index_t i, index_t /*inter*/) noexcept { return i; }
+  [[nodiscard]] static index_t up_index(index_t i, index_t inter) noexcept { return inter + i; }
+  void check(const char* op) const {
+    PRECIS_CHECK(gate.extents() == up.extents(), shape_error, "[", op, "] gate stack ", format_extents(gate.extents()),
+                 " and up stack ", format_extents(up.extents()), " differ; both are [E, I, H]");
+  }
+};
+
+/// gpt-oss: one gate_up stack [E, 2I, H], row 2i = gate i, row 2i+1 = up i (§1a, §1.7.3); the
+/// gate_up bias [E, 2I] is interleaved the same way.
+template <ExpertWeightFormat F>
+struct InterleavedGateUp {
+  using format = F;
+  ExpertStack<F> gate_up;  // [E, 2I, H]
+
+  [[nodiscard]] index_t n_experts() const noexcept { return gate_up.n_experts(); }
+  [[nodiscard]] index_t intermediate() const noexcept { return gate_up.rows() / 2; }
+  [[nodiscard]] index_t hidden() const noexcept { return gate_up.cols(); }
+  [[nodiscard]] static index_t gate_index(index_t i, index_t /*inter*/) noexcept { return 2 * i; }
+  [[nodiscard]] static index_t up_index(index_t i, index_t /*inter*/) noexcept { return 2 * i + 1; }
+  void check(const char* op) const {
+    PRECIS_CHECK(gate_up.rows() % 2 == 0, shape_error, "[", op, "] interleaved gate_up stack ",
+                 format_extents(gate_up.extents()), " has an odd number of rows; expected [E, 2I, H]");
+  }
+};
+
+template <class L>
+concept GateUpLayout = requires(const L& l, index_t i) {
+  typename L::format;
+  { l.n_experts() } -> std::same_as<index_t>;
+  { l.intermediate() } -> std::same_as<index_t>;
+  { l.hidden() } -> std::same_as<index_t>;
+  { L::gate_index(i, i) } -> std::same_as<index_t>;
+  { L::up_index(i, i) } -> std::same_as<index_t>;
+  l.check("");
+};
+
+// ---------------------------------------------------------------------------------------------
+// Gated activations (f32 in, f32 out; the scalar spec)
+// ---------------------------------------------------------------------------------------------
+
+namespace detail {
+// Elementwise pieces kept private here: nn/activation.hpp (another change in flight) will own
+// the public silu / swiglu ops; these are the same formulas on one f32 value.
+[[nodiscard]] inline float sigmoid_f32(float x) noexcept { return 1.0f / (1.0f + std::exp(-x)); }
+}  // namespace detail
+
+/// silu(g)·u = g·σ(g)·u: Qwen3-MoE and Llama experts (HF `act_fn(gate_proj(x)) * up_proj(x)`).
+struct SiluGlu {
+  [[nodiscard]] float operator()(float gate, float up) const noexcept { return gate * detail::sigmoid_f32(gate) * up; }
+};
+
+/// gpt-oss's clamped SwiGLU (HF-GO `GptOssExperts`, OAI `swiglu`; §1a):
+///   glu = min(g, limit); lin = clamp(u, −limit, limit); a = glu·σ(α·glu)·(lin + 1).
+struct ClampedSwiGlu {
+  float alpha = 1.702f;  // hard-coded in HF-GO, `swiglu_alpha` in newer configs
+  float limit = 7.0f;    // config `swiglu_limit`
+
+  [[nodiscard]] float operator()(float gate, float up) const noexcept {
+    const float glu = std::min(gate, limit);  // NaN propagates: std::min returns its first argument
+    const float lin = up < -limit ? -limit : (up > limit ? limit : up);
+    return glu * detail::sigmoid_f32(alpha * glu) * (lin + 1.0f);
+  }
+  void check(const char* op) const {
+    PRECIS_CHECK(std::isfinite(alpha) && alpha > 0.0f, config_error, "[", op, "] ClampedSwiGlu alpha = ", alpha,
+                 "; expected a finite value > 0 (gpt-oss: 1.702)");
+    PRECIS_CHECK(std::isfinite(limit) && limit > 0.0f, config_error, "[", op, "] ClampedSwiGlu limit = ", limit,
+                 "; expected a finite value > 0 (gpt-oss swiglu_limit: 7.0)");
+  }
+};
+
+/// A gated activation: (gate, up) pre-activations in f32 → one f32 value.
+template <class G>
+concept GatedActivation = requires(const G& g, float a, float b) {
+  { g(a, b) } -> std::same_as<float>;
+};
+
+// ---------------------------------------------------------------------------------------------
+// MoeExperts
+// ---------------------------------------------------------------------------------------------
+
+/// x reaching a MoeExperts<…, Act> is Tensor<Act> (C7; E24).
+template <class In, class Act>
+concept moe_input_matches_activation = std::same_as<std::remove_cv_t<In>, Act>;
+
+/// Expert biases have the layer's activation dtype (as Linear<D> and QLinear<F, Act> biases).
+template <class B, class Act>
+concept expert_bias_matches_activation = std::same_as<std::remove_cv_t<B>, Act>;
+
+/// The experts of one MoE layer: gating G, gate/up layout L, down [E, H, I], optional biases.
+template <GatedActivation G, GateUpLayout L, ActivationDtype Act>
+class MoeExperts {
+ public:
+  using gating = G;
+  using layout = L;
+  using format = typename L::format;
+  using activation = Act;
+
+  /// No biases (Qwen3-MoE).
+  MoeExperts(G gating_fn, L gate_up, ExpertStack<format> down)
+      : gating_(gating_fn), gate_up_(gate_up), down_(down) {
+    check();
+  }
+
+  /// With gate_up bias [E, 2I] (in L's row order) and down bias [E, H], both of dtype Act (gpt-oss).
+  template <HostTensorOfRank<2> B1, HostTensorOfRank<2> B2>
+    requires expert_bias_matches_activation<dtype_of<B1>, Act> && expert_bias_matches_activation<dtype_of<B2>, Act>
+  MoeExperts(G gating_fn, L gate_up, ExpertStack<format> down, const B1& gate_up_bias, const B2& down_bias)
+      : gating_(gating_fn),
+        gate_up_(gate_up),
+        down_(down),
+        gate_up_bias_(materialize(gate_up_bias)),
+        down_bias_(materialize(down_bias)) {
+    check();
+    PRECIS_CHECK(gate_up_bias_->extents() == (extents_t<2>{n_experts(), 2 * intermediate()}), shape_error,
+                 "[MoeExperts] gate_up bias ", format_extents(gate_up_bias_->extents()), "; expected [E, 2I] = ",
+                 format_extents(extents_t<2>{n_experts(), 2 * intermediate()}));
+    PRECIS_CHECK(down_bias_->extents() == (extents_t<2>{n_experts(), hidden()}), shape_error,
+                 "[MoeExperts] down bias ", format_extents(down_bias_->extents()), "; expected [E, H] = ",
+                 format_extents(extents_t<2>{n_experts(), hidden()}));
+  }
+
+  [[nodiscard]] index_t n_experts() const noexcept { return gate_up_.n_experts(); }
+  [[nodiscard]] index_t hidden() const noexcept { return gate_up_.hidden(); }
+  [[nodiscard]] index_t intermediate() const noexcept { return gate_up_.intermediate(); }
+  [[nodiscard]] const G& gating_fn() const noexcept { return gating_; }
+  [[nodiscard]] const L& gate_up() const noexcept { return gate_up_; }
+  [[nodiscard]] const ExpertStack<format>& down() const noexcept { return down_; }
+  [[nodiscard]] bool has_bias() const noexcept { return gate_up_bias_.has_value(); }
+  [[nodiscard]] const Tensor<Act, 2>& gate_up_bias() const { return *gate_up_bias_; }  // [E, 2I]
+  [[nodiscard]] const Tensor<Act, 2>& down_bias() const { return *down_bias_; }        // [E, H]
+
+  /// Weight bytes one expert's MLP streams (gate + up + down, as stored).
+  [[nodiscard]] std::size_t expert_bytes() const noexcept {
+    if constexpr (requires { gate_up_.gate_up; }) return gate_up_.gate_up.expert_bytes() + down_.expert_bytes();
+    else return gate_up_.gate.expert_bytes() + gate_up_.up.expert_bytes() + down_.expert_bytes();
+  }
+
+ private:
+  void check() const {
+    gate_up_.check("MoeExperts");
+    if constexpr (requires { gating_.check(""); }) gating_.check("MoeExperts");
+    PRECIS_CHECK(down_.extents() == (extents_t<3>{n_experts(), hidden(), intermediate()}), shape_error,
+                 "[MoeExperts] down stack ", format_extents(down_.extents()), "; expected [E, H, I] = ",
+                 format_extents(extents_t<3>{n_experts(), hidden(), intermediate()}));
+  }
+
+  G gating_;
+  L gate_up_;
+  ExpertStack<format> down_;                    // [E, H, I]
+  std::optional<Tensor<Act, 2>> gate_up_bias_;  // [E, 2I]
+  std::optional<Tensor<Act, 2>> down_bias_;     // [E, H]
+};
+
+template <class T>
+inline constexpr bool is_moe_experts = false;
+template <class G, class L, class Act>
+inline constexpr bool is_moe_experts<MoeExperts<G, L, Act>> = true;
+
+namespace detail {
+
+/// Checks x [T, H] and routing [T, k] against the experts (shared by every implementation).
+template <class Experts, class XV>
+void check_moe_args(const char* op, const Experts& ex, const XV& xv, const Routing& routing) {
+  PRECIS_CHECK(xv.extent(1) == ex.hidden(), shape_error, "[", op, "] x ", format_extents(xv.extents()),
+               " for experts of hidden size ", ex.hidden());
+  PRECIS_CHECK(routing.experts.extents() == routing.weights.extents(), shape_error, "[", op, "] routing experts ",
+               format_extents(routing.experts.extents()), " and weights ", format_extents(routing.weights.extents()),
+               " differ");
+  PRECIS_CHECK(routing.experts.extent(0) == xv.extent(0), shape_error, "[", op, "] routing for ",
+               routing.experts.extent(0), " tokens, x has ", xv.extent(0));
+  for (index_t t = 0; t < routing.experts.extent(0); ++t)
+    for (index_t j = 0; j < routing.experts.extent(1); ++j) {
+      const index_t e = routing.experts(t, j);
+      PRECIS_CHECK(e >= 0 && e < ex.n_experts(), range_error, "[", op, "] token ", t, " slot ", j, ": expert ", e,
+                   " outside [0, ", ex.n_experts(), ")");
+      PRECIS_CHECK(std::isfinite(routing.weights(t, j)), range_error, "[", op, "] token ", t, " slot ", j,
+                   ": routing weight ", routing.weights(t, j), " is not finite");
+    }
+}
+
+[[nodiscard]] inline float dot_f32(const float* a, const float* b, index_t n) noexcept {
+  float s = 0.0f;
+  for (index_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+}  // namespace detail
+
+/// The reference: out[t] = Σ_j w[t, j]·Expert_{e[t, j]}(x[t]) for x [T, H] → [T, H] of dtype Act.
+/// Token by token, expert by expert, in the rounding points of the header comment.
+template <class G, class L, ActivationDtype Act, HostTensorOfRank<2> X>
+  requires moe_input_matches_activation<dtype_of<X>, Act>
+[[nodiscard]] Tensor<Act, 2> moe_experts(const MoeExperts<G, L, Act>& ex, const X& x, const Routing& routing) {
+  const const_view_t<X> xv = x;  // [T, H]
+  detail::check_moe_args("moe_experts", ex, xv, routing);
+  const index_t n_tok = xv.extent(0), k = routing.experts.extent(1);
+  const index_t hid = ex.hidden(), inter = ex.intermediate();
+  const L& gu = ex.gate_up();
+  Tensor<Act, 2> out({n_tok, hid});  // [T, H]
+  std::vector<float> xt(static_cast<std::size_t>(hid)), h(static_cast<std::size_t>(inter));
+  std::vector<float> acc(static_cast<std::size_t>(hid)), row(static_cast<std::size_t>(std::max(hid, inter)));
+  const auto bias = [](const Tensor<Act, 2>& b, index_t e, index_t i) { return static_cast<float>(to_compute<Act>(b(e, i))); };
+  for (index_t t = 0; t < n_tok; ++t) {
+    for (index_t p = 0; p < hid; ++p) xt[static_cast<std::size_t>(p)] = static_cast<float>(to_compute<Act>(xv(t, p)));
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (index_t j = 0; j < k; ++j) {
+      const index_t e = routing.experts(t, j);
+      for (index_t i = 0; i < inter; ++i) {
+        float g, u;
+        if constexpr (requires { gu.gate_up; }) {
+          gu.gate_up.row_f32(e, L::gate_index(i, inter), row.data());
+          g = detail::dot_f32(xt.data(), row.data(), hid);
+          gu.gate_up.row_f32(e, L::up_index(i, inter), row.data());
+          u = detail::dot_f32(xt.data(), row.data(), hid);
+        } else {
+          gu.gate.row_f32(e, i, row.data());
+          g = detail::dot_f32(xt.data(), row.data(), hid);
+          gu.up.row_f32(e, i, row.data());
+          u = detail::dot_f32(xt.data(), row.data(), hid);
+        }
+        if (ex.has_bias()) {
+          g += bias(ex.gate_up_bias(), e, L::gate_index(i, inter));
+          u += bias(ex.gate_up_bias(), e, L::up_index(i, inter));
+        }
+        // h is the down GEMM's Act input: one rounding of the f32 activation value.
+        h[static_cast<std::size_t>(i)] = static_cast<float>(to_compute<Act>(from_compute<Act>(ex.gating_fn()(g, u))));
+      }
+      const float w = routing.weights(t, j);
+      for (index_t n = 0; n < hid; ++n) {
+        ex.down().row_f32(e, n, row.data());
+        float y = detail::dot_f32(h.data(), row.data(), inter);
+        if (ex.has_bias()) y += bias(ex.down_bias(), e, n);
+        acc[static_cast<std::size_t>(n)] += w * y;
+      }
+    }
+    for (index_t n = 0; n < hid; ++n) out(t, n) = from_compute<Act>(acc[static_cast<std::size_t>(n)]);
+  }
+  return out;
+}
+
+}  // namespace precis
