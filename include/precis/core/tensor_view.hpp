@@ -73,7 +73,7 @@ class TensorView {
   template <class... Idx>
     requires(sizeof...(Idx) == Rank && std::same_as<Dev, cpu>)
   [[nodiscard]] constexpr element_type& operator()(Idx... idx) const noexcept {
-    const index_t i[] = {static_cast<index_t>(idx)...};
+    const extents_t<Rank> i{static_cast<index_t>(idx)...};  // std::array: valid for Rank 0 too
     index_t off = 0;
     for (std::size_t d = 0; d < Rank; ++d) off += i[d] * strides_[d];
     return data_[off];
@@ -83,7 +83,7 @@ class TensorView {
   template <class... Idx>
     requires(sizeof...(Idx) == Rank && std::same_as<Dev, cpu>)
   [[nodiscard]] element_type& at(Idx... idx) const {
-    const index_t i[] = {static_cast<index_t>(idx)...};
+    const extents_t<Rank> i{static_cast<index_t>(idx)...};  // std::array: valid for Rank 0 too
     for (std::size_t d = 0; d < Rank; ++d)
       PRECIS_CHECK(i[d] >= 0 && i[d] < extents_[d], range_error, "[TensorView::at] index ", i[d], " out of range [0, ",
                    extents_[d], ") on axis ", d);

@@ -361,15 +361,16 @@ class KvCache {
   }
 
   /// What attention kernels read: positions [first(layer), length(layer)) of `layer`.
-  [[nodiscard]] KvSequenceView<element_dtype> sequence(index_t layer) const
-    requires(!quantized)
-  {
+  /// (A template only so that the return type is not formed for quantized stores.)
+  template <class E = element_dtype>
+    requires(!quantized && std::same_as<E, element_dtype>)
+  [[nodiscard]] KvSequenceView<E> sequence(index_t layer) const {
     const layer_store& s = at("sequence", layer);
-    std::vector<KvSegment<element_dtype>> segs;
+    std::vector<KvSegment<E>> segs;
     detail::for_each_slot_run(s.oldest, s.length, s.k.extent(0), [&](index_t p, index_t slot, index_t n) {
       segs.push_back({p, s.k.cview().slice(0, slot, slot + n), s.v.cview().slice(0, slot, slot + n)});
     });
-    return KvSequenceView<element_dtype>(n_kv_heads(), head_dim(), s.window, std::move(segs));
+    return KvSequenceView<E>(n_kv_heads(), head_dim(), s.window, std::move(segs));
   }
 
   /// Quantized stores: keys of `layer` dequantized by the store's quantizer to `Act`.

@@ -74,6 +74,20 @@ concept expert_float_storage = std::same_as<F, f32> || std::same_as<F, bf16> || 
 template <class F>
 concept ExpertWeightFormat = expert_float_storage<F> || BlockFormat<F>;
 
+namespace detail {
+/// What an expert stack of format F is made of (selected lazily: QuantView<f32> is ill-formed).
+template <class F, bool Block = BlockFormat<F>>
+struct expert_storage {
+  using stack = TensorView<const F, 3>;   // [E, N, K]
+  using matrix = TensorView<const F, 2>;  // [N, K]
+};
+template <class F>
+struct expert_storage<F, true> {
+  using stack = QuantView<F, 3>;
+  using matrix = QuantView<F, 2>;
+};
+}  // namespace detail
+
 /// E weight matrices [E, N, K] in format F (non-owning: the weights live in a checkpoint
 /// mapping, a Tensor or a QuantTensor that must outlive the stack, like any view).
 template <ExpertWeightFormat F>
@@ -81,8 +95,8 @@ class ExpertStack {
  public:
   using format = F;
   /// What one expert's matrix is: TensorView<const F, 2> or QuantView<F, 2>.
-  using matrix_type = std::conditional_t<BlockFormat<F>, QuantView<F, 2>, TensorView<const F, 2>>;
-  using storage_type = std::conditional_t<BlockFormat<F>, QuantView<F, 3>, TensorView<const F, 3>>;
+  using matrix_type = typename detail::expert_storage<F>::matrix;
+  using storage_type = typename detail::expert_storage<F>::stack;
 
   ExpertStack() = default;
   explicit ExpertStack(storage_type w) : w_(w) {

@@ -325,7 +325,7 @@ TEST_CASE("cpu matmul: a weight slice with a row stride; element-strided weights
   const TensorView<const bf16, 2> w_strided(wide.data(), {n, k / 2}, {k + 24, 2});  // [N, K/2], stride(1) = 2
   const auto x2 = random_tensor<bf16, 2>({m, k / 2}, rng);
   CHECK_THROWS_WITH(cpu_backend::matmul(x2, w_strided),
-                    Catch::Contains("[cpu_backend::matmul] weight [37, 20] has element stride 2") &&
+                    Catch::Contains("[backends::cpu::matmul] weight [37, 20] has element stride 2") &&
                         Catch::Contains("must be contiguous"));
 }
 
@@ -369,7 +369,7 @@ TEST_CASE("cpu matmul: shape errors name both shapes", "[backends][cpu][errors]"
   const TestWeight<q4_1> wq(random_tensor<f32, 2>({37, 64}, rng));
   CHECK_THROWS_AS(cpu_backend::matmul(x, wq.stored), shape_error);
   CHECK_THROWS_WITH(cpu_backend::matmul(x, wq.stored),
-                    Catch::Contains("[cpu_backend::matmul] x [3, 96] · wᵀ with w [37, 64] (q4_1): inner dimensions differ"));
+                    Catch::Contains("[backends::cpu::matmul] x [3, 96] · wᵀ with w [37, 64] (q4_1): inner dimensions differ"));
   const auto wb = random_tensor<bf16, 2>({37, 96}, rng);  // [N, K]
   Tensor<bf16, 2> y_bad({3, 36});
   CHECK_THROWS_WITH(cpu_backend::matmul_into(x, wb, y_bad),

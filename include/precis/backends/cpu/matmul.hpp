@@ -116,7 +116,7 @@ concept matmul_bias_of = HostTensorOfRank<B, 1> && same_dtype_no_implicit_cast<d
 
 namespace detail {
 
-inline constexpr const char* matmul_op = "cpu::matmul";
+inline constexpr const char* matmul_op = "backends::cpu::matmul";
 
 template <class W>
 [[nodiscard]] auto weight_rows(const W& w) {

@@ -1,0 +1,583 @@
+// precis/backends/cpu/attention.hpp — attention on the CPU, reading K/V from any KV cache layout:
+// a decode path (one query token per sequence, several sequences at once) and a prefill path
+// (many query tokens of one sequence), both with online softmax.
+//
+//   namespace cpu = precis::backends::cpu;
+//   Tensor<bf16, 3> o = cpu::attention_decode(q, views, cfg, sinks);   // q [B, H, Dh], B views
+//   Tensor<bf16, 3> p = cpu::attention_prefill(q, cache.sequence(l), cfg);  // q [T, H, Dh]
+//   Attention<attention_backend::cpu_simd, bf16> attn(cfg);            // the same, as a backend
+//
+// The math is nn/attention.hpp's reference (model-semantics §1a): s_j = (q·k_j)·scale in f32,
+// keys i − w < j ≤ i visible (w = sliding window, 0 = full), optional per-head sink logit
+// (unscaled, unmasked, no value), o = Σ p_j·v_j accumulated in f32, rounded once to Act.
+//
+// Online softmax (Milakov & Gimelshein 2018; FlashAttention, Dao et al. 2022): each query row
+// keeps its running max m, running sum l = Σ exp(s_j − m) and unnormalised output
+// o = Σ exp(s_j − m)·v_j; a key block whose max raises m to m' rescales l and o by
+// α = exp(m − m'). At most one block of scores exists per row, so a 128k-token context never
+// materialises a score row, and no exp overflows (every argument is ≤ 0). The sink is folded in
+// before the first block as in ggml's CPU flash attention (§1a): m = s_h, l = 1, o = 0. A sink
+// of −∞ leaves m = −∞, l = 0, which is exactly the sink-free start.
+//
+// Blocking: key blocks are [b·Bk, (b + 1)·Bk) in *absolute* positions, cut to each row's
+// visible range; score groups of fbatch::size keys are aligned the same way. The arithmetic a
+// query row sees therefore depends only on its position and on the keys — never on where the
+// cache stores them or how queries are batched: contiguous, ring-buffer and paged caches,
+// decode and prefill, one sequence or several all give bit-identical outputs (tests/unit/
+// attention checks this exactly). Results do not depend on the thread count either: every row
+// is computed by one task in a fixed order.
+//
+// Work split (oneTBB): decode runs one task per (sequence, kv head); the G = H / Hkv query heads
+// of that kv head (8 for gpt-oss 64/8 and for Qwen3-30B-A3B 32/4, §1a/§1b) share every K/V
+// load, and K/V are streamed from memory once. Prefill runs one task per (tile of Tq query
+// tokens, kv head): each K/V block is loaded once per tile and reused by Tq·G rows.
+//
+// Kernels (xsimd, any ISA; AVX-512 on Zen 4): per block, each K/V row is loaded once from the
+// cache; bf16 rows are widened in registers (the 16 bits become the top half of a binary32 —
+// exact) into an L1-resident f32 tile that the G heads share, f32 rows are read in place.
+// Scores: FMA over head_dim chunks into one register per key, fbatch::size keys reduced at
+// once with `xsimd::haddp`. Probabilities: `xsimd::exp` (≤ 1 ulp from std::exp on normal
+// results; results below 2^-126 flush to 0). P·V: each V row loaded once per chunk of heads
+// whose output rows stay in registers. head_dim 64 and 128 are compiled with fixed chunk
+// counts; other head_dims use run-time counts with a scalar tail.
+#pragma once
+
+#include <algorithm>  // std::max, std::min
+#include <array>      // std::array
+#include <bit>        // std::bit_cast
+#include <cmath>      // std::exp
+#include <concepts>   // std::same_as
+#include <cstdint>    // std::uint32_t
+#include <limits>     // std::numeric_limits
+#include <optional>   // std::optional
+#include <span>       // std::span
+#include <utility>    // std::forward
+#include <vector>     // std::vector
+
+#include <oneapi/tbb/blocked_range.h>  // tbb::blocked_range
+#include <oneapi/tbb/parallel_for.h>   // tbb::parallel_for
+#include <oneapi/tbb/partitioner.h>    // tbb::simple_partitioner
+
+#include <precis/backends/cpu/arch.hpp>      // fbatch, <immintrin.h> on AVX-512 builds
+#include <precis/backends/cpu/parallel.hpp>  // serial_cutoff, max_threads, detail::thread_scratch, round_up
+#include <precis/core/dtype.hpp>             // precis::f32, bf16, same_dtype_no_implicit_cast
+#include <precis/core/error.hpp>             // precis::shape_error, config_error, PRECIS_CHECK
+#include <precis/core/scalar.hpp>            // precis::from_compute
+#include <precis/core/tensor.hpp>            // precis::Tensor
+#include <precis/nn/attention.hpp>           // AttentionConfig, detail::check_attention_*, attention_backend
+#include <precis/nn/kv_cache.hpp>            // precis::KvSequenceView, KvSegment
+#include <precis/ops/host_tensor.hpp>        // precis::HostTensorOfRank, as_const_view, format_extents
+
+#if defined(__AVX2__) && !PRECIS_CPU_AVX512
+#include <immintrin.h>  // _mm256_cvtepu16_epi32 (bf16 widening on AVX2 builds)
+#endif
+
+namespace precis::backends::cpu {
+
+/// The activation dtypes the CPU attention kernels take (K/V are the same dtype: the cache
+/// stores the compute type, nn/kv_cache.hpp).
+template <class A>
+concept cpu_attention_dtype = std::same_as<A, f32> || std::same_as<A, bf16>;
+
+namespace detail {
+
+inline constexpr index_t attn_lanes = static_cast<index_t>(fbatch::size);
+/// Keys per online-softmax step (Bk). A block's f32 K and V tiles take 2·Bk·Dh·4 bytes:
+/// 32 KiB at Dh = 64, inside Zen 4's 32 KiB L1D with the scores; 64 KiB at Dh = 128 (L2).
+inline constexpr index_t attn_key_block = 64;
+inline constexpr index_t attn_max_key_block = 256;
+/// Query tokens per prefill task (Tq): Tq·G rows reuse each loaded K/V block.
+inline constexpr index_t attn_query_tile = 16;
+
+/// fbatch::size values of an activation dtype at p, widened to f32 (exact).
+template <cpu_attention_dtype A>
+[[nodiscard]] inline fbatch load_widened(const storage_t<A>* p) noexcept {
+  if constexpr (std::same_as<A, f32>) {
+    return fbatch::load_unaligned(p);
+  } else {
+#if PRECIS_CPU_AVX512
+    if constexpr (fbatch::size == 16) {
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+      return fbatch(_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+    }
+#elif defined(__AVX2__)
+    if constexpr (fbatch::size == 8) {
+      const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      return fbatch(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+    }
+#endif
+    alignas(64) float tmp[fbatch::size];
+    for (std::size_t i = 0; i < fbatch::size; ++i) tmp[i] = std::bit_cast<float>(static_cast<std::uint32_t>(p[i].bits) << 16);
+    return fbatch::load_aligned(tmp);
+  }
+}
+
+template <cpu_attention_dtype A>
+[[nodiscard]] inline float widen1(const storage_t<A>& v) noexcept {
+  if constexpr (std::same_as<A, f32>) return v;
+  else return std::bit_cast<float>(static_cast<std::uint32_t>(v.bits) << 16);
+}
+
+[[nodiscard]] inline float hmax(fbatch x) noexcept {
+  alignas(64) float t[fbatch::size];
+  x.store_aligned(t);
+  float m = t[0];
+  for (std::size_t i = 1; i < fbatch::size; ++i) m = t[i] > m ? t[i] : m;
+  return m;
+}
+
+/// Hands out the K/V rows of one kv head by absolute position, walking the view's segments
+/// forward. f32 rows are returned in place; bf16 rows are widened into the tiles first.
+template <cpu_attention_dtype A>
+class kv_block_reader {
+ public:
+  kv_block_reader(const KvSequenceView<A>& kv, index_t kv_head, float* k_tile, float* v_tile) noexcept
+      : segs_(kv.segments()), kv_head_(kv_head), dh_(kv.head_dim()), k_tile_(k_tile), v_tile_(v_tile) {}
+
+  /// Rows of positions blk + [ia, ib) into krow[ia..ib), vrow[ia..ib). Positions never decrease
+  /// between calls.
+  void load(index_t blk, index_t ia, index_t ib, const float** krow, const float** vrow) {
+    for (index_t i = ia; i < ib; ++i) {
+      const index_t pos = blk + i;
+      while (segs_[seg_].position + segs_[seg_].size() <= pos) ++seg_;
+      const KvSegment<A>& s = segs_[seg_];
+      const index_t r = pos - s.position;
+      const storage_t<A>* k = s.k.data() + r * s.k.stride(0) + kv_head_ * s.k.stride(1);
+      const storage_t<A>* v = s.v.data() + r * s.v.stride(0) + kv_head_ * s.v.stride(1);
+      if constexpr (std::same_as<A, f32>) {
+        krow[i] = k;
+        vrow[i] = v;
+      } else {
+        float* kt = k_tile_ + i * dh_;
+        float* vt = v_tile_ + i * dh_;
+        index_t d = 0;
+        for (; d + attn_lanes <= dh_; d += attn_lanes) {
+          load_widened<A>(k + d).store_unaligned(kt + d);
+          load_widened<A>(v + d).store_unaligned(vt + d);
+        }
+        for (; d < dh_; ++d) {
+          kt[d] = widen1<A>(k[d]);
+          vt[d] = widen1<A>(v[d]);
+        }
+        krow[i] = kt;
+        vrow[i] = vt;
+      }
+    }
+  }
+
+ private:
+  std::span<const KvSegment<A>> segs_;
+  std::size_t seg_ = 0;
+  index_t kv_head_, dh_;
+  float* k_tile_;
+  float* v_tile_;
+};
+
+/// The G query rows of one token (one kv head's query heads) and their online-softmax state.
+struct attn_rows {
+  const float* q;  // [G, Dh] widened queries
+  float* o;        // [G, Dh] unnormalised output Σ exp(s_j − m)·v_j
+  float* m;        // [G] running max
+  float* l;        // [G] running sum
+};
+
+/// Shape of one attention problem as the block step sees it.
+struct attn_shape {
+  index_t groups;  // G query heads per kv head
+  index_t dh;      // head_dim
+  index_t bk;      // key block
+  float scale;     // softmax scale
+};
+
+/// Heads per P·V chunk: the largest power of two whose HC·NC output accumulators, NC V chunks
+/// and a broadcast fit the register file (32 zmm with AVX-512, 16 otherwise) — 4 heads at
+/// Dh = 64 and 2 at Dh = 128 with AVX-512. Powers of two divide the usual GQA groups (1, 4, 8).
+[[nodiscard]] constexpr int attn_head_chunk_for(int nc) noexcept {
+  const int budget = (fbatch::size == 16 ? 32 : 16) - nc - 2;
+  int hc = 1;
+  while (2 * hc * nc <= budget) hc *= 2;
+  return hc;
+}
+template <int NC>
+inline constexpr int attn_head_chunk = attn_head_chunk_for(NC);
+
+/// P·V for heads [h0, h0 + HC) over block rows [ia, ib): o_h += Σ_i p_h[i]·v_i.
+template <int NC, int HC>
+inline void pv_chunk(const attn_rows& r, const attn_shape& sh, const float* s, const float* const* vrow, index_t ia,
+                     index_t ib, index_t h0) noexcept {
+  constexpr index_t L = attn_lanes;
+  fbatch acc[HC][NC];
+  for (int hh = 0; hh < HC; ++hh)
+    for (int c = 0; c < NC; ++c) acc[hh][c] = fbatch::load_unaligned(r.o + (h0 + hh) * sh.dh + c * L);
+  for (index_t i = ia; i < ib; ++i) {
+    fbatch vv[NC];
+    for (int c = 0; c < NC; ++c) vv[c] = fbatch::load_unaligned(vrow[i] + c * L);
+    for (int hh = 0; hh < HC; ++hh) {
+      const fbatch p(s[(h0 + hh) * sh.bk + i]);
+      for (int c = 0; c < NC; ++c) acc[hh][c] = xsimd::fma(p, vv[c], acc[hh][c]);
+    }
+  }
+  for (int hh = 0; hh < HC; ++hh)
+    for (int c = 0; c < NC; ++c) acc[hh][c].store_unaligned(r.o + (h0 + hh) * sh.dh + c * L);
+}
+
+/// One online-softmax step of G rows (one token) over the visible rows [ia, ib) of the key block
+/// starting at absolute position blk. `s` is scratch [G, Bk]. NC = Dh / lanes when fixed at
+/// compile time (Dh 64, 128), 0 for a run-time head_dim.
+template <int NC>
+void attend_block(const attn_rows& r, const attn_shape& sh, const float* const* krow, const float* const* vrow,
+                  index_t ia, index_t ib, float* s) noexcept {
+  constexpr index_t L = attn_lanes;
+  constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+  const index_t nc = NC > 0 ? NC : sh.dh / L, tail = NC > 0 ? 0 : sh.dh % L;
+  const index_t g_begin = ia / L * L, g_end = detail::round_up(ib, L);  // score groups, aligned
+  const fbatch scale(sh.scale);
+
+  for (index_t g = 0; g < sh.groups; ++g) {
+    const float* qg = r.q + g * sh.dh;
+    float* sg = s + g * sh.bk;
+    // --- scores s_j = (q · k_j)·scale for j in [ia, ib) ---------------------------------------
+    if constexpr (NC > 0) {
+      fbatch qv[NC];
+      for (int c = 0; c < NC; ++c) qv[c] = fbatch::load_unaligned(qg + c * L);
+      for (index_t grp = g_begin; grp < ib; grp += L) {
+        fbatch acc[L];
+        for (index_t lane = 0; lane < L; ++lane) {
+          const index_t i = grp + lane;
+          if (i < ia || i >= ib) {
+            acc[lane] = fbatch(0.0f);
+            continue;
+          }
+          const float* kr = krow[i];
+          fbatch t = qv[0] * fbatch::load_unaligned(kr);
+          for (int c = 1; c < NC; ++c) t = xsimd::fma(qv[c], fbatch::load_unaligned(kr + c * L), t);
+          acc[lane] = t;
+        }
+        (xsimd::haddp(acc) * scale).store_unaligned(sg + grp);
+      }
+    } else {
+      for (index_t grp = g_begin; grp < ib; grp += L) {
+        fbatch acc[L];
+        for (index_t lane = 0; lane < L; ++lane) {
+          const index_t i = grp + lane;
+          acc[lane] = fbatch(0.0f);
+          if (i < ia || i >= ib) continue;
+          for (index_t c = 0; c < nc; ++c)
+            acc[lane] = xsimd::fma(fbatch::load_unaligned(qg + c * L), fbatch::load_unaligned(krow[i] + c * L), acc[lane]);
+        }
+        xsimd::haddp(acc).store_unaligned(sg + grp);
+        for (index_t i = std::max(grp, ia); i < std::min(grp + L, ib); ++i) {
+          float t = sg[i];
+          for (index_t d = nc * L; d < nc * L + tail; ++d) t += qg[d] * krow[i][d];
+          sg[i] = t * sh.scale;
+        }
+      }
+    }
+    for (index_t i = g_begin; i < ia; ++i) sg[i] = neg_inf;  // masked lanes of the edge groups
+    for (index_t i = ib; i < g_end; ++i) sg[i] = neg_inf;
+
+    // --- online softmax: m' = max(m, max_j s_j), α = exp(m − m'), p_j = exp(s_j − m') ----------
+    fbatch mx(neg_inf);
+    for (index_t grp = g_begin; grp < g_end; grp += L) mx = xsimd::max(mx, fbatch::load_unaligned(sg + grp));
+    const float m_old = r.m[g];
+    const float m_new = std::max(m_old, hmax(mx));
+    const fbatch mb(m_new);
+    fbatch sum(0.0f);
+    for (index_t grp = g_begin; grp < g_end; grp += L) {
+      const fbatch p = xsimd::exp(fbatch::load_unaligned(sg + grp) - mb);  // exp(−∞) = 0 on masked lanes
+      sum += p;
+      p.store_unaligned(sg + grp);
+    }
+    const float alpha = m_old == neg_inf ? 0.0f : std::exp(m_old - m_new);
+    r.l[g] = r.l[g] * alpha + xsimd::hadd(sum);
+    r.m[g] = m_new;
+    if (alpha != 1.0f) {
+      float* og = r.o + g * sh.dh;
+      const fbatch a(alpha);
+      index_t d = 0;
+      for (; d + L <= sh.dh; d += L) (fbatch::load_unaligned(og + d) * a).store_unaligned(og + d);
+      for (; d < sh.dh; ++d) og[d] *= alpha;
+    }
+  }
+
+  // --- o_h += Σ_j p_h[j]·v_j -------------------------------------------------------------------
+  if constexpr (NC > 0) {
+    constexpr int HC = attn_head_chunk<NC>;
+    index_t h = 0;
+    for (; h + HC <= sh.groups; h += HC) pv_chunk<NC, HC>(r, sh, s, vrow, ia, ib, h);
+    for (; h < sh.groups; ++h) pv_chunk<NC, 1>(r, sh, s, vrow, ia, ib, h);
+  } else {
+    for (index_t g = 0; g < sh.groups; ++g) {
+      float* og = r.o + g * sh.dh;
+      const float* pg = s + g * sh.bk;
+      for (index_t c = 0; c < nc; ++c) {
+        fbatch acc = fbatch::load_unaligned(og + c * L);
+        for (index_t i = ia; i < ib; ++i) acc = xsimd::fma(fbatch(pg[i]), fbatch::load_unaligned(vrow[i] + c * L), acc);
+        acc.store_unaligned(og + c * L);
+      }
+      for (index_t d = nc * L; d < sh.dh; ++d) {
+        float acc = og[d];
+        for (index_t i = ia; i < ib; ++i) acc += pg[i] * vrow[i][d];
+        og[d] = acc;
+      }
+    }
+  }
+}
+
+/// First key position query position `pos` sees.
+[[nodiscard]] inline index_t first_visible(index_t pos, index_t window) noexcept {
+  return window > 0 ? std::max<index_t>(0, pos - window + 1) : 0;
+}
+
+/// Scratch of one task, carved from one per-thread buffer (64-byte aligned regions).
+struct attn_scratch {
+  float* q;  // [Tq, G, Dh]
+  float* o;  // [Tq, G, Dh]
+  float* m;  // [Tq, G]
+  float* l;  // [Tq, G]
+  float* s;  // [G, Bk]
+  float* k;  // [Bk, Dh] widened K tile (bf16)
+  float* v;  // [Bk, Dh] widened V tile (bf16)
+
+  attn_scratch(index_t n_tok, index_t groups, index_t dh, index_t bk) {
+    const index_t rows = n_tok * groups;
+    const index_t sizes[] = {rows * dh, rows * dh, rows, rows, groups * bk, bk * dh, bk * dh};
+    index_t total = 0;
+    for (index_t n : sizes) total += round_up(n, 16);
+    float* p = thread_scratch<20>(total);
+    float** dst[] = {&q, &o, &m, &l, &s, &k, &v};
+    for (std::size_t i = 0; i < 7; ++i) {
+      *dst[i] = p;
+      p += round_up(sizes[i], 16);
+    }
+  }
+};
+
+/// Attention of the query tokens [t0, t1) of q [T, H, Dh] — positions pos0 + t — for kv head
+/// `kvh` of one sequence, written to out [T, H, Dh].
+template <cpu_attention_dtype A, int NC>
+void attend_tokens(const TensorView<const A, 3>& q, index_t t0, index_t t1, index_t pos0, index_t kvh,
+                   const KvSequenceView<A>& kv, const AttentionConfig& cfg,
+                   const std::optional<TensorView<const f32, 1>>& sinks, index_t bk, const TensorView<A, 3>& out) {
+  const index_t groups = cfg.n_heads / cfg.n_kv_heads, dh = cfg.head_dim, n_tok = t1 - t0;
+  const index_t h_first = kvh * groups;
+  attn_scratch sc(n_tok, groups, dh, bk);
+  const attn_shape sh{groups, dh, bk, static_cast<float>(cfg.softmax_scale())};
+  constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+
+  for (index_t t = 0; t < n_tok; ++t)
+    for (index_t g = 0; g < groups; ++g) {
+      const index_t row = t * groups + g, h = h_first + g;
+      for (index_t d = 0; d < dh; ++d) {
+        sc.q[row * dh + d] = widen1<A>(q(t0 + t, h, d));
+        sc.o[row * dh + d] = 0.0f;
+      }
+      // The sink as a key seen first: m = s_h, l = exp(s_h − s_h) = 1, no value (§1a).
+      const float sink = sinks ? (*sinks)(h) : neg_inf;
+      sc.m[row] = sink;
+      sc.l[row] = sink == neg_inf ? 0.0f : 1.0f;
+    }
+
+  std::array<const float*, attn_max_key_block> krow{}, vrow{};
+  kv_block_reader<A> reader(kv, kvh, sc.k, sc.v);
+  const index_t lo = first_visible(pos0 + t0, cfg.sliding_window), hi = pos0 + t1;  // keys [lo, hi)
+  for (index_t blk = lo / bk * bk; blk < hi; blk += bk) {
+    const index_t ia = std::max(lo, blk) - blk, ib = std::min(hi, blk + bk) - blk;
+    reader.load(blk, ia, ib, krow.data(), vrow.data());
+    for (index_t t = 0; t < n_tok; ++t) {
+      const index_t pos = pos0 + t0 + t;
+      const index_t a = std::max(first_visible(pos, cfg.sliding_window), blk) - blk;
+      const index_t b = std::min(pos + 1, blk + bk) - blk;
+      if (a >= b) continue;  // no key of this block is visible to this token
+      const attn_rows r{sc.q + t * groups * dh, sc.o + t * groups * dh, sc.m + t * groups, sc.l + t * groups};
+      attend_block<NC>(r, sh, krow.data(), vrow.data(), a, b, sc.s);
+    }
+  }
+
+  for (index_t t = 0; t < n_tok; ++t)
+    for (index_t g = 0; g < groups; ++g) {
+      const index_t row = t * groups + g;
+      const float* o = sc.o + row * dh;
+      const float l = sc.l[row];
+      for (index_t d = 0; d < dh; ++d) out(t0 + t, h_first + g, d) = from_compute<A>(o[d] / l);
+    }
+}
+
+/// Calls attend_tokens with the chunk count compiled for this head_dim.
+template <cpu_attention_dtype A, class... Args>
+void attend_tokens_dispatch(index_t dh, Args&&... args) {
+  constexpr index_t L = attn_lanes;
+  if (dh == 64 && 64 % L == 0) attend_tokens<A, static_cast<int>(64 / L)>(std::forward<Args>(args)...);
+  else if (dh == 128 && 128 % L == 0) attend_tokens<A, static_cast<int>(128 / L)>(std::forward<Args>(args)...);
+  else attend_tokens<A, 0>(std::forward<Args>(args)...);
+}
+
+/// Runs body(i) for i in [0, n): on the calling thread below `serial_cutoff` multiply-adds of
+/// work, otherwise one TBB task per index (tasks differ in cost: ragged sequences, causal tiles).
+template <class Body>
+void for_each_task(index_t n, index_t work, const Body& body) {
+  if (work < serial_cutoff || max_threads() <= 1 || n <= 1) {
+    for (index_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+  tbb::parallel_for(
+      tbb::blocked_range<index_t>(0, n, 1),
+      [&](const tbb::blocked_range<index_t>& r) {
+        for (index_t i = r.begin(); i < r.end(); ++i) body(i);
+      },
+      tbb::simple_partitioner{});
+}
+
+inline void check_key_block(index_t bk) {
+  PRECIS_CHECK(bk > 0 && bk % attn_lanes == 0 && bk <= attn_max_key_block, config_error,
+               "[cpu::attention] key block ", bk, " must be a positive multiple of ", attn_lanes, " up to ",
+               attn_max_key_block);
+}
+
+template <cpu_attention_dtype A>
+void check_out(const TensorView<A, 3>& out, const extents_t<3>& want) {
+  PRECIS_CHECK(out.extents() == want, shape_error, "[cpu::attention] out ", format_extents(out.extents()),
+               ", expected ", format_extents(want));
+}
+
+/// Decode: q [B, H, Dh], token b at position kv[b].length() − 1.
+template <cpu_attention_dtype A>
+void attention_decode_impl(TensorView<const A, 3> q, std::span<const KvSequenceView<A>> kv, const AttentionConfig& cfg,
+                           std::optional<TensorView<const f32, 1>> sinks, TensorView<A, 3> out,
+                           index_t bk = attn_key_block) {
+  precis::detail::check_attention_config(cfg);
+  precis::detail::check_attention_sinks(sinks, cfg);
+  check_key_block(bk);
+  const auto n_seq = static_cast<index_t>(kv.size());
+  PRECIS_CHECK(q.extent(0) == n_seq, shape_error, "[cpu::attention_decode] q ", format_extents(q.extents()), " for ",
+               n_seq, " sequences (one query token each)");
+  check_out(out, q.extents());
+  index_t work = 0;
+  for (const auto& s : kv) {
+    precis::detail::check_attention_keys({1, q.extent(1), q.extent(2)}, s.first(), s.length(), s.window(),
+                                         s.n_kv_heads(), s.head_dim(), cfg);
+    const index_t pos = s.length() - 1;
+    work += (pos + 1 - first_visible(pos, cfg.sliding_window)) * cfg.n_heads * cfg.head_dim * 2;
+  }
+  const index_t hkv = cfg.n_kv_heads;
+  for_each_task(n_seq * hkv, work, [&](index_t task) {
+    const index_t b = task / hkv, kvh = task % hkv;
+    const KvSequenceView<A>& s = kv[static_cast<std::size_t>(b)];
+    // Row b of q and out, seen as a one-token problem at position length − 1.
+    const TensorView<const A, 3> qb = q.slice(0, b, b + 1);
+    const TensorView<A, 3> ob = out.slice(0, b, b + 1);
+    attend_tokens_dispatch<A>(cfg.head_dim, qb, index_t{0}, index_t{1}, s.length() - 1, kvh, s, cfg, sinks, bk, ob);
+  });
+}
+
+/// Prefill: q [T, H, Dh] are positions kv.length() − T .. kv.length() − 1.
+template <cpu_attention_dtype A>
+void attention_prefill_impl(TensorView<const A, 3> q, const KvSequenceView<A>& kv, const AttentionConfig& cfg,
+                            std::optional<TensorView<const f32, 1>> sinks, TensorView<A, 3> out,
+                            index_t bk = attn_key_block, index_t tq = attn_query_tile) {
+  precis::detail::check_attention_config(cfg);
+  precis::detail::check_attention_sinks(sinks, cfg);
+  check_key_block(bk);
+  precis::detail::check_attention_keys(q.extents(), kv.first(), kv.length(), kv.window(), kv.n_kv_heads(),
+                                       kv.head_dim(), cfg);
+  check_out(out, q.extents());
+  PRECIS_CHECK(tq > 0, config_error, "[cpu::attention_prefill] query tile ", tq, " must be positive");
+  const index_t n_q = q.extent(0), pos0 = kv.length() - n_q, hkv = cfg.n_kv_heads;
+  const index_t n_tiles = (n_q + tq - 1) / tq;
+  index_t work = 0;
+  for (index_t t = 0; t < n_q; ++t)
+    work += (pos0 + t + 1 - first_visible(pos0 + t, cfg.sliding_window)) * cfg.n_heads * cfg.head_dim * 2;
+  for_each_task(n_tiles * hkv, work, [&](index_t task) {
+    // Later tiles see more keys: hand them out first.
+    const index_t tile = n_tiles - 1 - task / hkv, kvh = task % hkv;
+    const index_t t0 = tile * tq, t1 = std::min(n_q, t0 + tq);
+    attend_tokens_dispatch<A>(cfg.head_dim, q, t0, t1, pos0, kvh, kv, cfg, sinks, bk, out);
+  });
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------------------------
+
+/// Decode: q [B, H, Dh] holds one query token per sequence; token b sits at the last position of
+/// kv[b] (its K/V already appended). Returns [B, H, Dh] of the activation dtype. The views may
+/// come from any cache layout and may have different lengths.
+template <HostTensorOfRank<3> Q, cpu_attention_dtype E>
+  requires same_dtype_no_implicit_cast<dtype_of<Q>, E>
+[[nodiscard]] Tensor<E, 3> attention_decode(const Q& q, std::span<const KvSequenceView<E>> kv,
+                                            const AttentionConfig& cfg,
+                                            std::optional<TensorView<const f32, 1>> sinks = std::nullopt) {
+  const TensorView<const E, 3> qv = as_const_view(q);
+  Tensor<E, 3> out(qv.extents());  // [B, H, Dh]
+  detail::attention_decode_impl<E>(qv, kv, cfg, sinks, out.view());
+  return out;
+}
+template <HostTensorOfRank<3> Q, cpu_attention_dtype E>
+  requires same_dtype_no_implicit_cast<dtype_of<Q>, E>
+[[nodiscard]] Tensor<E, 3> attention_decode(const Q& q, const std::vector<KvSequenceView<E>>& kv,
+                                            const AttentionConfig& cfg,
+                                            std::optional<TensorView<const f32, 1>> sinks = std::nullopt) {
+  return attention_decode(q, std::span<const KvSequenceView<E>>(kv), cfg, sinks);
+}
+
+/// Prefill: q [T, H, Dh] are the last T positions of `kv` (their K/V already appended).
+/// Returns [T, H, Dh].
+template <HostTensorOfRank<3> Q, cpu_attention_dtype E>
+  requires same_dtype_no_implicit_cast<dtype_of<Q>, E>
+[[nodiscard]] Tensor<E, 3> attention_prefill(const Q& q, const KvSequenceView<E>& kv, const AttentionConfig& cfg,
+                                             std::optional<TensorView<const f32, 1>> sinks = std::nullopt) {
+  const TensorView<const E, 3> qv = as_const_view(q);
+  Tensor<E, 3> out(qv.extents());  // [T, H, Dh]
+  detail::attention_prefill_impl<E>(qv, kv, cfg, sinks, out.view());
+  return out;
+}
+
+/// Plain tensors, as reference_attention: q [T, H, Dh] are the last T of the S positions of
+/// k, v [S, Hkv, Dh]. K/V whose head_dim rows are not contiguous are copied first.
+template <HostTensorOfRank<3> Q, HostTensorOfRank<3> K, HostTensorOfRank<3> V>
+  requires cpu_attention_dtype<dtype_of<Q>> && same_dtype_no_implicit_cast<dtype_of<Q>, dtype_of<K>> &&
+           same_dtype_no_implicit_cast<dtype_of<Q>, dtype_of<V>>
+[[nodiscard]] Tensor<dtype_of<Q>, 3> attention(const Q& q, const K& k, const V& v, const AttentionConfig& cfg,
+                                               std::optional<TensorView<const f32, 1>> sinks = std::nullopt) {
+  using E = dtype_of<Q>;
+  const TensorView<const E, 3> kv = as_const_view(k), vv = as_const_view(v);
+  PRECIS_CHECK(kv.extents() == vv.extents(), shape_error, "[cpu::attention] k ", format_extents(kv.extents()),
+               " and v ", format_extents(vv.extents()), " differ");
+  if (kv.stride(2) != 1 || vv.stride(2) != 1) {
+    const Tensor<E, 3> kc = materialize(kv), vc = materialize(vv);
+    return attention(q, kc, vc, cfg, sinks);
+  }
+  const KvSequenceView<E> seq = KvSequenceView<E>::whole(kv, vv);
+  if (as_const_view(q).extent(0) == 1) return attention_decode(q, std::span<const KvSequenceView<E>>(&seq, 1), cfg, sinks);
+  return attention_prefill(q, seq, cfg, sinks);
+}
+
+}  // namespace precis::backends::cpu
+
+namespace precis::attention_backend {
+
+/// The CPU SIMD kernels above as an Attention<> backend: f32 or bf16 activations, f32 sinks.
+/// One query token takes the decode path, more take the prefill path.
+struct cpu_simd {
+  using sinks_t = f32;
+  template <class Act>
+  static constexpr bool accepts_activation = backends::cpu::cpu_attention_dtype<Act>;
+
+  template <class Act>
+  [[nodiscard]] static Tensor<Act, 3> run(TensorView<const Act, 3> q, TensorView<const Act, 3> k,
+                                          TensorView<const Act, 3> v, const AttentionConfig& cfg,
+                                          std::optional<TensorView<const f32, 1>> sinks) {
+    return backends::cpu::attention(q, k, v, cfg, sinks);
+  }
+  template <class Act>
+  [[nodiscard]] static Tensor<Act, 3> run_cached(TensorView<const Act, 3> q, const KvSequenceView<Act>& kv,
+                                                 const AttentionConfig& cfg,
+                                                 std::optional<TensorView<const f32, 1>> sinks) {
+    if (q.extent(0) == 1) return backends::cpu::attention_decode(q, std::span<const KvSequenceView<Act>>(&kv, 1), cfg, sinks);
+    return backends::cpu::attention_prefill(q, kv, cfg, sinks);
+  }
+};
+
+}  // namespace precis::attention_backend
