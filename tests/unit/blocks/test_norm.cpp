@@ -158,7 +158,8 @@ TEST_CASE("cast-order policies give different bf16 results where they must (hand
   CHECK(round_d<bf16>(1.75 * round_d<bf16>(x_hat1)) == static_cast<double>(want_norm_then_cast[1]));
   CHECK(round_d<bf16>(1.75 * x_hat1) == static_cast<double>(want_multiply_then_cast[1]));
   // For f32 activations the two orders are one function (the inner rounding is the identity).
-  const auto xf = cast<f32>(x), wf = cast<f32>(w);
+  const auto xf = cast<f32>(x);
+  const auto wf = cast<f32>(w);
   CHECK(same_bits(rms_norm<NormThenCast>(xf, wf, eps), rms_norm<MultiplyThenCast>(xf, wf, eps)));
 }
 

@@ -6,16 +6,19 @@
 // values (c, s), the exact result is a' = a·c − b·s, b' = b·c + a·s (float64 on the stored
 // inputs and the table as given). An f32 evaluation — the CPU kernel's fma(a, c, −fl(b·s)), or
 // the reference's x1·c − x2·s with or without contraction — rounds the product b·s (or both
-// products) and the sum: |err| ≤ 2u·(|a·c| + |b·s|)·(1 + u) ≤ 2.01u·m, m = |a·c| + |b·s|,
-// u = u(f32). The result then rounds once to D, so y must be a D rounding of a value within
+// products) and the sum: |err| ≤ 2u·(|a·c| + |b·s|)·(1 + u) ≤ 2.01u·m with m = |a·c| + |b·s|
+// for a' and m = |b·c| + |a·s| for b', u = u(f32). The result then rounds once to D, so y must be a D rounding of a value within
 // 2.01u·m of the exact one; where no rounding boundary is that close, exactly one value is
 // allowed. Pass-through features [rd, Dh) are compared bit for bit.
 #include <catch2/catch.hpp>  // TEST_CASE, TEMPLATE_TEST_CASE, CHECK, STATIC_REQUIRE
 
+#include <algorithm>  // std::max
 #include <cmath>    // std::pow, std::cos, std::fabs, std::hypot
 #include <cstring>  // std::memcmp
 #include <sstream>  // std::ostringstream
 #include <string>   // std::string
+#include <tuple>    // std::tuple
+#include <utility>  // std::forward
 #include <vector>   // std::vector
 
 #include <precis/backends/cpu/rope.hpp>  // precis::backends::cpu::apply_rope, apply_rope_inplace
@@ -60,6 +63,7 @@ template <rope_layout Layout, class Y, class X>
   const auto fail = [&](index_t t, index_t h, index_t j, double got, double want) {
     if (c.violations++ == 0) {
       std::ostringstream os;
+      os.precision(17);
       os << "t " << t << " head " << h << " feature " << j << ": got " << got << ", want " << want;
       c.first = os.str();
     }
@@ -71,11 +75,12 @@ template <rope_layout Layout, class Y, class X>
         const index_t ib = Layout == rope_layout::half_split ? i + half : 2 * i + 1;
         const double a = static_cast<double>(to_compute<D>(x(t, h, ia))), b = static_cast<double>(to_compute<D>(x(t, h, ib)));
         const double cs = static_cast<double>(table.cos()(t, i)), sn = static_cast<double>(table.sin()(t, i));
-        const double m = std::fabs(a * cs) + std::fabs(b * sn), e = 2.01 * unit_roundoff<f32> * m;
+        const double ea = 2.01 * unit_roundoff<f32> * (std::fabs(a * cs) + std::fabs(b * sn));
+        const double eb = 2.01 * unit_roundoff<f32> * (std::fabs(b * cs) + std::fabs(a * sn));
         const double oa = a * cs - b * sn, ob = b * cs + a * sn;
         const double ga = static_cast<double>(to_compute<D>(y(t, h, ia))), gb = static_cast<double>(to_compute<D>(y(t, h, ib)));
-        if (!within_rounding<D>(ga, oa, e)) fail(t, h, ia, ga, oa);
-        if (!within_rounding<D>(gb, ob, e)) fail(t, h, ib, gb, ob);
+        if (!within_rounding<D>(ga, oa, ea)) fail(t, h, ia, ga, oa);
+        if (!within_rounding<D>(gb, ob, eb)) fail(t, h, ib, gb, ob);
       }
       for (index_t j = 2 * half; j < dh; ++j)
         if (std::memcmp(&y(t, h, j), &x(t, h, j), sizeof(storage_t<D>)) != 0)

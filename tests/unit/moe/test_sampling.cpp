@@ -113,17 +113,17 @@ TEST_CASE("penalties: divide positive logits, multiply negative ones; counts for
 }
 
 TEST_CASE("the chain applies penalties over the last penalty_last_n tokens", "[sampling]") {
-  const auto l = logits_of({1.0, 0.0, 1.5});
+  const auto l = logits_of({1.0, 0.9, 1.5});
   const std::int32_t h2[] = {2};
   const std::int32_t h20[] = {2, 0};
   const auto greedy_with = [&](index_t last_n, std::span<const std::int32_t> h) {
     SamplerChain s({.temperature = 0.0f, .repetition_penalty = 2.0f, .penalty_last_n = last_n});
     return s.sample(l, h);
   };
-  CHECK(greedy_with(64, h2) == 0);   // 1.5 → 0.75 < 1.0
-  CHECK(greedy_with(0, h2) == 2);    // window off
-  CHECK(greedy_with(1, h20) == 2);   // only the last token (0) is penalised
-  CHECK(greedy_with(-1, h20) == 0);  // the whole history
+  CHECK(greedy_with(64, h2) == 0);   // (1.0, 0.9, 0.75)
+  CHECK(greedy_with(0, h2) == 2);    // window off: (1.0, 0.9, 1.5)
+  CHECK(greedy_with(1, h20) == 2);   // only the last token (0) is penalised: (0.5, 0.9, 1.5)
+  CHECK(greedy_with(-1, h20) == 1);  // the whole history: (0.5, 0.9, 0.75)
 }
 
 TEST_CASE("temperature 0 is greedy; temperature -> 0 converges to greedy", "[sampling]") {

@@ -55,7 +55,8 @@ TEST_CASE("InvFreq::yarn reproduces gpt-oss's YaRN frequencies and mscale", "[nn
                            1.818833668e-05, 1.253256982e-05, 8.635495875e-06, 5.950239261e-06, 4.099978482e-06,
                            2.825066827e-06, 1.946596211e-06, 1.341291035e-06, 9.242089502e-07, 6.368209146e-07,
                            4.387978251e-07, 3.023511428e-07};
-  const YarnScaling s{.factor = 32, .beta_fast = 32, .beta_slow = 1, .original_max_position = 4096, .truncate = false};
+  const YarnScaling s{.factor = 32, .beta_fast = 32, .beta_slow = 1, .original_max_position = 4096,
+                      .bounds = yarn_bounds::exact};
   const auto inv = InvFreq::yarn(150000.0, 64, s);
   REQUIRE(inv.rotary_dim() == 64);
   // Reference values carry 10 significant digits (rel 5e-10) and the f32 narrowing adds u(f32).
@@ -64,10 +65,10 @@ TEST_CASE("InvFreq::yarn reproduces gpt-oss's YaRN frequencies and mscale", "[nn
     CHECK(std::fabs(inv.values()(i) - want[i]) <= (unit_roundoff<f32> + 5e-10) * want[i]);
   }
   CHECK(std::fabs(inv.attention_factor() - 1.34657359027997) <= unit_roundoff<f32> * 1.35);
-  // truncate = true (the HF default) gives different frequencies in the ramp: §1.6 lists +5.4%
-  // at i = 13.
+  // truncate = true (the HF default, yarn_bounds::rounded) gives different frequencies in the
+  // ramp: §1.6 lists +5.4% at i = 13 (all of inv_freq[9..17]: tests/unit/blocks).
   YarnScaling t = s;
-  t.truncate = true;
+  t.bounds = yarn_bounds::rounded;
   const auto inv_t = InvFreq::yarn(150000.0, 64, t);
   CHECK(std::fabs(inv_t.values()(13) / inv.values()(13) - 1.0) > 0.05);
   CHECK(inv_t.values()(0) == inv.values()(0));
@@ -154,7 +155,7 @@ TEST_CASE("apply_rope preserves the norm of every rotated pair (scaled by mscale
   const auto x = random_tensor<f32, 3>({4, 2, 64}, rng);
   const auto pos = random_positions(4, rng, 131072);
   for (const bool yarn : {false, true}) {
-    const auto inv = yarn ? InvFreq::yarn(150000.0, 64, YarnScaling{.factor = 32, .truncate = false})
+    const auto inv = yarn ? InvFreq::yarn(150000.0, 64, YarnScaling{.factor = 32, .bounds = yarn_bounds::exact})
                           : InvFreq::standard(150000.0, 64);
     const double ms = inv.attention_factor();
     const auto y = apply_rope(x, RopeTable<f32>::from_positions(pos, inv));

@@ -6,10 +6,12 @@
 //   PRECIS_CPU_AVX512       AVX-512 F/BW/VL intrinsics (+ F16C for f16 weights); chosen when the
 //                           compiler defines __AVX512F__, __AVX512BW__ and __AVX512VL__.
 //   PRECIS_CPU_AVX512_VNNI  additionally `vpdpbusd` for the q8-activation integer dot products.
+//   PRECIS_CPU_AVX512_BF16  additionally `vdpbf16ps` for bf16 activations × 4-bit weights (the
+//                           gpt-oss decode case): nibbles become exact bf16 codes in registers.
 //   otherwise               a portable body: block dequantization through quant/block_reference.hpp
 //                           (the scalar spec) into a small buffer, dotted with xsimd batches, so the
 //                           code compiles for every ISA xsimd 8.1 supports (SSE2 ... AVX-512, NEON).
-// Defining PRECIS_CPU_AVX512=0 (or PRECIS_CPU_AVX512_VNNI=0) before the first include forces the
+// Defining PRECIS_CPU_AVX512=0 (or the _VNNI / _BF16 variant) before the first include forces the
 // portable body; the tests build both (tests/unit/backends/CMakeLists.txt).
 #pragma once
 
@@ -38,15 +40,25 @@
 #endif
 #endif
 
-#if PRECIS_CPU_AVX512 || PRECIS_CPU_AVX512_VNNI
-#include <immintrin.h>  // _mm512_*, _mm256_dpbusd_epi32
+#ifndef PRECIS_CPU_AVX512_BF16
+#if PRECIS_CPU_AVX512 && defined(__AVX512BF16__)
+#define PRECIS_CPU_AVX512_BF16 1
+#else
+#define PRECIS_CPU_AVX512_BF16 0
+#endif
+#endif
+
+#if PRECIS_CPU_AVX512 || PRECIS_CPU_AVX512_VNNI || PRECIS_CPU_AVX512_BF16
+#include <immintrin.h>  // _mm512_*, _mm256_dpbusd_epi32, _mm512_dpbf16_ps
 #endif
 
 namespace precis::backends::cpu {
 
 /// The kernel bodies this translation unit uses (benchmark labels, docs/performance.md).
 [[nodiscard]] constexpr std::string_view isa_name() noexcept {
-  if constexpr (PRECIS_CPU_AVX512_VNNI) return "avx512+vnni";
+  if constexpr (PRECIS_CPU_AVX512_VNNI && PRECIS_CPU_AVX512_BF16) return "avx512+vnni+bf16";
+  else if constexpr (PRECIS_CPU_AVX512_VNNI) return "avx512+vnni";
+  else if constexpr (PRECIS_CPU_AVX512_BF16) return "avx512+bf16";
   else if constexpr (PRECIS_CPU_AVX512) return "avx512";
   else return "portable";
 }

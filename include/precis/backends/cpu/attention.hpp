@@ -36,7 +36,7 @@
 // cache; bf16 rows are widened in registers (the 16 bits become the top half of a binary32 —
 // exact) into an L1-resident f32 tile that the G heads share, f32 rows are read in place.
 // Scores: FMA over head_dim chunks into one register per key, fbatch::size keys reduced at
-// once with `xsimd::haddp`. Probabilities: `xsimd::exp` (≤ 1 ulp from std::exp on normal
+// once with a transposing lane sum. Probabilities: `xsimd::exp` (≤ 1 ulp from std::exp on normal
 // results; results below 2^-126 flush to 0). P·V: each V row loaded once per chunk of heads
 // whose output rows stay in registers. head_dim 64 and 128 are compiled with fixed chunk
 // counts; other head_dims use run-time counts with a scalar tail.
@@ -68,8 +68,8 @@
 #include <precis/nn/kv_cache.hpp>            // precis::KvSequenceView, KvSegment
 #include <precis/ops/host_tensor.hpp>        // precis::HostTensorOfRank, as_const_view, format_extents
 
-#if defined(__AVX2__) && !PRECIS_CPU_AVX512
-#include <immintrin.h>  // _mm256_cvtepu16_epi32 (bf16 widening on AVX2 builds)
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>  // _mm512_cvtepu16_epi32, _mm512_shuffle_f32x4 ... (bf16 widening, lane sums)
 #endif
 
 namespace precis::backends::cpu {
@@ -95,12 +95,13 @@ template <cpu_attention_dtype A>
   if constexpr (std::same_as<A, f32>) {
     return fbatch::load_unaligned(p);
   } else {
-#if PRECIS_CPU_AVX512
+#if defined(__AVX512F__)
     if constexpr (fbatch::size == 16) {
       const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
       return fbatch(_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
     }
-#elif defined(__AVX2__)
+#endif
+#if defined(__AVX2__)
     if constexpr (fbatch::size == 8) {
       const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
       return fbatch(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
@@ -118,6 +119,32 @@ template <cpu_attention_dtype A>
   else return std::bit_cast<float>(static_cast<std::uint32_t>(v.bits) << 16);
 }
 
+/// Lane i of the result is Σ of row[i]'s lanes (rows: fbatch::size batches). xsimd 8.1's
+/// AVX-512 `haddp` returns the sums in the lane order 0 1 4 5 2 3 6 7 8 9 12 13 10 11 14 15, so
+/// AVX-512 builds use this transposing reduction (45 shuffles and adds for 16 rows) instead;
+/// xsimd's SSE/AVX versions are correct.
+[[nodiscard]] inline fbatch sum_rows(const fbatch* row) noexcept {
+#if defined(__AVX512F__)
+  if constexpr (fbatch::size == 16) {
+    __m512 t[8], u[4];
+    for (int i = 0; i < 8; ++i) {  // per 128-bit lane k: [a0+a2, b0+b2, a1+a3, b1+b3]
+      const __m512 a = row[2 * i], b = row[2 * i + 1];
+      t[i] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    }
+    for (int j = 0; j < 4; ++j)  // per 128-bit lane k: [Σa_k, Σb_k, Σc_k, Σd_k] of rows 4j..4j+3
+      u[j] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * j], t[2 * j + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                           _mm512_shuffle_ps(t[2 * j], t[2 * j + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m512 w01 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                     _mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512 w23 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                     _mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(3, 1, 3, 1)));
+    return fbatch(_mm512_add_ps(_mm512_shuffle_f32x4(w01, w23, _MM_SHUFFLE(2, 0, 2, 0)),
+                                _mm512_shuffle_f32x4(w01, w23, _MM_SHUFFLE(3, 1, 3, 1))));
+  }
+#endif
+  return xsimd::haddp(row);
+}
+
 [[nodiscard]] inline float hmax(fbatch x) noexcept {
   alignas(64) float t[fbatch::size];
   x.store_aligned(t);
@@ -127,23 +154,30 @@ template <cpu_attention_dtype A>
 }
 
 /// Hands out the K/V rows of one kv head by absolute position, walking the view's segments
-/// forward. f32 rows are returned in place; bf16 rows are widened into the tiles first.
+/// forward. f32 rows are returned in place; bf16 rows are widened into the tiles first. Each
+/// load also prefetches the rows one block ahead, so the next block streams in while this one is
+/// computed (a decode task is a pure stream of its kv head's rows).
 template <cpu_attention_dtype A>
 class kv_block_reader {
  public:
-  kv_block_reader(const KvSequenceView<A>& kv, index_t kv_head, float* k_tile, float* v_tile) noexcept
-      : segs_(kv.segments()), kv_head_(kv_head), dh_(kv.head_dim()), k_tile_(k_tile), v_tile_(v_tile) {}
+  kv_block_reader(const KvSequenceView<A>& kv, index_t kv_head, index_t bk, float* k_tile, float* v_tile) noexcept
+      : segs_(kv.segments()), end_(kv.length()), kv_head_(kv_head), dh_(kv.head_dim()), bk_(bk), k_tile_(k_tile),
+        v_tile_(v_tile) {}
 
   /// Rows of positions blk + [ia, ib) into krow[ia..ib), vrow[ia..ib). Positions never decrease
   /// between calls.
   void load(index_t blk, index_t ia, index_t ib, const float** krow, const float** vrow) {
     for (index_t i = ia; i < ib; ++i) {
-      const index_t pos = blk + i;
-      while (segs_[seg_].position + segs_[seg_].size() <= pos) ++seg_;
-      const KvSegment<A>& s = segs_[seg_];
-      const index_t r = pos - s.position;
-      const storage_t<A>* k = s.k.data() + r * s.k.stride(0) + kv_head_ * s.k.stride(1);
-      const storage_t<A>* v = s.v.data() + r * s.v.stride(0) + kv_head_ * s.v.stride(1);
+      const storage_t<A>* k;
+      const storage_t<A>* v;
+      row(blk + i, seg_, k, v);
+      if (const index_t ahead = blk + i + bk_; ahead < end_) {
+        const storage_t<A>* kp;
+        const storage_t<A>* vp;
+        row(ahead, seg_ahead_, kp, vp);
+        prefetch_row(kp);
+        prefetch_row(vp);
+      }
       if constexpr (std::same_as<A, f32>) {
         krow[i] = k;
         vrow[i] = v;
@@ -166,9 +200,22 @@ class kv_block_reader {
   }
 
  private:
+  void row(index_t pos, std::size_t& seg, const storage_t<A>*& k, const storage_t<A>*& v) const noexcept {
+    while (segs_[seg].position + segs_[seg].size() <= pos) ++seg;
+    const KvSegment<A>& s = segs_[seg];
+    const index_t r = pos - s.position;
+    k = s.k.data() + r * s.k.stride(0) + kv_head_ * s.k.stride(1);
+    v = s.v.data() + r * s.v.stride(0) + kv_head_ * s.v.stride(1);
+  }
+  void prefetch_row(const storage_t<A>* p) const noexcept {
+    const auto* bytes = reinterpret_cast<const char*>(p);
+    const index_t n = dh_ * static_cast<index_t>(sizeof(storage_t<A>));
+    for (index_t off = 0; off < n; off += 64) __builtin_prefetch(bytes + off, 0, 3);
+  }
+
   std::span<const KvSegment<A>> segs_;
-  std::size_t seg_ = 0;
-  index_t kv_head_, dh_;
+  std::size_t seg_ = 0, seg_ahead_ = 0;
+  index_t end_, kv_head_, dh_, bk_;
   float* k_tile_;
   float* v_tile_;
 };
@@ -253,7 +300,7 @@ void attend_block(const attn_rows& r, const attn_shape& sh, const float* const* 
           for (int c = 1; c < NC; ++c) t = xsimd::fma(qv[c], fbatch::load_unaligned(kr + c * L), t);
           acc[lane] = t;
         }
-        (xsimd::haddp(acc) * scale).store_unaligned(sg + grp);
+        (sum_rows(acc) * scale).store_unaligned(sg + grp);
       }
     } else {
       for (index_t grp = g_begin; grp < ib; grp += L) {
@@ -265,7 +312,7 @@ void attend_block(const attn_rows& r, const attn_shape& sh, const float* const* 
           for (index_t c = 0; c < nc; ++c)
             acc[lane] = xsimd::fma(fbatch::load_unaligned(qg + c * L), fbatch::load_unaligned(krow[i] + c * L), acc[lane]);
         }
-        xsimd::haddp(acc).store_unaligned(sg + grp);
+        sum_rows(acc).store_unaligned(sg + grp);
         for (index_t i = std::max(grp, ia); i < std::min(grp + L, ib); ++i) {
           float t = sg[i];
           for (index_t d = nc * L; d < nc * L + tail; ++d) t += qg[d] * krow[i][d];
@@ -379,7 +426,7 @@ void attend_tokens(const TensorView<const A, 3>& q, index_t t0, index_t t1, inde
     }
 
   std::array<const float*, attn_max_key_block> krow{}, vrow{};
-  kv_block_reader<A> reader(kv, kvh, sc.k, sc.v);
+  kv_block_reader<A> reader(kv, kvh, bk, sc.k, sc.v);
   const index_t lo = first_visible(pos0 + t0, cfg.sliding_window), hi = pos0 + t1;  // keys [lo, hi)
   for (index_t blk = lo / bk * bk; blk < hi; blk += bk) {
     const index_t ia = std::max(lo, blk) - blk, ib = std::min(hi, blk + bk) - blk;

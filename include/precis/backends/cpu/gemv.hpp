@@ -23,6 +23,7 @@
 #pragma once
 
 #include <algorithm>    // std::min
+#include <array>        // std::array
 #include <bit>          // std::bit_cast
 #include <concepts>     // std::same_as
 #include <cstdint>      // std::uint8_t, std::uint32_t
@@ -50,28 +51,42 @@ namespace detail {
 
 /// f32 activations as the float-path kernels read them.
 struct prepared_x {
-  const float* x = nullptr;     // [m, ldx]
+  const float* x = nullptr;           // [m, ldx]
   index_t ldx = 0;
-  const float* bsum = nullptr;  // [m, K/32] Σ of each 32-value block (q4_1 AVX-512 body only)
+  const float* bsum = nullptr;        // [m, K/32] Σ of each 32-value block (q4_1 AVX-512 bodies only)
+  const std::uint16_t* xw = nullptr;  // [m, ldw] bf16 bits, per-block word order (bf16 × 4-bit body)
+  index_t ldw = 0;
   index_t m = 0;
 };
 
-/// What the float-path kernel for row source `Src` expects of the activations.
-template <class Src>
+/// 4-bit block formats (the nibble kernels).
+template <class F>
+concept nibble_format = std::same_as<F, q4_0> || std::same_as<F, q4_1> || std::same_as<F, mxfp4> ||
+                        std::same_as<F, mxfp4_ggml>;
+
+/// What the float-path kernel for row source `Src` expects of activations of dtype A.
+template <class Src, class A>
 struct float_path_layout {
-  static constexpr bool pair_permuted = false;  // per 32-block: even elements, then odd elements
-  static constexpr bool block_sums = false;
+  static constexpr bool bf16_words = false;     // bf16 bits in vdpbf16ps word order (nibble_word_element)
+  static constexpr bool pair_permuted = false;  // f32, per 32-block: even elements, then odd elements
+  static constexpr bool block_sums = false;     // q4_1: Σ (q·d + m)·x = d·Σq·x + m·Σx
 };
-template <>
-struct float_path_layout<quant_rows<mxfp4>> {
-  static constexpr bool pair_permuted = PRECIS_CPU_AVX512 != 0;
-  static constexpr bool block_sums = false;
+template <nibble_format F, class A>
+struct float_path_layout<quant_rows<F>, A> {
+  static constexpr bool bf16_words = PRECIS_CPU_AVX512_BF16 != 0 && std::same_as<A, bf16>;
+  static constexpr bool pair_permuted = PRECIS_CPU_AVX512 != 0 && !bf16_words && std::same_as<F, mxfp4>;
+  static constexpr bool block_sums = PRECIS_CPU_AVX512 != 0 && std::same_as<F, q4_1>;
 };
-template <>
-struct float_path_layout<quant_rows<q4_1>> {
-  static constexpr bool pair_permuted = false;
-  static constexpr bool block_sums = PRECIS_CPU_AVX512 != 0;  // q4_1: Σ (q·d + m)·x = d·Σq·x + m·Σx
-};
+
+/// The bf16 × 4-bit body (dot_blocks_bf16) turns a block's 16 nibble bytes into 32 bf16 words:
+/// word j of the zmm holds the nibble of byte 2(j mod 8) + (j/16) — low nibble for j/8 even, high
+/// for odd (one `vpsrlvw` by 4·(j/8) of the 16 bytes broadcast to four 128-bit lanes). The element
+/// that nibble encodes depends on the layout: ggml bytes hold (j, j + 16), HF/OpenAI (2j, 2j + 1).
+template <class F>
+[[nodiscard]] constexpr int nibble_word_element(int j) noexcept {
+  const int byte = 2 * (j % 8) + (j / 16), hi = (j / 8) % 2;
+  return std::same_as<F, mxfp4> ? 2 * byte + hi : byte + 16 * hi;
+}
 
 /// One activation value widened to f32 (exact for f32/bf16/f16).
 template <ActivationDtype A>
@@ -95,47 +110,67 @@ void widen_row(const TensorView<const A, 2>& x, index_t r, float* dst) noexcept 
   for (index_t i = 0; i < k; ++i) dst[i] = widen<A>(src[i * s]);
 }
 
-/// x [M, K] → f32 in the layout `Src`'s float-path kernel reads; uses `xbuf`/`sbuf` as storage
-/// unless f32 activations can be read in place.
+/// x [M, K] → the layout `Src`'s float-path kernel reads (f32, or bf16 words); uses `xbuf`/`sbuf`
+/// as storage unless f32 activations can be read in place.
 template <class Src, ActivationDtype A>
 prepared_x prepare_float_x(const TensorView<const A, 2>& x, float_buffer& xbuf, float_buffer& sbuf) {
-  using L = float_path_layout<Src>;
-  const index_t m = x.extent(0), k = x.extent(1);
+  using L = float_path_layout<Src, A>;
+  const index_t m = x.extent(0), k = x.extent(1), nb = k / 32;
   prepared_x px;
   px.m = m;
-  if constexpr (std::same_as<A, f32> && !L::pair_permuted) {
-    if (x.stride(1) == 1 || k <= 1) {
-      px.x = x.data();
-      px.ldx = x.stride(0);
-    }
-  }
-  if (px.x == nullptr) {
-    px.ldx = round_up(k, 16);
-    xbuf.resize(m * px.ldx);
+  if constexpr (L::bf16_words) {
+    // bf16 bits copied (no rounding), permuted per block into the kernel's word order.
+    using F = typename Src::format;
+    px.ldw = round_up(k, 32);
+    xbuf.resize(m * px.ldw / 2);  // untyped storage, read back only as uint16
+    auto* words = reinterpret_cast<std::uint16_t*>(xbuf.data());
+    static constexpr auto element = [] {
+      std::array<index_t, 32> e{};
+      for (int j = 0; j < 32; ++j) e[static_cast<std::size_t>(j)] = nibble_word_element<F>(j);
+      return e;
+    }();
+    const index_t s1 = x.stride(1);
     for (index_t r = 0; r < m; ++r) {
-      float* dst = xbuf.data() + r * px.ldx;
-      widen_row<A>(x, r, dst);
-      if constexpr (L::pair_permuted) {
-        float tmp[32];
-        for (index_t b = 0; b < k / 32; ++b) {
-          float* blk = dst + b * 32;
-          for (int j = 0; j < 16; ++j) {
-            tmp[j] = blk[2 * j];           // lane j of the low-nibble vector: element 2j
-            tmp[16 + j] = blk[2 * j + 1];  // lane j of the high-nibble vector: element 2j + 1
-          }
-          std::memcpy(blk, tmp, sizeof tmp);
-        }
+      const storage_t<A>* src = x.data() + r * x.stride(0);
+      std::uint16_t* dst = words + r * px.ldw;
+      for (index_t b = 0; b < nb; ++b)
+        for (std::size_t j = 0; j < 32; ++j) dst[b * 32 + static_cast<index_t>(j)] = src[(b * 32 + element[j]) * s1].bits;
+    }
+    px.xw = words;
+  } else {
+    if constexpr (std::same_as<A, f32> && !L::pair_permuted) {
+      if (x.stride(1) == 1 || k <= 1) {
+        px.x = x.data();
+        px.ldx = x.stride(0);
       }
     }
-    px.x = xbuf.data();
+    if (px.x == nullptr) {
+      px.ldx = round_up(k, 16);
+      xbuf.resize(m * px.ldx);
+      for (index_t r = 0; r < m; ++r) {
+        float* dst = xbuf.data() + r * px.ldx;
+        widen_row<A>(x, r, dst);
+        if constexpr (L::pair_permuted) {
+          float tmp[32];
+          for (index_t b = 0; b < nb; ++b) {
+            float* blk = dst + b * 32;
+            for (int j = 0; j < 16; ++j) {
+              tmp[j] = blk[2 * j];           // lane j of the low-nibble vector: element 2j
+              tmp[16 + j] = blk[2 * j + 1];  // lane j of the high-nibble vector: element 2j + 1
+            }
+            std::memcpy(blk, tmp, sizeof tmp);
+          }
+        }
+      }
+      px.x = xbuf.data();
+    }
   }
   if constexpr (L::block_sums) {
-    const index_t nb = k / 32;
     sbuf.resize(m * nb);
     for (index_t r = 0; r < m; ++r)
       for (index_t b = 0; b < nb; ++b) {
         double s = 0;  // one rounding: the block sum is exact before it meets m
-        for (index_t j = 0; j < 32; ++j) s += static_cast<double>(px.x[r * px.ldx + b * 32 + j]);
+        for (index_t j = 0; j < 32; ++j) s += static_cast<double>(widen<A>(x(r, b * 32 + j)));
         sbuf.data()[r * nb + b] = static_cast<float>(s);
       }
     px.bsum = sbuf.data();
@@ -326,6 +361,78 @@ inline void dot_blocks(const Dec& dec, index_t nb, const prepared_x& px, float* 
 
 #endif  // PRECIS_CPU_AVX512
 
+#if PRECIS_CPU_AVX512_BF16
+
+/// bf16 bits of the 16 values of format F's nibbles, twice (vpermw reads 5 index bits; the high
+/// nibble of a byte lands in bit 4 and must not change the value). All are small integers, exact.
+template <class F>
+inline constexpr std::array<std::uint16_t, 32> nibble_bf16_words = [] {
+  std::array<std::uint16_t, 32> t{};
+  for (int i = 0; i < 32; ++i) {
+    const int n = i % 16;
+    float v;
+    if constexpr (std::same_as<F, q4_0>) v = static_cast<float>(n - 8);
+    else if constexpr (std::same_as<F, q4_1>) v = static_cast<float>(n);
+    else v = static_cast<float>(precis::detail::mxfp4_kvalue(static_cast<std::uint8_t>(n)));
+    t[static_cast<std::size_t>(i)] = precis::detail::f32_to_bf16_bits(v);
+  }
+  return t;
+}();
+
+/// bf16 activations × one 4-bit weight row: per block 32 exact bf16 codes (broadcast, vpsrlvw,
+/// vpermw), `vdpbf16ps` against the activations in the same word order (exact products, f32
+/// sums, round to nearest even; it treats subnormal inputs and results as zero), then acc += t·s.
+/// q4_1 adds m·Σx from the block sums.
+template <int M, nibble_format F>
+inline void dot_blocks_bf16(const quant_rows<F>& w, index_t n, const prepared_x& px, float* out) noexcept {
+  const index_t nb = w.blocks_per_row(), first = n * nb;
+  const __m512i table = _mm512_loadu_si512(nibble_bf16_words<F>.data());
+  const __m512i shifts = _mm512_set_epi64(0x000c000c000c000cLL, 0x000c000c000c000cLL, 0x0008000800080008LL,
+                                          0x0008000800080008LL, 0x0004000400040004LL, 0x0004000400040004LL, 0, 0);
+  __m512 acc[M][2];
+  float macc[M][2];
+  for (int r = 0; r < M; ++r) {
+    acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    macc[r][0] = macc[r][1] = 0.0f;
+  }
+  auto step = [&](index_t b, int u) {
+    const std::uint8_t* qs;
+    float s, m = 0.0f;
+    if constexpr (std::same_as<F, mxfp4>) {
+      qs = w.q.nibbles() + 16 * (first + b);
+      s = e8m0_half_table[w.q.scales()[first + b]];
+    } else {
+      const auto& B = w.q.blocks()[first + b];
+      qs = B.qs;
+      if constexpr (std::same_as<F, mxfp4_ggml>) {
+        s = e8m0_half_table[B.e];
+      } else {
+        s = f16_to_f32(B.d.bits);
+        if constexpr (std::same_as<F, q4_1>) m = f16_to_f32(B.m.bits);
+      }
+    }
+    const __m512i bytes = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+    const __m512i codes = _mm512_permutexvar_epi16(_mm512_srlv_epi16(bytes, shifts), table);
+    const __m512 sv = _mm512_set1_ps(s);
+    for (int r = 0; r < M; ++r) {
+      const __m512i xv = _mm512_loadu_si512(px.xw + r * px.ldw + 32 * b);
+      const __m512 t = _mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)codes, (__m512bh)xv);
+      acc[r][u] = _mm512_fmadd_ps(t, sv, acc[r][u]);
+      if constexpr (std::same_as<F, q4_1>) macc[r][u] += m * px.bsum[r * nb + b];
+    }
+  };
+  index_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    step(b, 0);
+    step(b + 1, 1);
+  }
+  if (b < nb) step(b, 0);
+  for (int r = 0; r < M; ++r)
+    out[r] = hsum512(_mm512_add_ps(acc[r][0], acc[r][1])) + (macc[r][0] + macc[r][1]);
+}
+
+#endif  // PRECIS_CPU_AVX512_BF16
+
 // ---------------------------------------------------------------------------------------------
 // Row kernels (float path): out[r] = Σ_k x[r, k]·W[n, k] for r < M
 // ---------------------------------------------------------------------------------------------
@@ -378,6 +485,14 @@ template <int M, BlockFormat F>
 inline void row_dots(const quant_rows<F>& w, index_t n, const prepared_x& px, float* out) noexcept {
   const index_t nb = w.blocks_per_row();
 #if PRECIS_CPU_AVX512
+#if PRECIS_CPU_AVX512_BF16
+  if constexpr (nibble_format<F>) {
+    if (px.xw != nullptr) {
+      dot_blocks_bf16<M>(w, n, px, out);
+      return;
+    }
+  }
+#endif
   dot_blocks<M>(block_decoder(w, n), nb, px, out);
 #else
   // Portable: 8 blocks at a time through the scalar spec (block_reference), then xsimd dots.
@@ -601,7 +716,8 @@ template <class Src, class Epilogue>
 void gemv_float(const Src& w, const prepared_x& px, const Epilogue& epi) {
   const auto kernel = [&]<int G>(index_t n, index_t r0, float* dots) {
     prepared_x sub = px;
-    sub.x = px.x + r0 * px.ldx;
+    if (px.x != nullptr) sub.x = px.x + r0 * px.ldx;
+    if (px.xw != nullptr) sub.xw = px.xw + r0 * px.ldw;
     if (px.bsum != nullptr) sub.bsum = px.bsum + r0 * (w.k / 32);
     row_dots<G>(w, n, sub, dots);
   };
