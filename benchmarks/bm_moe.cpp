@@ -2,10 +2,10 @@
 // expert, for the two target MoE shapes at decode (T = 1) and a small batch (T = 64):
 //
 //   gpt-oss-20b layer   32 experts, hidden 2880, intermediate 2880, top-4 (TopKThenSoftmax),
-//                       ClampedSwiGlu on interleaved gate_up, bf16 biases, MXFP4 experts
+//                       ClampedSwiglu on interleaved gate_up, bf16 biases, MXFP4 experts
 //                       (model-semantics §1a: 423 MB of expert weights, 13.2 MB per expert)
 //   Qwen3-30B-A3B layer 128 experts, hidden 2048, intermediate 768, top-8 (SoftmaxThenTopK,
-//                       norm_topk_prob), SiluGlu on separate gate/up, no bias; q8_0 experts
+//                       norm_topk_prob), SiluGate on separate gate/up, no bias; q8_0 experts
 //                       (5.0 MB per expert) and bf16 experts (9.4 MB per expert)
 // Activations are bf16. The timed region is the expert compute only (gather, GEMMs, activation,
 // weighted combine); the routing is computed beforehand from random logits with the model's own
@@ -42,7 +42,8 @@
 #include <vector>   // std::vector
 
 #include <precis/backends/cpu/moe.hpp>    // precis::backends::cpu::moe_experts
-#include <precis/nn/moe.hpp>              // precis::MoeExperts, ExpertStack, SiluGlu, ClampedSwiGlu
+#include <precis/nn/activation.hpp>       // precis::SiluGate, ClampedSwiglu
+#include <precis/nn/moe.hpp>              // precis::MoeExperts, ExpertStack
 #include <precis/nn/router.hpp>           // precis::TopKThenSoftmax, SoftmaxThenTopK
 #include <precis/quant/quant_tensor.hpp>  // precis::QuantTensor
 
@@ -155,8 +156,8 @@ struct GptOssLayer {
   stack_t<F> down = random_stack<F>({E, H, I}, rng);         // [E, H, I]
   Tensor<bf16, 2> b_gu = random_bias({E, 2 * I}, rng);  // [E, 2I]
   Tensor<bf16, 2> b_down = random_bias({E, H}, rng);    // [E, H]
-  MoeExperts<ClampedSwiGlu, InterleavedGateUp<F>, bf16> experts{
-      ClampedSwiGlu{}, InterleavedGateUp<F>{expert_stack(gate_up)}, expert_stack(down), b_gu, b_down};
+  MoeExperts<ClampedSwiglu, InterleavedGateUp<F>, bf16> experts{
+      ClampedSwiglu{}, InterleavedGateUp<F>{expert_stack(gate_up)}, expert_stack(down), b_gu, b_down};
   static Routing route(const Tensor<f32, 2>& l) { return TopKThenSoftmax{}(l, k); }
 };
 
@@ -168,8 +169,8 @@ struct Qwen3Layer {
   stack_t<F> gate = random_stack<F>({E, I, H}, rng);  // [E, I, H]
   stack_t<F> up = random_stack<F>({E, I, H}, rng);    // [E, I, H]
   stack_t<F> down = random_stack<F>({E, H, I}, rng);  // [E, H, I]
-  MoeExperts<SiluGlu, SeparateGateUp<F>, bf16> experts{
-      SiluGlu{}, SeparateGateUp<F>{expert_stack(gate), expert_stack(up)}, expert_stack(down)};
+  MoeExperts<SiluGate, SeparateGateUp<F>, bf16> experts{
+      SiluGate{}, SeparateGateUp<F>{expert_stack(gate), expert_stack(up)}, expert_stack(down)};
   static Routing route(const Tensor<f32, 2>& l) { return SoftmaxThenTopK{.norm_topk_prob = true}(l, k); }
 };
 

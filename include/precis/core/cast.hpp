@@ -7,7 +7,7 @@
 // All three are [[nodiscard]]: discarding a conversion's result (the vllm-omni `cos.to(q.dtype)`
 // bug, dtype-bugs E15) is a compile error under -Werror=unused-result. There is no
 // "cast like that tensor" (`type_as`), no integer → bf16/f16 conversion at all (a bf16 position
-// 15962 rounds to 15936 or 15968, dtype-bugs E13), and no "cast every parameter" operation.
+// 15962 rounds to 15936: bf16 spacing is 64 there, dtype-bugs E13), and no "cast every parameter" operation.
 #pragma once
 
 #include <bit>     // std::bit_cast

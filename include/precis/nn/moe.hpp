@@ -11,13 +11,12 @@
 //                             experts.{e}.gate_proj / up_proj (model-semantics §1b).
 //   InterleavedGateUp<F>      gate_up [E, 2I, H]: even rows gate, odd rows up (gpt-oss §1a,
 //                             gotcha §1.7.3; HF-MX `gate_up_proj_blocks` along dim 1).
-//   SiluGlu                   a = silu(g)·u (Qwen3-MoE, Llama: down(silu(gate x) * up x), §1b).
-//   ClampedSwiGlu{α, limit}   a = min(g, limit)·σ(α·min(g, limit))·(clamp(u, ±limit) + 1) with
-//                             α = 1.702, limit = 7.0 (gpt-oss §1a: clamp max only on the gate,
-//                             both sides on the linear branch, "+1" on the linear branch).
-//   MoeExperts<G, L, Act>     one MoE layer's experts: gating policy G, gate/up layout L, down
-//                             [E, H, I], optional biases [E, 2I] / [E, H] of dtype Act (gpt-oss:
-//                             "the down bias is added per expert, before the routing weight").
+//   gating G                  nn/activation.hpp's policies: SiluGate (a = silu(g)·u: Qwen3-MoE,
+//                             Llama, §1b) and ClampedSwiglu{α = 1.702, limit = 7.0} (gpt-oss §1a:
+//                             gate clamped above only, up clamped both sides, "+1" on up).
+//   MoeExperts<G, L, Act>     one MoE layer's experts: gating G, gate/up layout L, down [E, H, I],
+//                             optional biases [E, 2I] / [E, H] of dtype Act (gpt-oss: "the down
+//                             bias is added per expert, before the routing weight").
 //   moe_experts(experts, x, routing) → Tensor<Act, 2>   the reference.
 //
 // Dtypes (dtype-bugs C7, E24 — HF's MXFP4 fallback met bf16 weights with f32 states and
@@ -40,8 +39,8 @@
 // §1.7.3: pass its two row halves as SeparateGateUp — float stacks are strided views).
 #pragma once
 
-#include <algorithm>    // std::min, std::clamp
-#include <cmath>        // std::exp, std::isfinite
+#include <algorithm>    // std::fill, std::max
+#include <cmath>        // std::isfinite
 #include <concepts>     // std::same_as
 #include <cstddef>      // std::size_t
 #include <cstdint>      // std::uint8_t
@@ -50,10 +49,11 @@
 #include <vector>       // std::vector
 
 #include <precis/core/dtype.hpp>        // precis::ActivationDtype, BlockFormat, f32, bf16, f16
-#include <precis/core/error.hpp>        // precis::shape_error, range_error, config_error, PRECIS_CHECK
+#include <precis/core/error.hpp>        // precis::shape_error, range_error, PRECIS_CHECK
 #include <precis/core/scalar.hpp>       // precis::to_compute, from_compute
 #include <precis/core/tensor.hpp>       // precis::Tensor
 #include <precis/core/tensor_view.hpp>  // precis::TensorView
+#include <precis/nn/activation.hpp>     // precis::SiluGate, ClampedSwiglu, GatedActivation, gate_up
 #include <precis/nn/router.hpp>         // precis::Routing
 #include <precis/ops/host_tensor.hpp>   // precis::HostTensorOfRank, materialize, format_extents
 #include <precis/quant/dequantize.hpp>  // precis::dequantize_row
@@ -165,92 +165,51 @@ void expert_stack(QuantTensor<F, 3>&&) = delete;
 // Gate/up layouts (structural: a type each)
 // ---------------------------------------------------------------------------------------------
 
-/// Qwen3-MoE: separate gate [E, I, H] and up [E, I, H] stacks (§1b). A gate/up bias [E, 2I] is
-/// read as [gate | up] (no Qwen3 checkpoint has one).
+/// Qwen3-MoE: separate gate [E, I, H] and up [E, I, H] stacks (§1b). Their outputs, and a
+/// gate/up bias [E, 2I] (no Qwen3 checkpoint has one), are laid out as [gate | up]
+/// (gate_up::halves).
 template <ExpertWeightFormat F>
 struct SeparateGateUp {
   using format = F;
+  using columns = gate_up::halves;  // of the [T, 2I] pre-activations and of the bias
   ExpertStack<F> gate;  // [E, I, H]
   ExpertStack<F> up;    // [E, I, H]
 
   [[nodiscard]] index_t n_experts() const noexcept { return gate.n_experts(); }
   [[nodiscard]] index_t intermediate() const noexcept { return gate.rows(); }
   [[nodiscard]] index_t hidden() const noexcept { return gate.cols(); }
-  [[nodiscard]] static index_t gate_index(index_t i, index_t /*inter*/) noexcept { return i; }
-  [[nodiscard]] static index_t up_index(index_t i, index_t inter) noexcept { return inter + i; }
   void check(const char* op) const {
     PRECIS_CHECK(gate.extents() == up.extents(), shape_error, "[", op, "] gate stack ", format_extents(gate.extents()),
                  " and up stack ", format_extents(up.extents()), " differ; both are [E, I, H]");
   }
 };
 
-/// gpt-oss: one gate_up stack [E, 2I, H], row 2i = gate i, row 2i+1 = up i (§1a, §1.7.3); the
-/// gate_up bias [E, 2I] is interleaved the same way.
+/// gpt-oss: one gate_up stack [E, 2I, H], row 2i = gate i, row 2i+1 = up i (§1a, §1.7.3); its
+/// outputs and the gate_up bias [E, 2I] are interleaved the same way (gate_up::interleaved).
 template <ExpertWeightFormat F>
 struct InterleavedGateUp {
   using format = F;
+  using columns = gate_up::interleaved;
   ExpertStack<F> gate_up;  // [E, 2I, H]
 
   [[nodiscard]] index_t n_experts() const noexcept { return gate_up.n_experts(); }
   [[nodiscard]] index_t intermediate() const noexcept { return gate_up.rows() / 2; }
   [[nodiscard]] index_t hidden() const noexcept { return gate_up.cols(); }
-  [[nodiscard]] static index_t gate_index(index_t i, index_t /*inter*/) noexcept { return 2 * i; }
-  [[nodiscard]] static index_t up_index(index_t i, index_t /*inter*/) noexcept { return 2 * i + 1; }
   void check(const char* op) const {
     PRECIS_CHECK(gate_up.rows() % 2 == 0, shape_error, "[", op, "] interleaved gate_up stack ",
                  format_extents(gate_up.extents()), " has an odd number of rows; expected [E, 2I, H]");
   }
 };
 
+/// How an MoE layer stores its gate/up projections (a type each: the layout is structural).
 template <class L>
-concept GateUpLayout = requires(const L& l, index_t i) {
+concept ExpertGateUpLayout = requires(const L& l) {
   typename L::format;
+  requires GateUpLayout<typename L::columns>;  // nn/activation.hpp's column layouts
   { l.n_experts() } -> std::same_as<index_t>;
   { l.intermediate() } -> std::same_as<index_t>;
   { l.hidden() } -> std::same_as<index_t>;
-  { L::gate_index(i, i) } -> std::same_as<index_t>;
-  { L::up_index(i, i) } -> std::same_as<index_t>;
   l.check("");
-};
-
-// ---------------------------------------------------------------------------------------------
-// Gated activations (f32 in, f32 out; the scalar spec)
-// ---------------------------------------------------------------------------------------------
-
-namespace detail {
-// Elementwise pieces kept private here: nn/activation.hpp (another change in flight) will own
-// the public silu / swiglu ops; these are the same formulas on one f32 value.
-[[nodiscard]] inline float sigmoid_f32(float x) noexcept { return 1.0f / (1.0f + std::exp(-x)); }
-}  // namespace detail
-
-/// silu(g)·u = g·σ(g)·u: Qwen3-MoE and Llama experts (HF `act_fn(gate_proj(x)) * up_proj(x)`).
-struct SiluGlu {
-  [[nodiscard]] float operator()(float gate, float up) const noexcept { return gate * detail::sigmoid_f32(gate) * up; }
-};
-
-/// gpt-oss's clamped SwiGLU (HF-GO `GptOssExperts`, OAI `swiglu`; §1a):
-///   glu = min(g, limit); lin = clamp(u, −limit, limit); a = glu·σ(α·glu)·(lin + 1).
-struct ClampedSwiGlu {
-  float alpha = 1.702f;  // hard-coded in HF-GO, `swiglu_alpha` in newer configs
-  float limit = 7.0f;    // config `swiglu_limit`
-
-  [[nodiscard]] float operator()(float gate, float up) const noexcept {
-    const float glu = std::min(gate, limit);  // NaN propagates: std::min returns its first argument
-    const float lin = up < -limit ? -limit : (up > limit ? limit : up);
-    return glu * detail::sigmoid_f32(alpha * glu) * (lin + 1.0f);
-  }
-  void check(const char* op) const {
-    PRECIS_CHECK(std::isfinite(alpha) && alpha > 0.0f, config_error, "[", op, "] ClampedSwiGlu alpha = ", alpha,
-                 "; expected a finite value > 0 (gpt-oss: 1.702)");
-    PRECIS_CHECK(std::isfinite(limit) && limit > 0.0f, config_error, "[", op, "] ClampedSwiGlu limit = ", limit,
-                 "; expected a finite value > 0 (gpt-oss swiglu_limit: 7.0)");
-  }
-};
-
-/// A gated activation: (gate, up) pre-activations in f32 → one f32 value.
-template <class G>
-concept GatedActivation = requires(const G& g, float a, float b) {
-  { g(a, b) } -> std::same_as<float>;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -266,7 +225,7 @@ template <class B, class Act>
 concept expert_bias_matches_activation = std::same_as<std::remove_cv_t<B>, Act>;
 
 /// The experts of one MoE layer: gating G, gate/up layout L, down [E, H, I], optional biases.
-template <GatedActivation G, GateUpLayout L, ActivationDtype Act>
+template <GatedActivation G, ExpertGateUpLayout L, ActivationDtype Act>
 class MoeExperts {
  public:
   using gating = G;
@@ -317,7 +276,7 @@ class MoeExperts {
  private:
   void check() const {
     gate_up_.check("MoeExperts");
-    if constexpr (requires { gating_.check(""); }) gating_.check("MoeExperts");
+    detail::check_activation("MoeExperts", gating_);
     PRECIS_CHECK(down_.extents() == (extents_t<3>{n_experts(), hidden(), intermediate()}), shape_error,
                  "[MoeExperts] down stack ", format_extents(down_.extents()), "; expected [E, H, I] = ",
                  format_extents(extents_t<3>{n_experts(), hidden(), intermediate()}));
@@ -375,6 +334,7 @@ template <class G, class L, ActivationDtype Act, HostTensorOfRank<2> X>
   const index_t n_tok = xv.extent(0), k = routing.experts.extent(1);
   const index_t hid = ex.hidden(), inter = ex.intermediate();
   const L& gu = ex.gate_up();
+  using C = typename L::columns;  // where gate i and up i sit in gate_up rows and the bias
   Tensor<Act, 2> out({n_tok, hid});  // [T, H]
   std::vector<float> xt(static_cast<std::size_t>(hid)), h(static_cast<std::size_t>(inter));
   std::vector<float> acc(static_cast<std::size_t>(hid)), row(static_cast<std::size_t>(std::max(hid, inter)));
@@ -387,9 +347,9 @@ template <class G, class L, ActivationDtype Act, HostTensorOfRank<2> X>
       for (index_t i = 0; i < inter; ++i) {
         float g, u;
         if constexpr (requires { gu.gate_up; }) {
-          gu.gate_up.row_f32(e, L::gate_index(i, inter), row.data());
+          gu.gate_up.row_f32(e, C::gate_column(i, inter), row.data());
           g = detail::dot_f32(xt.data(), row.data(), hid);
-          gu.gate_up.row_f32(e, L::up_index(i, inter), row.data());
+          gu.gate_up.row_f32(e, C::up_column(i, inter), row.data());
           u = detail::dot_f32(xt.data(), row.data(), hid);
         } else {
           gu.gate.row_f32(e, i, row.data());
@@ -398,8 +358,8 @@ template <class G, class L, ActivationDtype Act, HostTensorOfRank<2> X>
           u = detail::dot_f32(xt.data(), row.data(), hid);
         }
         if (ex.has_bias()) {
-          g += bias(ex.gate_up_bias(), e, L::gate_index(i, inter));
-          u += bias(ex.gate_up_bias(), e, L::up_index(i, inter));
+          g += bias(ex.gate_up_bias(), e, C::gate_column(i, inter));
+          u += bias(ex.gate_up_bias(), e, C::up_column(i, inter));
         }
         // h is the down GEMM's Act input: one rounding of the f32 activation value.
         h[static_cast<std::size_t>(i)] = static_cast<float>(to_compute<Act>(from_compute<Act>(ex.gating_fn()(g, u))));

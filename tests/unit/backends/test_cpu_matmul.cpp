@@ -164,7 +164,7 @@ TEMPLATE_LIST_TEST_CASE("cpu matmul: q8 activations with every block format", "[
   for (const index_t k : {96, 1056})
     for (const index_t m : {1, 3, 17}) {
       check_q8_case<TestType, f32, f32>(m, k, i % 2 == 0, 800 + static_cast<unsigned>(i));
-      check_q8_case<TestType, bf16, bf16>(m, k, i % 2 == 1, 900 + static_cast<unsigned>(i));
+      if (k == 96 || m == 1) check_q8_case<TestType, bf16, bf16>(m, k, i % 2 == 1, 900 + static_cast<unsigned>(i));
       ++i;
     }
   check_q8_case<TestType, bf16, f32>(1, 96, true, 999);
@@ -274,6 +274,14 @@ void check_layouts(index_t m) {
     const Tensor<A, 2> ys = with_weight<A>(w, false, [&](const auto& wa) { return cpu_backend::matmul(xs, wa); });
     CHECK(same_bits(y, ys.cview()));
   }
+  // x broadcast from its first row (row stride 0) gives what a materialised copy gives.
+  const TensorView<const A, 2> x_bcast(x.data(), {m, k}, {0, 1});  // [M, K]
+  Tensor<A, 2> x_rep({m, k});                                      // [M, K]
+  for (index_t i = 0; i < m; ++i)
+    for (index_t j = 0; j < k; ++j) x_rep(i, j) = x(0, j);
+  const Tensor<A, 2> yb = with_weight<A>(w, false, [&](const auto& wa) { return cpu_backend::matmul(x_bcast, wa); });
+  const Tensor<A, 2> yr = with_weight<A>(w, false, [&](const auto& wa) { return cpu_backend::matmul(x_rep, wa); });
+  CHECK(same_bits(yr, yb));
 
   // y written through strided views: columns of a wider tensor, and transposed.
   Tensor<A, 2> ywide({m, n + 5});  // [M, N + 5]
@@ -334,7 +342,7 @@ TEST_CASE("cpu matmul: large N runs in parallel and matches one thread bit for b
   std::mt19937 rng(1200);
   const TestWeight<q4_0> wq(random_tensor<f32, 2>({n, k}, rng));
   const TestWeight<bf16> wb(random_tensor<f32, 2>({n, k}, rng));
-  for (const index_t m : {1, 4, 40}) {
+  for (const index_t m : {1, 4, 20}) {
     const auto x = random_tensor<bf16, 2>({m, k}, rng);  // [M, K]
     tbb::task_arena one(1);
     CHECK(same_bits(cpu_backend::matmul(x, wq.stored), one.execute([&] { return cpu_backend::matmul(x, wq.stored); })));

@@ -26,7 +26,8 @@
 #include <vector>       // std::vector
 
 #include <precis/core/cast.hpp>           // precis::cast
-#include <precis/nn/moe.hpp>              // precis::ExpertStack, expert_stack, SiluGlu, ClampedSwiGlu
+#include <precis/nn/activation.hpp>       // precis::SiluGate, ClampedSwiglu
+#include <precis/nn/moe.hpp>              // precis::ExpertStack, expert_stack
 #include <precis/nn/router.hpp>           // precis::Routing
 #include <precis/quant/dequantize.hpp>    // precis::dequantize
 #include <precis/quant/quant_tensor.hpp>  // precis::QuantTensor
@@ -74,11 +75,11 @@ struct TestStack {
 struct Factors {
   double g, u;
 };
-[[nodiscard]] inline Factors factors(const SiluGlu&, double g, double u) {
+[[nodiscard]] inline Factors factors(const SiluGate&, double g, double u) {
   return {g / (1.0 + std::exp(-g)), u};
 }
-[[nodiscard]] inline Factors factors(const ClampedSwiGlu& s, double g, double u) {
-  const double lim = static_cast<double>(s.limit), alpha = static_cast<double>(s.alpha);
+[[nodiscard]] inline Factors factors(const ClampedSwiglu& s, double g, double u) {
+  const double lim = static_cast<double>(s.limit.value()), alpha = static_cast<double>(s.alpha.value());
   const double m = g < lim ? g : lim;
   const double lin = u < -lim ? -lim : (u > lim ? lim : u);
   return {m / (1.0 + std::exp(-alpha * m)), lin + 1.0};

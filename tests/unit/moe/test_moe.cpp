@@ -20,7 +20,8 @@
 
 #include <precis/backends/cpu/moe.hpp>  // precis::backends::cpu::moe_experts, moe_token_chunk
 #include <precis/core/error.hpp>        // precis::shape_error, range_error, config_error
-#include <precis/nn/moe.hpp>            // precis::MoeExperts, moe_experts, SiluGlu, ClampedSwiGlu
+#include <precis/nn/activation.hpp>     // precis::SiluGate, ClampedSwiglu, GatedActivation
+#include <precis/nn/moe.hpp>            // precis::MoeExperts, moe_experts, SeparateGateUp, InterleavedGateUp
 #include <precis/nn/router.hpp>         // precis::SoftmaxThenTopK, TopKThenSoftmax, selectors
 #include <precis/ops/matmul.hpp>        // precis::matmul (the dense MLP)
 
@@ -36,14 +37,14 @@ constexpr index_t kE = 8, kH = 64, kI = 32;
 
 /// Qwen3-MoE-like: SiLU-gated, separate gate/up, SoftmaxThenTopK{norm_topk_prob = true}.
 struct QwenLike {
-  using gating = SiluGlu;
+  using gating = SiluGate;
   template <class F>
   using layout = SeparateGateUp<F>;
   static Routing route(const Tensor<f32, 2>& l, index_t k) { return SoftmaxThenTopK{.norm_topk_prob = true}(l, k); }
 };
 /// gpt-oss-like: clamped SwiGLU on interleaved gate/up, TopKThenSoftmax.
 struct GptOssLike {
-  using gating = ClampedSwiGlu;
+  using gating = ClampedSwiglu;
   template <class F>
   using layout = InterleavedGateUp<F>;
   static Routing route(const Tensor<f32, 2>& l, index_t k) { return TopKThenSoftmax{}(l, k); }
@@ -150,16 +151,16 @@ using formats = std::tuple<f32, bf16, q8_0, mxfp4>;
 // Reference and CPU against float64, every combination
 // ---------------------------------------------------------------------------------------------
 
-TEMPLATE_LIST_TEST_CASE("MoE, qwen3-like (SiluGlu, separate gate/up): f32 activations", "[moe]", formats) {
+TEMPLATE_LIST_TEST_CASE("MoE, qwen3-like (SiluGate, separate gate/up): f32 activations", "[moe]", formats) {
   check_grid<QwenLike, TestType, f32>(300);
 }
-TEMPLATE_LIST_TEST_CASE("MoE, qwen3-like (SiluGlu, separate gate/up): bf16 activations", "[moe]", formats) {
+TEMPLATE_LIST_TEST_CASE("MoE, qwen3-like (SiluGate, separate gate/up): bf16 activations", "[moe]", formats) {
   check_grid<QwenLike, TestType, bf16>(400);
 }
-TEMPLATE_LIST_TEST_CASE("MoE, gpt-oss-like (ClampedSwiGlu, interleaved): f32 activations", "[moe]", formats) {
+TEMPLATE_LIST_TEST_CASE("MoE, gpt-oss-like (ClampedSwiglu, interleaved): f32 activations", "[moe]", formats) {
   check_grid<GptOssLike, TestType, f32>(500);
 }
-TEMPLATE_LIST_TEST_CASE("MoE, gpt-oss-like (ClampedSwiGlu, interleaved): bf16 activations", "[moe]", formats) {
+TEMPLATE_LIST_TEST_CASE("MoE, gpt-oss-like (ClampedSwiglu, interleaved): bf16 activations", "[moe]", formats) {
   check_grid<GptOssLike, TestType, bf16>(600);
 }
 
@@ -186,14 +187,14 @@ TEST_CASE("an MoE whose experts are identical equals the dense MLP", "[moe]") {
       su.data()[e * kI * kH + i] = wu.data()[i];
       sd.data()[e * kI * kH + i] = wd.data()[i];
     }
-  const MoeExperts<SiluGlu, SeparateGateUp<f32>, f32> ex({}, {expert_stack(sg), expert_stack(su)}, expert_stack(sd));
+  const MoeExperts<SiluGate, SeparateGateUp<f32>, f32> ex({}, {expert_stack(sg), expert_stack(su)}, expert_stack(sd));
   const auto x = random_tensor<f32, 2>({T, kH}, rng);
   const Routing r = SoftmaxThenTopK{.norm_topk_prob = true}(random_tensor<f32, 2>({T, E}, rng), k);
 
   const Tensor<f32, 2> g = matmul(x, wg), u = matmul(x, wu);  // [T, I]
   Tensor<f32, 2> h({T, kI});
   for (index_t t = 0; t < T; ++t)
-    for (index_t i = 0; i < kI; ++i) h(t, i) = SiluGlu{}(g(t, i), u(t, i));
+    for (index_t i = 0; i < kI; ++i) h(t, i) = SiluGate{}(g(t, i), u(t, i));
   const Tensor<f32, 2> dense = matmul(h, wd);  // [T, H]
 
   // Bound: each side's oracle bound (the dense one is the MoE bound with k = 1, w = 1), plus
@@ -207,8 +208,8 @@ TEST_CASE("an MoE whose experts are identical equals the dense MLP", "[moe]") {
   }
   Routing one{Tensor<i32, 2>({T, 1}), Tensor<f32, 2>({T, 1})};
   for (index_t t = 0; t < T; ++t) one.weights(t, 0) = 1.0f;
-  const Oracle om = moe_oracle(to_f64(x), T, f64, r, SiluGlu{}, 0.0);
-  const Oracle od = moe_oracle(to_f64(x), T, f64, one, SiluGlu{}, 0.0);
+  const Oracle om = moe_oracle(to_f64(x), T, f64, r, SiluGate{}, 0.0);
+  const Oracle od = moe_oracle(to_f64(x), T, f64, one, SiluGate{}, 0.0);
   std::vector<double> tol(od.tol.size());
   for (index_t t = 0; t < T; ++t) {
     double wsum = 0;
@@ -276,7 +277,7 @@ TEST_CASE("a user selector steers which experts run; the MoE keeps the model's m
       CHECK(r.weights(t, j) == Approx(std::exp(static_cast<double>(logits(t, r.experts(t, j)))) / z).epsilon(1e-5));
   }
   CHECK(changed > 0);  // the selector did steer
-  const Oracle o = moe_oracle(to_f64(x), T, fx.f64, r, ClampedSwiGlu{}, 0.0);
+  const Oracle o = moe_oracle(to_f64(x), T, fx.f64, r, ClampedSwiglu{}, 0.0);
   const Comparison c = compare(to_f64(backend::moe_experts(ex, x, r)), o.value, o.tol);
   INFO(c.first);
   CHECK(c.ok());
@@ -298,16 +299,16 @@ TEST_CASE("MoE arguments are checked", "[moe]") {
   const auto x_short = random_tensor<f32, 2>({2, kH}, fx.rng);
   REQUIRE_THROWS_AS(moe_experts(ex, x_short, r), shape_error);
   // Construction: stacks that do not fit, biases of the wrong shape, a bad activation policy.
-  using QE = MoeExperts<SiluGlu, SeparateGateUp<f32>, f32>;
+  using QE = MoeExperts<SiluGate, SeparateGateUp<f32>, f32>;
   REQUIRE_THROWS_AS(QE({}, {fx.first.stack(), fx.first.stack()}, fx.first.stack()), shape_error);
   TestStack<f32> up_wrong(random_tensor<f32, 3>({kE, kI + 1, kH}, fx.rng));
   REQUIRE_THROWS_AS(QE({}, {fx.first.stack(), up_wrong.stack()}, fx.down.stack()), shape_error);
   const auto b_wrong = random_tensor<f32, 2>({kE, kI}, fx.rng);
   REQUIRE_THROWS_AS(QE({}, {fx.first.stack(), fx.second.stack()}, fx.down.stack(), b_wrong, fx.bias_down), shape_error);
   TestStack<f32> gu(random_tensor<f32, 3>({kE, 2 * kI, kH}, fx.rng));
-  using GE = MoeExperts<ClampedSwiGlu, InterleavedGateUp<f32>, f32>;
-  REQUIRE_THROWS_AS(GE(ClampedSwiGlu{.alpha = 1.702f, .limit = -7.0f}, {gu.stack()}, fx.down.stack()), config_error);
-  REQUIRE_NOTHROW(GE(ClampedSwiGlu{}, {gu.stack()}, fx.down.stack()));
+  using GE = MoeExperts<ClampedSwiglu, InterleavedGateUp<f32>, f32>;
+  REQUIRE_THROWS_AS(GE(ClampedSwiglu{.alpha = 1.702, .limit = -7.0}, {gu.stack()}, fx.down.stack()), config_error);
+  REQUIRE_NOTHROW(GE(ClampedSwiglu{}, {gu.stack()}, fx.down.stack()));
 }
 
 namespace {
@@ -321,7 +322,7 @@ concept can_stack = requires(W&& w) { expert_stack(std::forward<W>(w)); };
 
 TEST_CASE("MoE type rules: the layer's activation dtype decides input, biases and output (C7, E24)",
           "[moe][static]") {
-  using GptOssBf16 = MoeExperts<ClampedSwiGlu, InterleavedGateUp<mxfp4>, bf16>;
+  using GptOssBf16 = MoeExperts<ClampedSwiglu, InterleavedGateUp<mxfp4>, bf16>;
   STATIC_REQUIRE(can_moe<GptOssBf16, Tensor<bf16, 2>>);
   STATIC_REQUIRE(can_cpu_moe<GptOssBf16, TensorView<const bf16, 2>>);
   STATIC_REQUIRE_FALSE(can_moe<GptOssBf16, Tensor<f32, 2>>);  // E24: f32 states into a bf16 layer
@@ -331,9 +332,9 @@ TEST_CASE("MoE type rules: the layer's activation dtype decides input, biases an
                                                          std::declval<const Routing&>())),
                               Tensor<bf16, 2>>);
   // Biases have the activation dtype: f32 biases into a bf16 layer do not construct.
-  STATIC_REQUIRE(std::is_constructible_v<GptOssBf16, ClampedSwiGlu, InterleavedGateUp<mxfp4>, ExpertStack<mxfp4>,
+  STATIC_REQUIRE(std::is_constructible_v<GptOssBf16, ClampedSwiglu, InterleavedGateUp<mxfp4>, ExpertStack<mxfp4>,
                                          const Tensor<bf16, 2>&, const Tensor<bf16, 2>&>);
-  STATIC_REQUIRE_FALSE(std::is_constructible_v<GptOssBf16, ClampedSwiGlu, InterleavedGateUp<mxfp4>,
+  STATIC_REQUIRE_FALSE(std::is_constructible_v<GptOssBf16, ClampedSwiglu, InterleavedGateUp<mxfp4>,
                                                ExpertStack<mxfp4>, const Tensor<f32, 2>&, const Tensor<f32, 2>&>);
   // Stacks are views: not of temporaries; every float storage dtype and block format.
   STATIC_REQUIRE(can_stack<const Tensor<bf16, 3>&>);
@@ -341,5 +342,5 @@ TEST_CASE("MoE type rules: the layer's activation dtype decides input, biases an
   STATIC_REQUIRE_FALSE(can_stack<Tensor<bf16, 3>>);
   STATIC_REQUIRE_FALSE(can_stack<QuantTensor<mxfp4, 3>>);
   STATIC_REQUIRE_FALSE(can_stack<const Tensor<f64, 3>&>);
-  STATIC_REQUIRE(GatedActivation<SiluGlu> && GatedActivation<ClampedSwiGlu>);
+  STATIC_REQUIRE(GatedActivation<SiluGate> && GatedActivation<ClampedSwiglu>);
 }

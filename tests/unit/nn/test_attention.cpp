@@ -1,6 +1,7 @@
 // tests/unit/nn/test_attention.cpp — reference attention against float64 math, and its
-// properties: sinks at -inf, windows ≥ the sequence, cached decode = prefill, backend contracts
-// (nn/attention.hpp; model-semantics §1a; dtype-bugs E16, E19, E20, E23, E30).
+// properties: sinks at -inf, windows ≥ the sequence, cached decode = prefill, ring-buffer and
+// paged caches = contiguous ones, backend contracts (nn/attention.hpp; model-semantics §1a;
+// dtype-bugs E16, E19, E20, E23, E30).
 #include <catch2/catch.hpp>  // TEMPLATE_TEST_CASE, CHECK, STATIC_REQUIRE
 
 #include <cmath>   // std::exp, std::fabs, std::sqrt
@@ -217,4 +218,67 @@ TEST_CASE("attention backends state their activation and sink dtypes (E16, E23, 
   STATIC_REQUIRE(can_attend_with_sinks<Attention<flash_bf16, bf16>, f32>);
   STATIC_REQUIRE_FALSE(can_attend_with_sinks<Attention<flash_bf16, bf16>, bf16>);  // trtllm needs f32 sinks
   STATIC_REQUIRE_FALSE(can_attend_with_sinks<Attention<reference, bf16>, bf16>);
+}
+
+TEST_CASE("reference attention over a sliding ring equals attention over the whole sequence", "[nn][attention]") {
+  // gpt-oss layout (§1a): layer 0 slides with window 5 (a ring of 5 − 1 + 3 = 7 positions),
+  // layer 1 is full. 23 tokens in chunks of up to 3; the ring drops old keys, the outputs agree.
+  auto rng = make_rng(76);
+  const index_t n = 23, window = 5;
+  const AttentionConfig win{.n_heads = 4, .n_kv_heads = 2, .head_dim = 8, .sliding_window = window};
+  const AttentionConfig full{.n_heads = 4, .n_kv_heads = 2, .head_dim = 8};
+  const Attention<attention_backend::reference, f32> a_win(win), a_full(full);
+  auto cache = a_win.make_cache(KvLayerPlan(gpt_oss_alternating_layers{.window = window}, 2), n, 3);
+  auto plain = a_win.make_cache(2, n);
+  const auto q = random_tensor<f32, 3>({n, 4, 8}, rng);
+  const auto k = random_tensor<f32, 3>({n, 2, 8}, rng), v = random_tensor<f32, 3>({n, 2, 8}, rng);
+  const auto sink_t = random_tensor<f32, 1>({4}, rng);
+  const Sinks<f32> sinks(sink_t);
+  for (index_t t = 0; t < n;) {
+    const index_t c = std::min<index_t>(n - t, 1 + t % 3);
+    const auto qs = q.cview().slice(0, t, t + c), ks = k.cview().slice(0, t, t + c), vs = v.cview().slice(0, t, t + c);
+    const auto ring = a_win.forward(cache, 0, qs, ks, vs, sinks);
+    const auto kept = a_win.forward(plain, 0, qs, ks, vs, sinks);
+    const auto whole = a_win(qs, k.cview().slice(0, 0, t + c), v.cview().slice(0, 0, t + c), sinks);
+    CHECK(bit_equal(ring, whole));
+    CHECK(bit_equal(kept, whole));
+    const auto full_layer = a_full.forward(cache, 1, qs, ks, vs);
+    CHECK(bit_equal(full_layer, a_full(qs, k.cview().slice(0, 0, t + c), v.cview().slice(0, 0, t + c))));
+    t += c;
+  }
+  CHECK(cache.first(0) == n - 7);
+  // The ring holds a window of 5: reading it as a full layer is a configuration error.
+  REQUIRE_THROWS_AS(a_full(q.cview().slice(0, n - 1, n), cache.sequence(0)), config_error);
+}
+
+TEST_CASE("reference attention refuses a view that lost the keys a query needs", "[nn][attention]") {
+  const AttentionConfig cfg{.n_heads = 2, .n_kv_heads = 1, .head_dim = 4, .sliding_window = 3};
+  const Tensor<f32, 3> k({6, 1, 4}), q({1, 2, 4});
+  // Positions [2, 6): the query at 5 sees 3..5, fine; with a window of 5 it would need 1.
+  const KvSequenceView<f32> tail(1, 4, 0, {KvSegment<f32>{2, k.cview().slice(0, 2, 6), k.cview().slice(0, 2, 6)}});
+  const std::optional<TensorView<const f32, 1>> none;
+  CHECK(reference_attention<f32>(q.cview(), tail, cfg, none).extent(0) == 1);
+  AttentionConfig wide = cfg;
+  wide.sliding_window = 5;
+  REQUIRE_THROWS_WITH(reference_attention<f32>(q.cview(), tail, wide, none),
+                      Catch::Matchers::Contains("attends to position 1") && Catch::Matchers::Contains("[2, 6)"));
+}
+
+TEST_CASE("reference attention through a paged cache equals a contiguous cache", "[nn][attention]") {
+  auto rng = make_rng(77);
+  const AttentionConfig cfg{.n_heads = 4, .n_kv_heads = 2, .head_dim = 8};
+  const Attention<attention_backend::reference, bf16> attn(cfg);
+  auto paged = attn.make_paged_cache(KvLayerPlan(full_attention_layers{}, 1), 4, 8, 2, 2);
+  const KvSeqId s0 = paged.add_sequence(), s1 = paged.add_sequence();
+  auto c0 = attn.make_cache(1, 12), c1 = attn.make_cache(1, 12);
+  const auto q = random_tensor<bf16, 3>({12, 4, 8}, rng), k = random_tensor<bf16, 3>({12, 2, 8}, rng),
+             v = random_tensor<bf16, 3>({12, 2, 8}, rng);
+  for (index_t t = 0; t < 12; t += 2) {  // the two sequences interleave; s1 reads the rows backwards
+    const auto qa = q.cview().slice(0, t, t + 2), ka = k.cview().slice(0, t, t + 2), va = v.cview().slice(0, t, t + 2);
+    const auto qb = q.cview().slice(0, 10 - t, 12 - t), kb = k.cview().slice(0, 10 - t, 12 - t),
+               vb = v.cview().slice(0, 10 - t, 12 - t);
+    CHECK(bit_equal(attn.forward(paged, s0, 0, qa, ka, va), attn.forward(c0, 0, qa, ka, va)));
+    CHECK(bit_equal(attn.forward(paged, s1, 0, qb, kb, vb), attn.forward(c1, 0, qb, kb, vb)));
+  }
+  CHECK(paged.free_pages() == 8 - 3 - 3);
 }

@@ -1,9 +1,14 @@
 // tests/unit/nn/test_kv_cache.cpp — KvCache<Store>: typed appends, capacity and range errors,
-// the fp8 store behind PerHeadScale (nn/kv_cache.hpp, nn/kv_quantizer.hpp; seed bug 1, E5–E9).
+// the fp8 store behind PerHeadScale (nn/kv_cache.hpp, nn/kv_quantizer.hpp; seed bug 1, E5–E9);
+// per-layer plans (gpt-oss alternates sliding and full layers, model-semantics §1a), sliding
+// rings bounded by the window, and PagedKvCache's page pool, block tables and errors. Every
+// check compares against the appended values by position, so a wrong slot or page shows.
 #include <catch2/catch.hpp>  // TEST_CASE, CHECK, REQUIRE_THROWS_AS, STATIC_REQUIRE
 
 #include <cmath>     // std::fabs, std::ldexp
 #include <concepts>  // std::same_as
+#include <utility>   // std::declval
+#include <vector>    // std::vector
 
 #include <precis/core/error.hpp>     // precis::range_error, shape_error, config_error
 #include <precis/nn/attention.hpp>   // precis::Attention (make_cache)
@@ -154,4 +159,180 @@ TEST_CASE("KvCache append accepts exactly the store dtype (seed bug 1, E5, E8)",
   STATIC_REQUIRE(can_append<KvCache<Fp8Store>, QuantizedKv<f8_e4m3, PerHeadScale>>);
   STATIC_REQUIRE(has_keys_view<KvCache<bf16>>);
   STATIC_REQUIRE_FALSE(has_keys_view<KvCache<Fp8Store>>);  // raw fp8 is not a K tensor (E8)
+}
+
+namespace {
+/// Every held position of `seq` equals row `position` of k_all / v_all, segments are consecutive
+/// and cover exactly [first, length).
+template <class E>
+void check_view(const KvSequenceView<E>& seq, const Tensor<E, 3>& k_all, const Tensor<E, 3>& v_all, index_t first,
+                index_t length) {
+  REQUIRE(seq.first() == first);
+  REQUIRE(seq.length() == length);
+  index_t next = first;
+  for (const KvSegment<E>& s : seq.segments()) {
+    REQUIRE(s.position == next);
+    for (index_t i = 0; i < s.size(); ++i)
+      for (index_t h = 0; h < seq.n_kv_heads(); ++h)
+        for (index_t d = 0; d < seq.head_dim(); ++d) {
+          CHECK(s.k(i, h, d) == k_all(s.position + i, h, d));
+          CHECK(s.v(i, h, d) == v_all(s.position + i, h, d));
+        }
+    next += s.size();
+  }
+  CHECK(next == length);
+}
+}  // namespace
+
+TEST_CASE("KvLayerPlan names the per-layer windows", "[nn][kv_cache]") {
+  const KvLayerPlan gpt_oss(gpt_oss_alternating_layers{}, 4);  // §1a: even layers slide with 128
+  CHECK(gpt_oss.n_layers() == 4);
+  CHECK(gpt_oss.window(0) == 128);
+  CHECK(gpt_oss.window(1) == 0);
+  CHECK(gpt_oss.window(2) == 128);
+  CHECK(gpt_oss.window(3) == 0);
+  const KvLayerPlan llama(full_attention_layers{}, 3);
+  CHECK(llama.window(2) == 0);
+  const KvLayerPlan mistral(sliding_attention_layers{.window = 4096}, 2);
+  CHECK(mistral.window(1) == 4096);
+  const KvLayerPlan from_config(std::vector<index_t>{0, 7, 0});  // e.g. config.json layer_types
+  CHECK(from_config.window(1) == 7);
+  REQUIRE_THROWS_AS(KvLayerPlan(std::vector<index_t>{0, -1}), config_error);
+  REQUIRE_THROWS_AS(gpt_oss.window(4), range_error);
+}
+
+TEST_CASE("a sliding layer keeps a ring of window - 1 + max_append positions", "[nn][kv_cache]") {
+  auto rng = make_rng(64);
+  const index_t window = 4, max_append = 2, n = 13;
+  KvCache<bf16> cache(KvLayerPlan(gpt_oss_alternating_layers{.window = window}, 2),
+                      KvCacheSize{.n_kv_heads = 2, .head_dim = 3, .max_seq = 16, .max_append = max_append});
+  CHECK(cache.window(0) == window);
+  CHECK(cache.window(1) == 0);
+  CHECK(cache.capacity(0) == window - 1 + max_append);  // bounded by the window ...
+  CHECK(cache.capacity(1) == 16);                       // ... the full layer by max_seq
+  const auto k = random_tensor<bf16, 3>({n, 2, 3}, rng), v = random_tensor<bf16, 3>({n, 2, 3}, rng);
+  index_t t = 0;
+  for (index_t c = 1; t < n; c = 3 - c) {  // chunks 1, 2, 1, 2, ...
+    const index_t e = std::min(n, t + c);
+    for (index_t layer : {index_t{0}, index_t{1}})
+      cache.append(layer, k.cview().slice(0, t, e), v.cview().slice(0, t, e));
+    t = e;
+    // Before it wraps, a ring is readable as one contiguous run from position 0.
+    if (t <= cache.capacity(0)) CHECK(cache.keys(0).extent(0) == t);
+    check_view(cache.sequence(0), k, v, std::max<index_t>(0, t - cache.capacity(0)), t);
+    check_view(cache.sequence(1), k, v, 0, t);
+  }
+  CHECK(cache.first(0) == n - 5);
+  CHECK(cache.sequence(0).segments().size() <= 2);  // a ring is at most two runs
+  REQUIRE_THROWS_WITH(cache.keys(0), Catch::Matchers::Contains("sliding-window ring") &&
+                                         Catch::Matchers::Contains("sequence(0)"));
+  CHECK(cache.keys(1).extent(0) == n);
+  // More than max_append tokens at once would overwrite keys the first of them needs.
+  const Tensor<bf16, 3> three({3, 2, 3});
+  REQUIRE_THROWS_WITH(cache.append(0, three, three), Catch::Matchers::Contains("exceed max_append 2"));
+  CHECK(cache.length(0) == n);
+  // Going back: position 12 attends to 9.. (held: 8..), position 10 would need 7 (overwritten).
+  cache.truncate(0, 12);
+  REQUIRE_THROWS_AS(cache.truncate(0, 10), range_error);
+  const auto k_new = random_tensor<bf16, 3>({1, 2, 3}, rng), v_new = random_tensor<bf16, 3>({1, 2, 3}, rng);
+  cache.append(0, k_new, v_new);
+  const KvSequenceView<bf16> seq = cache.sequence(0);
+  CHECK(seq.first() == 8);
+  CHECK(seq.length() == 13);
+  const KvSegment<bf16>& last = seq.segments().back();
+  CHECK(last.k(last.size() - 1, 1, 2) == k_new(0, 1, 2));  // position 12 is the new token
+  cache.truncate(0, 0);
+  CHECK(cache.sequence(0).length() == 0);
+}
+
+TEST_CASE("KvSequenceView checks its segments", "[nn][kv_cache]") {
+  const Tensor<f32, 3> a({4, 2, 8}), b({3, 2, 8}), wrong({3, 1, 8});
+  const KvSequenceView<f32> ok(2, 8, 0, {KvSegment<f32>{5, a.cview(), a.cview()}, KvSegment<f32>{9, b.cview(), b.cview()}});
+  CHECK(ok.first() == 5);
+  CHECK(ok.length() == 12);
+  REQUIRE_THROWS_AS(KvSequenceView<f32>(2, 8, 0, {KvSegment<f32>{0, a.cview(), a.cview()}, KvSegment<f32>{5, b.cview(), b.cview()}}),
+                    shape_error);  // a gap between positions 4 and 5
+  REQUIRE_THROWS_AS(KvSequenceView<f32>(2, 8, 0, {KvSegment<f32>{0, wrong.cview(), wrong.cview()}}), shape_error);
+  const TensorView<const f32, 3> strided(a.data(), {4, 2, 4}, {16, 8, 2});  // head_dim rows not contiguous
+  REQUIRE_THROWS_AS(KvSequenceView<f32>(2, 4, 0, {KvSegment<f32>{0, strided, strided}}), shape_error);
+}
+
+TEST_CASE("PagedKvCache shares a page pool between sequences through block tables", "[nn][kv_cache][paged]") {
+  auto rng = make_rng(65);
+  const index_t page = 4;
+  PagedKvCache<f32> cache(KvLayerPlan(gpt_oss_alternating_layers{.window = 3}, 2),
+                          PagedKvSize{.n_kv_heads = 2, .head_dim = 5, .page_size = page, .n_pages = 6,
+                                      .max_sequences = 2, .max_append = 3});
+  const KvSeqId a = cache.add_sequence(), b = cache.add_sequence();
+  CHECK(cache.live_sequences() == 2);
+  REQUIRE_THROWS_WITH(cache.add_sequence(), Catch::Matchers::Contains("all 2 sequence slots are live"));
+  const auto ka = random_tensor<f32, 3>({9, 2, 5}, rng), va = random_tensor<f32, 3>({9, 2, 5}, rng);
+  const auto kb = random_tensor<f32, 3>({6, 2, 5}, rng), vb = random_tensor<f32, 3>({6, 2, 5}, rng);
+  // Interleaved growth: a 3, b 3, a 3, b 3, a 3.
+  const index_t steps[][2] = {{0, 3}, {1, 3}, {0, 3}, {1, 3}, {0, 3}};
+  index_t la = 0, lb = 0;
+  for (const auto& st : steps) {
+    const bool is_a = st[0] == 0;
+    const KvSeqId id = is_a ? a : b;
+    index_t& len = is_a ? la : lb;
+    const auto& k = is_a ? ka : kb;
+    const auto& v = is_a ? va : vb;
+    for (const index_t layer : {index_t{0}, index_t{1}})
+      cache.append(id, layer, k.cview().slice(0, len, len + st[1]), v.cview().slice(0, len, len + st[1]));
+    len += st[1];
+  }
+  REQUIRE(la == 9);
+  REQUIRE(lb == 6);
+  // Pages were handed out in the order the sequences needed them: a: 0, 2, 4 ; b: 1, 3.
+  CHECK(std::vector<index_t>(cache.page_table(a).begin(), cache.page_table(a).end()) == std::vector<index_t>{0, 2, 4});
+  CHECK(std::vector<index_t>(cache.page_table(b).begin(), cache.page_table(b).end()) == std::vector<index_t>{1, 3});
+  CHECK(cache.free_pages() == 1);
+  check_view(cache.sequence(a, 1), ka, va, 0, 9);  // full layer: one segment per page
+  CHECK(cache.sequence(a, 1).segments().size() == 3);
+  check_view(cache.sequence(b, 1), kb, vb, 0, 6);
+  check_view(cache.sequence(a, 0), ka, va, 9 - (3 - 1 + 3), 9);  // sliding layer: a ring of 5
+  check_view(cache.sequence(b, 0), kb, vb, 1, 6);
+
+  // Exhaustion: b needs 2 more pages for positions [6, 12), 1 is free: an error, nothing written.
+  const Tensor<f32, 3> six({3, 2, 5});
+  cache.append(b, 1, six.cview().slice(0, 0, 2), six.cview().slice(0, 0, 2));  // fills page 3 to 8 positions
+  CHECK(cache.free_pages() == 1);
+  cache.append(b, 1, six.cview().slice(0, 0, 1), six.cview().slice(0, 0, 1));  // position 8: the last free page
+  CHECK(cache.free_pages() == 0);
+  const Tensor<f32, 3> many({3, 2, 5});
+  cache.append(b, 1, many, many);  // positions 9..11 still fit in that page
+  REQUIRE_THROWS_WITH(cache.append(b, 1, six.cview().slice(0, 0, 1), six.cview().slice(0, 0, 1)),
+                      Catch::Matchers::Contains("page pool exhausted") && Catch::Matchers::Contains("layer 1") &&
+                          Catch::Matchers::Contains("0 of 6 free"));
+  CHECK(cache.length(b, 1) == 12);
+  // Freeing a sequence returns its pages; its id goes stale, and the slot's next owner is new.
+  cache.remove_sequence(a);
+  CHECK(cache.free_pages() == 3);
+  REQUIRE_THROWS_WITH(cache.length(a, 0), Catch::Matchers::Contains("not live"));
+  const KvSeqId c = cache.add_sequence();
+  CHECK(c.slot == a.slot);
+  CHECK_FALSE(c == a);
+  CHECK(cache.length(c, 1) == 0);
+  cache.append(c, 1, six, six);
+  CHECK(cache.free_pages() == 2);
+  REQUIRE_THROWS_AS(cache.append(c, 2, six, six), range_error);               // no layer 2
+  REQUIRE_THROWS_AS(cache.append(c, 0, Tensor<f32, 3>({4, 2, 5}), Tensor<f32, 3>({4, 2, 5})), range_error);  // > max_append on a ring
+  REQUIRE_THROWS_AS(cache.append(c, 1, Tensor<f32, 3>({1, 1, 5}), Tensor<f32, 3>({1, 1, 5})), shape_error);
+  REQUIRE_THROWS_AS(PagedKvCache<f32>(KvLayerPlan(full_attention_layers{}, 1), PagedKvSize{.n_kv_heads = 2, .head_dim = 5, .page_size = 0}),
+                    config_error);
+}
+
+namespace {
+template <class Cache, class K>
+concept can_paged_append = requires(Cache& c, KvSeqId id, const K& k) { c.append(id, 0, k, k); };
+}  // namespace
+
+TEST_CASE("PagedKvCache appends accept exactly the store dtype", "[nn][kv_cache][paged][static]") {
+  STATIC_REQUIRE(can_paged_append<PagedKvCache<bf16>, Tensor<bf16, 3>>);
+  STATIC_REQUIRE(can_paged_append<PagedKvCache<bf16>, TensorView<const bf16, 3>>);
+  STATIC_REQUIRE_FALSE(can_paged_append<PagedKvCache<bf16>, Tensor<f32, 3>>);  // seed bug 1, E5
+  STATIC_REQUIRE_FALSE(can_paged_append<PagedKvCache<f32>, Tensor<bf16, 3>>);
+  STATIC_REQUIRE_FALSE(can_paged_append<PagedKvCache<f32>, Tensor<f32, 2>>);
+  STATIC_REQUIRE(std::same_as<decltype(std::declval<const PagedKvCache<bf16>&>().sequence(KvSeqId{}, 0)), KvSequenceView<bf16>>);
+  STATIC_REQUIRE(std::same_as<decltype(std::declval<const KvCache<f32>&>().sequence(0)), KvSequenceView<f32>>);
 }

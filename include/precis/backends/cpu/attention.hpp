@@ -100,8 +100,7 @@ template <cpu_attention_dtype A>
       const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
       return fbatch(_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
     }
-#endif
-#if defined(__AVX2__)
+#elif defined(__AVX2__)
     if constexpr (fbatch::size == 8) {
       const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
       return fbatch(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));

@@ -159,38 +159,27 @@ struct gemv_store {
   }
 };
 
-/// GEMM epilogue: the f32 panel result + bias → y (in place when y is the f32 panel itself).
+/// GEMM epilogue: the transposed f32 panel result ct[j][i] + bias → y(r0 + i, n0 + j), one
+/// rounding. Rows i run inside so each pass writes along a row of y; ct's columns stay in L1.
 template <ActivationDtype O>
 struct gemm_store {
   TensorView<O, 2> y;
   const storage_t<O>* bias;
   index_t bias_stride;
-  bool direct;  // the panel result already lies in y (f32, stride(1) == 1)
-  void operator()(index_t r0, index_t mc, index_t n0, index_t nb, float* yp, index_t ldy) const noexcept {
-    for (index_t r = 0; r < mc; ++r) {
-      float* row = yp + r * ldy;
-      if (direct) {
-        if (bias != nullptr)
-          for (index_t j = 0; j < nb; ++j) row[j] += widen<O>(bias[(n0 + j) * bias_stride]);
-      } else {
-        for (index_t j = 0; j < nb; ++j) {
-          const float b = bias != nullptr ? widen<O>(bias[(n0 + j) * bias_stride]) : 0.0f;
-          y(r0 + r, n0 + j) = precis::detail::from_f32<O>(row[j] + b);
-        }
+  void operator()(index_t r0, index_t mc, index_t n0, index_t nb, const float* ct, index_t ldc) const noexcept {
+    for (index_t i = 0; i < mc; ++i)
+      for (index_t j = 0; j < nb; ++j) {
+        const float b = bias != nullptr ? widen<O>(bias[(n0 + j) * bias_stride]) : 0.0f;
+        y(r0 + i, n0 + j) = precis::detail::from_f32<O>(ct[j * ldc + i] + b);
       }
-    }
   }
 };
 
-/// Runs the GEMM path for f32 activations x [m, K] (leading dimension ldx).
+/// Runs the GEMM path for f32 activations x [m, K] (leading dimension ldx ≥ K).
 template <class Src, ActivationDtype O>
 void run_gemm(const Src& w, const float* x, index_t ldx, index_t m, TensorView<O, 2> y, const storage_t<O>* bias,
               index_t bias_stride) {
-  float* direct = nullptr;  // f32 output rows written by the GEMM itself
-  if constexpr (std::same_as<O, f32>)
-    if (y.stride(1) == 1 || y.extent(1) <= 1) direct = y.data();
-  gemm_store<O> epi{y, bias, bias_stride, direct != nullptr};
-  gemm_f32(w, x, ldx, m, direct, direct != nullptr ? y.stride(0) : 0, epi);
+  gemm_f32(w, x, ldx, m, gemm_store<O>{y, bias, bias_stride});
 }
 
 template <class O, class X, class W>
@@ -241,7 +230,7 @@ void matmul_impl(const X& x, const W& w, std::optional<TensorView<const O, 1>> b
     if (m <= decode_max_rows) {
       const prepared_x px = prepare_float_x<std::remove_cvref_t<decltype(src)>>(xv, xb, sb);
       gemv_float(src, px, gemv_store<O>{y, bp, bs});
-    } else if (std::same_as<A, f32> && (xv.stride(1) == 1 || k <= 1)) {
+    } else if (std::same_as<A, f32> && (xv.stride(1) == 1 || k <= 1) && xv.stride(0) >= k) {
       run_gemm(src, reinterpret_cast<const float*>(xv.data()), xv.stride(0), m, y, bp, bs);
     } else {
       const index_t ld = round_up(k, 16);

@@ -13,10 +13,10 @@
 //               expert e owns rows [off_e, off_e + n_e) of every grouped buffer below;
 //   2. experts  one oneTBB task per active expert (largest groups first): gather its tokens'
 //               rows of x [n_e, H], gate/up GEMM(s) → f32 [n_e, 2I], + bias, gated activation
-//               (xsimd) rounded to Act → h [n_e, I], down GEMM → f32 [n_e, H]. The GEMMs are
-//               cpu::matmul_into (GEMV path for n_e ≤ 4, panel GEMM above), which parallelise
-//               over weight rows themselves — nested TBB parallelism, so a decode step with 4
-//               experts still uses every core;
+//               (cpu::glu_into, xsimd) rounded to Act → h [n_e, I], down GEMM → f32 [n_e, H]. The GEMMs are
+//               cpu::matmul_into (its GEMV on 4-row slices for n_e ≤ moe_sliced_gemv_max_rows,
+//               its panel GEMM above), which parallelise over weight rows themselves — nested
+//               TBB parallelism, so a decode step with 4 experts still uses every core;
 //   3. combine  per token (TBB over tokens): out_t = Σ_j w_j·(y_{t,j} + b_down) in f32 in slot
 //               order j = 0..k−1, rounded once to Act (xsimd).
 // Rounding points are nn/moe.hpp's; the only differences from the reference are the f32
@@ -38,15 +38,16 @@
 
 #include <oneapi/tbb/blocked_range.h>  // tbb::blocked_range
 #include <oneapi/tbb/parallel_for.h>   // tbb::parallel_for
-#include <xsimd/xsimd.hpp>             // xsimd::batch, exp, select, fma
+#include <xsimd/xsimd.hpp>             // xsimd::fma
 
+#include <precis/backends/cpu/activation.hpp>  // glu_into (nn/activation.hpp's policies, xsimd)
 #include <precis/backends/cpu/arch.hpp>      // fbatch
 #include <precis/backends/cpu/matmul.hpp>    // matmul_into, detail::widen
 #include <precis/backends/cpu/parallel.hpp>  // parallel_ranges, detail::float_buffer
 #include <precis/backends/cpu/weights.hpp>   // WeightView
 #include <precis/core/dtype.hpp>             // precis::ActivationDtype, BlockFormat
 #include <precis/core/tensor.hpp>            // precis::Tensor
-#include <precis/nn/moe.hpp>                 // MoeExperts, SiluGlu, ClampedSwiGlu, detail::check_moe_args
+#include <precis/nn/moe.hpp>                 // MoeExperts, ExpertStack, detail::check_moe_args
 #include <precis/nn/router.hpp>              // precis::Routing
 
 namespace precis::backends::cpu {
@@ -54,6 +55,16 @@ namespace precis::backends::cpu {
 /// Tokens per grouped pass: bounds the scratch at chunk·k·(2I + I/2 + H/2 + H) floats and keeps
 /// each expert's weights read once per chunk (once per batch for T ≤ 256).
 inline constexpr index_t moe_token_chunk = 256;
+
+/// Groups of up to this many rows run the CPU matmul's GEMV (≤ decode_max_rows rows per call,
+/// weights dequantized in registers) on successive 4-row slices instead of its panel GEMM, whose
+/// f32 panel dequantize + pack costs more than re-streaming the expert at these sizes. Measured on
+/// the reference Zen 4 (2 threads, bf16 x): mxfp4 [5760, 2880] at 8 / 16 / 32 rows 9.6 / 19 / 35 ms
+/// sliced vs 21 / 30 / 53 ms panel GEMM; q8_0 [768, 2048] 1.9 / 3.1 / 4.1 vs 2.3 / 3.7 / 5.1 ms;
+/// at 64 rows the GEMM wins. One expert's matrices (≤ 9 MB at gpt-oss size) stay in the L3
+/// between slices, so DRAM still delivers each expert once per batch. Revisit when gemm.hpp
+/// gains a small-M path.
+inline constexpr index_t moe_sliced_gemv_max_rows = 32;
 
 namespace detail {
 
@@ -64,31 +75,18 @@ template <class F>
   else return WeightView<F>(s.expert(e));            // float storage, any activation dtype
 }
 
-/// The gated activation over n values: a[i] = G(gate[i], up[i]), f32. xsimd bodies for the
-/// two model policies (same operation order as nn/moe.hpp's scalar spec, exp from xsimd);
-/// any other GatedActivation runs its scalar operator().
-template <class G>
-void gated_activation(const G& g, const float* gate, const float* up, index_t n, float* out) {
-  constexpr index_t W = static_cast<index_t>(fbatch::size);
-  index_t i = 0;
-  if constexpr (std::same_as<G, SiluGlu>) {
-    const fbatch one(1.0f);
-    for (; i + W <= n; i += W) {
-      const fbatch gv = fbatch::load_unaligned(gate + i), uv = fbatch::load_unaligned(up + i);
-      const fbatch sig = one / (one + xsimd::exp(-gv));
-      (gv * sig * uv).store_unaligned(out + i);
-    }
-  } else if constexpr (std::same_as<G, ClampedSwiGlu>) {
-    const fbatch one(1.0f), lim(g.limit), nlim(-g.limit), alpha(g.alpha);
-    for (; i + W <= n; i += W) {
-      const fbatch gv = fbatch::load_unaligned(gate + i), uv = fbatch::load_unaligned(up + i);
-      const fbatch glu = xsimd::select(lim < gv, lim, gv);  // std::min(g, limit): NaN propagates
-      const fbatch lin = xsimd::select(uv < nlim, nlim, xsimd::select(uv > lim, lim, uv));
-      const fbatch sig = one / (one + xsimd::exp(-(alpha * glu)));
-      (glu * sig * (lin + one)).store_unaligned(out + i);
-    }
+/// y [n, N] = x [n, K]·Wᵀ in f32, through the GEMV in 4-row slices for n ≤ moe_sliced_gemv_max_rows.
+template <ActivationDtype A, class W>
+void expert_matmul(const TensorView<const A, 2>& x, const W& w, const TensorView<f32, 2>& y) {
+  const index_t n = x.extent(0);
+  if (n <= decode_max_rows || n > moe_sliced_gemv_max_rows) {
+    matmul_into<f32>(x, w, y);
+    return;
   }
-  for (; i < n; ++i) out[i] = g(gate[i], up[i]);
+  for (index_t r = 0; r < n; r += decode_max_rows) {
+    const index_t m = std::min(decode_max_rows, n - r);
+    matmul_into<f32>(x.slice(0, r, r + m), w, y.slice(0, r, r + m));
+  }
 }
 
 /// Uninitialised storage for `n` values of dtype A, viewed as a [rows, cols] matrix.
@@ -142,30 +140,31 @@ void moe_chunk(const MoeExperts<G, L, Act>& ex, const XV& xv, const Routing& rou
     const TensorView<const Act, 2> xc = xe;
     float* gup = gu.data() + r0 * gu_cols;  // [n, 2I] f32
     if constexpr (requires { layout.gate_up; }) {
-      matmul_into<f32>(xc, expert_weight(layout.gate_up, e), TensorView<f32, 2>(gup, {n, gu_cols}));
+      expert_matmul(xc, expert_weight(layout.gate_up, e), TensorView<f32, 2>(gup, {n, gu_cols}));
     } else {
-      matmul_into<f32>(xc, expert_weight(layout.gate, e), TensorView<f32, 2>(gup, {n, inter}, {gu_cols, 1}));
-      matmul_into<f32>(xc, expert_weight(layout.up, e), TensorView<f32, 2>(gup + inter, {n, inter}, {gu_cols, 1}));
+      expert_matmul(xc, expert_weight(layout.gate, e), TensorView<f32, 2>(gup, {n, inter}, {gu_cols, 1}));
+      expert_matmul(xc, expert_weight(layout.up, e), TensorView<f32, 2>(gup + inter, {n, inter}, {gu_cols, 1}));
     }
-    // + bias, gated activation, one rounding to Act.
-    std::vector<float> bg(static_cast<std::size_t>(inter), 0.0f), bu(bg), g(bg), u(bg), a(bg);
-    if (ex.has_bias())
-      for (index_t i = 0; i < inter; ++i) {
-        bg[static_cast<std::size_t>(i)] = widen<Act>(ex.gate_up_bias()(e, L::gate_index(i, inter)));
-        bu[static_cast<std::size_t>(i)] = widen<Act>(ex.gate_up_bias()(e, L::up_index(i, inter)));
-      }
-    const TensorView<Act, 2> he = hb.rows(r0, n, inter);  // [n, I]
-    for (index_t r = 0; r < n; ++r) {
-      const float* row = gup + r * gu_cols;
-      for (index_t i = 0; i < inter; ++i) {
-        g[static_cast<std::size_t>(i)] = row[L::gate_index(i, inter)] + bg[static_cast<std::size_t>(i)];
-        u[static_cast<std::size_t>(i)] = row[L::up_index(i, inter)] + bu[static_cast<std::size_t>(i)];
-      }
-      gated_activation(ex.gating_fn(), g.data(), u.data(), inter, a.data());
-      for (index_t i = 0; i < inter; ++i) he(r, i) = precis::detail::from_f32<Act>(a[static_cast<std::size_t>(i)]);
+    // + bias (f32, in place: the bias row has the columns' layout), gated activation (cpu::glu_into,
+    // xsimd, f32), one rounding to Act.
+    if (ex.has_bias()) {
+      std::vector<float> b(static_cast<std::size_t>(gu_cols));
+      for (index_t c = 0; c < gu_cols; ++c) b[static_cast<std::size_t>(c)] = widen<Act>(ex.gate_up_bias()(e, c));
+      for (index_t r = 0; r < n; ++r)
+        for (index_t c = 0; c < gu_cols; ++c) gup[r * gu_cols + c] += b[static_cast<std::size_t>(c)];
+    }
+    const TensorView<const f32, 2> guv(gup, {n, gu_cols});  // [n, 2I]
+    const TensorView<Act, 2> he = hb.rows(r0, n, inter);    // [n, I]
+    if constexpr (std::same_as<Act, f32>) {
+      glu_into<typename L::columns>(ex.gating_fn(), guv, he);
+    } else {
+      Tensor<f32, 2> a({n, inter});  // [n, I] f32 activation values
+      glu_into<typename L::columns>(ex.gating_fn(), guv, a.view());
+      for (index_t r = 0; r < n; ++r)
+        for (index_t i = 0; i < inter; ++i) he(r, i) = precis::detail::from_f32<Act>(a(r, i));
     }
     const TensorView<const Act, 2> hc = he;
-    matmul_into<f32>(hc, expert_weight(ex.down(), e), TensorView<f32, 2>(yd.data() + r0 * hid, {n, hid}));
+    expert_matmul(hc, expert_weight(ex.down(), e), TensorView<f32, 2>(yd.data() + r0 * hid, {n, hid}));
   };
   if (active.size() == 1) {
     run_expert(active[0]);

@@ -6,15 +6,19 @@
 // references in nn/) and differ from them only in evaluation order, never in how a value enters
 // or leaves f32. So every load widens exactly (bf16: the 16 bits become the top of a binary32;
 // f16: IEEE conversion) and every store rounds to nearest even with NaN kept NaN — the same
-// function as bfloat16(float) / float16(float) in numeric/, bit for bit, including the values
-// AVX-512 BF16's `vcvtneps2bf16` would get wrong (it flushes subnormals), which is why that
-// instruction is not used.
+// function as bfloat16(float) / float16(float) in numeric/, bit for bit (tests/unit/blocks/
+// test_vector_io.cpp checks every class of value, both bodies).
 //
 // Bodies: with PRECIS_CPU_AVX512 (backends/cpu/arch.hpp) and a 16-lane default xsimd batch the
-// conversions are single AVX-512 instructions (vpmovzxwd/vpmovdw, vcvtph2ps/vcvtps2ph,
-// vpermt2ps for even/odd de-interleaving); otherwise a portable body goes through a small
-// aligned buffer, which the compiler vectorises for f32/bf16 and which calls the scalar f16
-// conversion. Both bodies give identical bits.
+// conversions are single AVX-512 instructions (vpmovzxwd + shift, vpmovdw, vcvtph2ps/vcvtps2ph,
+// vpermt2ps for even/odd de-interleaving). With AVX-512 BF16 as well (PRECIS_CPU_AVX512_BF16
+// of arch.hpp; Zen 4, Sapphire Rapids) bf16 stores use vcvtneps2bf16, which rounds and quiets
+// NaN exactly as the scalar conversion but reads subnormal inputs as zero: a batch holding a
+// subnormal takes the integer body (round on bit 16, NaN select), so results never depend on
+// the ISA.
+// Otherwise a portable body goes through a small aligned buffer, which the compiler vectorises
+// for f32/bf16 and which calls the scalar f16 conversion. One latitude: vcvtph2ps quiets a
+// signalling f16 NaN on load (a NaN either way; every store quiets NaNs).
 #pragma once
 
 #include <concepts>     // std::same_as
@@ -25,13 +29,13 @@
 
 #include <xsimd/xsimd.hpp>  // xsimd::batch, bitwise_cast, select, isnan
 
-#include <precis/backends/cpu/arch.hpp>  // PRECIS_CPU_AVX512, fbatch
+#include <precis/backends/cpu/arch.hpp>  // PRECIS_CPU_AVX512(_BF16), fbatch, <immintrin.h>
 #include <precis/core/device.hpp>        // precis::cpu
 #include <precis/core/dtype.hpp>         // precis::f32, bf16, f16, ActivationDtype, storage_t
 #include <precis/core/scalar.hpp>        // precis::to_compute, from_compute
 #include <precis/core/tensor_view.hpp>   // precis::TensorView, TensorLike, dtype_of, rank_of
 #include <precis/numeric/bfloat16.hpp>   // precis::bfloat16
-#include <precis/numeric/float16.hpp>    // precis::float16, detail::f32_to_f16_bits
+#include <precis/numeric/float16.hpp>    // precis::float16
 
 namespace precis::backends::cpu {
 
@@ -64,6 +68,17 @@ inline constexpr bool avx512_io = PRECIS_CPU_AVX512 != 0 && fbatch::size == 16;
       xsimd::select(xsimd::isnan(v), xsimd::bitwise_cast<fbatch>(quiet_nan), xsimd::bitwise_cast<fbatch>(rounded)));
 }
 
+#if PRECIS_CPU_AVX512_BF16
+/// Whether any lane is subnormal (0 < |v| < 2^-126): `vcvtneps2bf16` rounds to nearest even and
+/// quiets NaN exactly as bf16_bits does, but reads subnormal inputs as zero (SDM
+/// "convert_fp32_to_bfloat16"), so a batch holding one takes the integer body.
+[[nodiscard]] inline bool has_subnormal(__m512 v) noexcept {
+  const __m512 a = _mm512_abs_ps(v);
+  return (_mm512_cmp_ps_mask(a, _mm512_set1_ps(0x1p-126f), _CMP_LT_OQ) &
+          _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_NEQ_OQ)) != 0;
+}
+#endif
+
 /// `lanes` values at p widened exactly to f32.
 template <ActivationDtype D>
 [[nodiscard]] inline fbatch load_f32(const storage_t<D>* p) noexcept {
@@ -89,6 +104,15 @@ inline void store_f32(storage_t<D>* p, const fbatch& v) noexcept {
   if constexpr (std::same_as<D, f32>) {
     v.store_unaligned(p);
   } else if constexpr (std::same_as<D, bf16>) {
+#if PRECIS_CPU_AVX512_BF16
+    if constexpr (avx512_io) {
+      const __m512 r = v;
+      if (!has_subnormal(r)) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(r)));
+        return;
+      }
+    }
+#endif
     const ubatch bits = bf16_bits(v);
 #if PRECIS_CPU_AVX512
     if constexpr (avx512_io) {
@@ -118,6 +142,15 @@ template <ActivationDtype D>
   if constexpr (std::same_as<D, f32>) {
     return v;
   } else if constexpr (std::same_as<D, bf16>) {
+#if PRECIS_CPU_AVX512_BF16
+    if constexpr (avx512_io) {
+      const __m512 r = v;
+      if (!has_subnormal(r)) {
+        const __m256i h = reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(r));
+        return fbatch(_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+      }
+    }
+#endif
     return xsimd::bitwise_cast<fbatch>(bf16_bits(v) << 16);
   } else {
 #if PRECIS_CPU_AVX512

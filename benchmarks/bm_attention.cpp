@@ -1,0 +1,230 @@
+// bm_attention — the CPU attention kernels (backends/cpu/attention.hpp) against this machine's
+// roofline.
+//
+//   decode   one query token against a 4096-token KV cache, gpt-oss shape (64 q / 8 kv heads,
+//            head_dim 64, model-semantics §1a) and Qwen3-30B-A3B shape (32 q / 4 kv heads,
+//            head_dim 128, §1b), f32 and bf16 caches. Each iteration reads one layer's K and V
+//            once; iterations rotate over enough layers that K/V (≥ 128 MiB) cannot stay in the
+//            32 MiB L3, so every call streams from DRAM. Counters: bytes/s = K + V bytes per call,
+//            bw_fraction = bytes/s ÷ read bandwidth (target ≥ 0.7, recorded, not asserted),
+//            FLOP/s = 4·H·Dh per key (q·k and p·v), flop_fraction = FLOP/s ÷ FMA peak.
+//            GQA decode does 4·G·Dh FLOP per 2·Dh·sizeof(K) bytes = 2·G/sizeof(K) FLOP/byte
+//            (G = H/Hkv = 8: 4 FLOP/B for f32, 8 for bf16): at 40 GB/s that is 160 / 320 GFLOP/s,
+//            more than 2 Zen 4 cores retire, so here decode is bound by the FMA rate, not by DRAM.
+//   prefill  512 query tokens attending causally to themselves (FLOP/s, flop_fraction).
+//
+// The two ceilings are measured in this process as bm_roofline measures them (a 1 GiB
+// all-thread xsimd sum; 12 independent FMA chains per thread), unless PRECIS_READ_BW_GBS /
+// PRECIS_FMA_PEAK_GFLOPS give them (e.g. bm_roofline's figures, to compare runs).
+#include <benchmark/benchmark.h>                // benchmark::State, Counter
+#include <oneapi/tbb/blocked_range.h>           // tbb::blocked_range
+#include <oneapi/tbb/parallel_for.h>            // tbb::parallel_for
+#include <oneapi/tbb/parallel_reduce.h>         // tbb::parallel_reduce
+#include <oneapi/tbb/task_arena.h>              // tbb::this_task_arena::max_concurrency
+#include <xsimd/xsimd.hpp>                      // xsimd::batch
+
+#include <algorithm>  // std::max
+#include <chrono>     // std::chrono::steady_clock
+#include <cstdint>    // std::uint32_t
+#include <cstdlib>    // std::getenv, std::atof
+#include <new>        // std::align_val_t
+#include <string>     // std::string
+#include <vector>     // std::vector
+
+#include <precis/backends/cpu/attention.hpp>  // precis::backends::cpu::attention_decode, attention_prefill
+#include <precis/nn/kv_cache.hpp>             // precis::KvCache
+
+namespace {
+
+using namespace precis;
+namespace cpu = precis::backends::cpu;
+using batch = xsimd::batch<float>;
+
+// ---------------------------------------------------------------------------------------------
+// The roofline ceilings
+// ---------------------------------------------------------------------------------------------
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// Streaming read bandwidth, bytes/s: best of 3 passes over 1 GiB, all threads.
+double read_bandwidth() {
+  if (const char* env = std::getenv("PRECIS_READ_BW_GBS")) return std::atof(env) * 1e9;
+  const std::size_t n = (std::size_t{1} << 30) / sizeof(float);
+  auto* p = static_cast<float*>(::operator new(n * sizeof(float), std::align_val_t{64}));
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1 << 16), [&](const auto& r) {
+    for (std::size_t i = r.begin(); i < r.end(); ++i) p[i] = static_cast<float>(i & 1023) * 1e-3f;
+  });
+  constexpr std::size_t W = batch::size;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const float total = tbb::parallel_reduce(
+        tbb::blocked_range<std::size_t>(0, n / (4 * W), 1 << 12), 0.0f,
+        [&](const auto& r, float acc) {
+          batch a0(0.f), a1(0.f), a2(0.f), a3(0.f);
+          for (std::size_t i = r.begin(); i < r.end(); ++i) {
+            const float* q = p + i * 4 * W;
+            a0 += batch::load_aligned(q);
+            a1 += batch::load_aligned(q + W);
+            a2 += batch::load_aligned(q + 2 * W);
+            a3 += batch::load_aligned(q + 3 * W);
+          }
+          return acc + xsimd::hadd((a0 + a1) + (a2 + a3));
+        },
+        [](float x, float y) { return x + y; }, tbb::static_partitioner{});
+    benchmark::DoNotOptimize(total);
+    best = std::max(best, static_cast<double>(n * sizeof(float)) / seconds_since(t0));
+  }
+  ::operator delete(p, std::align_val_t{64});
+  return best;
+}
+
+/// Peak f32 FMA rate, FLOP/s: 12 independent chains per thread (hides a 4-cycle latency on 2 ports).
+double fma_peak() {
+  if (const char* env = std::getenv("PRECIS_FMA_PEAK_GFLOPS")) return std::atof(env) * 1e9;
+  const int threads = tbb::this_task_arena::max_concurrency();
+  constexpr long iters = 1 << 22;
+  constexpr int chains = 12;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    std::vector<float> sink(static_cast<std::size_t>(threads));
+    const auto t0 = std::chrono::steady_clock::now();
+    tbb::parallel_for(
+        0, threads,
+        [&](int t) {
+          batch acc[chains];
+          for (int c = 0; c < chains; ++c) acc[c] = batch(static_cast<float>(c) * 1e-3f);
+          const batch a(0.999999f), b(1e-7f);
+          for (long i = 0; i < iters; ++i)
+            for (int c = 0; c < chains; ++c) acc[c] = xsimd::fma(acc[c], a, b);
+          batch s(0.f);
+          for (int c = 0; c < chains; ++c) s += acc[c];
+          sink[static_cast<std::size_t>(t)] = xsimd::hadd(s);
+        },
+        tbb::static_partitioner{});
+    benchmark::DoNotOptimize(sink.data());
+    best = std::max(best, 2.0 * batch::size * chains * static_cast<double>(iters) * threads / seconds_since(t0));
+  }
+  return best;
+}
+
+const double& roofline_bw() {
+  static const double bw = read_bandwidth();
+  return bw;
+}
+const double& roofline_flops() {
+  static const double f = fma_peak();
+  return f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shapes and data
+// ---------------------------------------------------------------------------------------------
+
+struct Shape {
+  const char* name;
+  index_t heads, kv_heads, head_dim;
+};
+constexpr Shape shapes[] = {{"gpt-oss", 64, 8, 64}, {"qwen3-moe", 32, 4, 128}};
+
+constexpr index_t context = 4096;
+
+/// Deterministic values in (−1, 1), rounded once to D (a cheap LCG: filling 128 MiB with
+/// std::mt19937 would dominate the setup).
+template <class D>
+void fill(storage_t<D>* p, index_t n, std::uint32_t seed) {
+  std::uint32_t s = seed * 2654435761u + 1u;
+  for (index_t i = 0; i < n; ++i) {
+    s = s * 1664525u + 1013904223u;
+    const float x = static_cast<float>(s >> 8) * (1.0f / 8388608.0f) - 1.0f;
+    if constexpr (std::same_as<D, f32>) p[i] = x;
+    else p[i] = storage_t<D>(x);
+  }
+}
+
+/// Per-call bytes and FLOPs as rates, and as fractions of the two ceilings over the `seconds`
+/// the timed loop took.
+void set_roofline_counters(benchmark::State& state, double bytes, double flops, double seconds) {
+  using benchmark::Counter;
+  const auto iters = static_cast<double>(state.iterations());
+  state.counters["bytes/s"] = Counter(bytes, Counter::kIsIterationInvariantRate, Counter::OneK::kIs1000);
+  state.counters["FLOP/s"] = Counter(flops, Counter::kIsIterationInvariantRate, Counter::OneK::kIs1000);
+  state.counters["bw_fraction"] = Counter(bytes * iters / seconds / roofline_bw());
+  state.counters["flop_fraction"] = Counter(flops * iters / seconds / roofline_flops());
+}
+
+std::string label(const Shape& sh) {
+  return std::string(sh.name) + " " + std::to_string(sh.heads) + "q/" + std::to_string(sh.kv_heads) + "kv Dh" +
+         std::to_string(sh.head_dim) + ", " + std::string(cpu::isa_name()) +
+         ", threads=" + std::to_string(tbb::this_task_arena::max_concurrency());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Benchmarks
+// ---------------------------------------------------------------------------------------------
+
+/// Decode at a 4096-token context, rotating over layers so K/V stream from DRAM.
+template <class Act>
+void BM_decode(benchmark::State& state) {
+  const Shape& sh = shapes[state.range(0)];
+  const double layer_bytes = 2.0 * context * sh.kv_heads * sh.head_dim * sizeof(storage_t<Act>);
+  const auto n_layers = static_cast<index_t>(std::max(2.0, (128.0 * (1 << 20)) / layer_bytes));
+  KvCache<Act> cache(n_layers, context, sh.kv_heads, sh.head_dim);
+  Tensor<Act, 3> k({context, sh.kv_heads, sh.head_dim}), v({context, sh.kv_heads, sh.head_dim});  // [S, Hkv, Dh]
+  for (index_t l = 0; l < n_layers; ++l) {
+    fill<Act>(k.data(), k.numel(), static_cast<std::uint32_t>(2 * l));
+    fill<Act>(v.data(), v.numel(), static_cast<std::uint32_t>(2 * l + 1));
+    cache.append(l, k, v);
+  }
+  Tensor<Act, 3> q({1, sh.heads, sh.head_dim});  // [1, H, Dh]
+  fill<Act>(q.data(), q.numel(), 99);
+  const AttentionConfig cfg{.n_heads = sh.heads, .n_kv_heads = sh.kv_heads, .head_dim = sh.head_dim};
+  index_t layer = 0;
+  (void)roofline_bw();  // both ceilings are measured before the timed loop
+  (void)roofline_flops();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    const KvSequenceView<Act> seq = cache.sequence(layer);
+    Tensor<Act, 3> o = cpu::attention_decode(q, std::span<const KvSequenceView<Act>>(&seq, 1), cfg);
+    benchmark::DoNotOptimize(o.data());
+    layer = (layer + 1) % n_layers;
+  }
+  const double seconds = seconds_since(t0);
+  set_roofline_counters(state, layer_bytes, 4.0 * sh.heads * sh.head_dim * context, seconds);
+  state.SetLabel(label(sh) + ", " + std::to_string(n_layers) + " layers rotated");
+}
+
+/// Prefill: 512 query tokens attending causally to themselves.
+template <class Act>
+void BM_prefill(benchmark::State& state) {
+  const Shape& sh = shapes[state.range(0)];
+  constexpr index_t n = 512;
+  Tensor<Act, 3> q({n, sh.heads, sh.head_dim}), k({n, sh.kv_heads, sh.head_dim}), v({n, sh.kv_heads, sh.head_dim});
+  fill<Act>(q.data(), q.numel(), 1);
+  fill<Act>(k.data(), k.numel(), 2);
+  fill<Act>(v.data(), v.numel(), 3);
+  const AttentionConfig cfg{.n_heads = sh.heads, .n_kv_heads = sh.kv_heads, .head_dim = sh.head_dim};
+  const KvSequenceView<Act> seq = KvSequenceView<Act>::whole(k.cview(), v.cview());
+  (void)roofline_bw();
+  (void)roofline_flops();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    Tensor<Act, 3> o = cpu::attention_prefill(q, seq, cfg);
+    benchmark::DoNotOptimize(o.data());
+  }
+  const double keys = static_cast<double>(n) * (n + 1) / 2;  // causal: query t sees t + 1 keys
+  set_roofline_counters(state, 2.0 * n * sh.kv_heads * sh.head_dim * sizeof(storage_t<Act>),
+                        4.0 * sh.heads * sh.head_dim * keys, seconds_since(t0));
+  state.SetLabel(label(sh) + ", T=S=512 causal");
+}
+
+}  // namespace
+
+BENCHMARK_TEMPLATE(BM_decode, precis::f32)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_decode, precis::bf16)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_prefill, precis::f32)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_prefill, precis::bf16)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+BENCHMARK_MAIN();
