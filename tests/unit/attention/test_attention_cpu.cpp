@@ -221,7 +221,7 @@ TEMPLATE_TEST_CASE("cpu decode matches the reference and float64 math (GQA 1/4/8
         const Tensor<TestType, 3> got_b = materialize(rows(got, b, b + 1));
         const Expected e = expected_attention(to_f64(qb), to_f64(ks[static_cast<std::size_t>(b)]),
                                               to_f64(vs[static_cast<std::size_t>(b)]), 1, lens[b], cfg,
-                                              with_sinks ? &sinks : nullptr, kernels::detail::attn_key_block);
+                                              with_sinks ? &sinks : nullptr, kernels::detail::attn_key_block_for(sh.head_dim));
         check_against(got_b, ref, e, sh.head_dim,
                       "decode H=" + std::to_string(sh.heads) + " Hkv=" + std::to_string(sh.kv_heads) +
                           " Dh=" + std::to_string(sh.head_dim) + " S=" + std::to_string(lens[b]) +
@@ -250,7 +250,7 @@ TEMPLATE_TEST_CASE("cpu prefill matches the reference and float64 math (GQA 1/4/
       const Tensor<TestType, 3> got = kernels::attention_prefill(q, KvSequenceView<TestType>::whole(k.cview(), v.cview()), cfg, s);
       const auto ref = reference_attention<TestType>(q.cview(), k.cview(), v.cview(), cfg, s);
       const Expected e = expected_attention(to_f64(q), to_f64(k), to_f64(v), n_q, n_kv, cfg,
-                                            with_sinks ? &sinks : nullptr, kernels::detail::attn_key_block);
+                                            with_sinks ? &sinks : nullptr, kernels::detail::attn_key_block_for(sh.head_dim));
       check_against(got, ref, e, sh.head_dim,
                     "prefill H=" + std::to_string(sh.heads) + " Hkv=" + std::to_string(sh.kv_heads) +
                         " Dh=" + std::to_string(sh.head_dim) + " T=" + std::to_string(n_q) + " S=" +
@@ -269,7 +269,7 @@ TEST_CASE("cpu attention handles head_dims that are not 64 or 128 (run-time chun
     const auto v = random_tensor<f32, 3>({80, 3, dh}, rng);
     const auto ref = reference_attention<f32>(q.cview(), k.cview(), v.cview(), cfg, std::nullopt);
     const Expected e = expected_attention(to_f64(q), to_f64(k), to_f64(v), 9, 80, cfg, nullptr,
-                                          kernels::detail::attn_key_block);
+                                          kernels::detail::attn_key_block_for(dh));
     check_against(kernels::attention(q, k, v, cfg), ref, e, dh, "head_dim " + std::to_string(dh));
   }
 }
@@ -521,7 +521,7 @@ TEST_CASE("Attention<cpu_simd, Act> runs the CPU kernels through forward(), ring
     const auto want = ref.forward(ref_cache, 0, rows(q, t, t + c), rows(k, t, t + c), rows(v, t, t + c), sinks);
     const std::vector<double> sv = to_f64(sink_t);
     const Expected e = expected_attention(to_f64(q.cview().slice(0, t, t + c)), to_f64(rows(k, 0, t + c)),
-                                          to_f64(rows(v, 0, t + c)), c, t + c, cfg, &sv, kernels::detail::attn_key_block);
+                                          to_f64(rows(v, 0, t + c)), c, t + c, cfg, &sv, kernels::detail::attn_key_block_for(64));
     check_against(got, want, e, 64, "forward chunk at " + std::to_string(t));
   }
   CHECK(cache.capacity(0) == 16 - 1 + 8);
@@ -552,7 +552,7 @@ TEST_CASE("cpu attention states its dtype rules and checks its shapes", "[attent
   const Tensor<f32, 1> three_sinks({3});
   REQUIRE_THROWS_AS(kernels::attention(q2, k, v, cfg, three_sinks.cview()), shape_error);
   Tensor<f32, 3> out({2, 4, 64});
-  for (const index_t bad_block : {index_t{0}, index_t{kernels::detail::attn_max_key_block + 16}})
+  for (const index_t bad_block : {index_t{-16}, index_t{kernels::detail::attn_max_key_block + 16}})
     REQUIRE_THROWS_AS(kernels::detail::attention_prefill_impl<f32>(q2.cview(), seq, cfg, std::nullopt, out.view(), bad_block),
                       config_error);
   // A view that no longer holds a key the window needs.

@@ -6,8 +6,9 @@
 // the errors and type rules.
 //
 // Shapes: E = 8 experts, H = 64, I = 32 (K of every GEMM a multiple of the 32-value block);
-// T ∈ {5, 13, 37}: T·k/E below 4 takes the CPU matmul's GEMV path per expert, above it the
-// panel GEMM. Routings come from the model's own policy on random logits.
+// T ∈ {5, 37, 96} so that the rows per expert (≈ T·k/E) reach all three CPU matmul paths: ≤ 4
+// the GEMV, 5..32 the GEMV on 4-row slices (moe_sliced_gemv_max_rows), > 32 the panel GEMM.
+// Routings come from the model's own policy on random logits.
 #include <catch2/catch.hpp>  // TEST_CASE, CHECK, STATIC_REQUIRE
 
 #include <cstring>  // std::memcmp
@@ -141,6 +142,7 @@ void check_grid(unsigned seed) {
       check_case<Model, Fmt, Act>(n_tok, k, i % 2 == 0, seed + static_cast<unsigned>(i));
       ++i;
     }
+  check_case<Model, Fmt, Act>(96, 4, true, seed + 50);  // ≈ 48 rows per expert: the panel GEMM
 }
 
 using formats = std::tuple<f32, bf16, q8_0, mxfp4>;

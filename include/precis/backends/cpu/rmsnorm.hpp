@@ -120,10 +120,11 @@ void rms_norm_into(const X& x, const Wt& weight, const Scalar<f32>& eps, Y&& y) 
   precis::detail::check_norm_eps(detail::rms_norm_op, eps);
   const float e = eps.value();
   const index_t rows = in.numel() / n;
+  const bool dense = in.is_contiguous() && out.is_contiguous();  // row r at r·n: no index arithmetic
   parallel_ranges(rows, 1, rows * n, [&](index_t begin, index_t end) {
     for (index_t r = begin; r < end; ++r)
-      detail::rms_norm_row<Order, D, W>(in.data() + detail::row_offset(in, r), w.data(),
-                                        out.data() + detail::row_offset(out, r), n, e);
+      detail::rms_norm_row<Order, D, W>(in.data() + (dense ? r * n : detail::row_offset(in, r)), w.data(),
+                                        out.data() + (dense ? r * n : detail::row_offset(out, r)), n, e);
   });
 }
 

@@ -123,21 +123,20 @@ void apply_rope_views(const TensorView<const D, 3>& in, const TensorView<D, 3>& 
   parallel_ranges(rows, 1, rows * 2 * half, [&](index_t begin, index_t end) {
     float_buffer expanded;
     if constexpr (Layout == rope_layout::interleaved) expanded.resize(4 * half);
-    index_t expanded_for = -1;
-    for (index_t r = begin; r < end; ++r) {
-      const index_t t = r / n_heads, h = r % n_heads;
+    // Rows r = t·H + h of [begin, end), walked as (t, h) without a division per head.
+    index_t t = begin / n_heads, h = begin % n_heads;
+    for (index_t r = begin; r < end; ++t, h = 0) {
       const float* c = cos.data() + t * cos.stride(0);
       const float* s = sin.data() + t * sin.stride(0);
       if constexpr (Layout == rope_layout::interleaved) {
-        if (expanded_for != t) {
-          expand_pairs(c, s, half, expanded.data(), expanded.data() + 2 * half);
-          expanded_for = t;
-        }
+        expand_pairs(c, s, half, expanded.data(), expanded.data() + 2 * half);  // once per token
         c = expanded.data();
         s = expanded.data() + 2 * half;
       }
-      rope_head<Layout, D>(in.data() + t * in.stride(0) + h * in.stride(1),
-                           out.data() + t * out.stride(0) + h * out.stride(1), c, s, half, head_dim);
+      const storage_t<D>* xt = in.data() + t * in.stride(0);
+      storage_t<D>* yt = out.data() + t * out.stride(0);
+      for (; h < n_heads && r < end; ++h, ++r)
+        rope_head<Layout, D>(xt + h * in.stride(1), yt + h * out.stride(1), c, s, half, head_dim);
     }
   });
 }
