@@ -89,7 +89,7 @@ concept rope_input_is_activation = ActivationDtype<T>;
 
 enum class rope_layout {
   half_split,   ///< NeoX / HF rotate_half: pairs (i, i + rotary_dim/2)
-  interleaved,  ///< GGUF `llama` "normal" RoPE: pairs (2i, 2i+1)
+  interleaved,  ///< adjacent pairs (2i, 2i+1): GGUF `llama` "normal" RoPE
 };
 
 /// YaRN's correction range (HF `truncate`).

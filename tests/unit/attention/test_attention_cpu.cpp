@@ -352,11 +352,12 @@ TEMPLATE_TEST_CASE("cpu: a window covering the sequence equals full causal atten
 TEMPLATE_TEST_CASE("cpu: decoding token by token equals prefill, bit for bit", "[attention][cpu]", f32, bf16) {
   auto rng = make_rng(807);
   for (const index_t window : {index_t{0}, index_t{45}}) {
-    const AttentionConfig cfg{.n_heads = 8, .n_kv_heads = 1, .head_dim = 64, .sliding_window = window};
+    // Dh 128: key blocks of 64, so the 100 keys span two blocks.
+    const AttentionConfig cfg{.n_heads = 4, .n_kv_heads = 1, .head_dim = 128, .sliding_window = window};
     const index_t n = 100;
-    const auto q = random_tensor<TestType, 3>({n, 8, 64}, rng);
-    const auto k = random_tensor<TestType, 3>({n, 1, 64}, rng), v = random_tensor<TestType, 3>({n, 1, 64}, rng);
-    const auto sink_t = random_tensor<f32, 1>({8}, rng);
+    const auto q = random_tensor<TestType, 3>({n, 4, 128}, rng);
+    const auto k = random_tensor<TestType, 3>({n, 1, 128}, rng), v = random_tensor<TestType, 3>({n, 1, 128}, rng);
+    const auto sink_t = random_tensor<f32, 1>({4}, rng);
     const Tensor<TestType, 3> prefill = kernels::attention(q, k, v, cfg, sink_t.cview());
     for (index_t t = 0; t < n; ++t) {
       const KvSequenceView<TestType> seq = KvSequenceView<TestType>::whole(rows(k, 0, t + 1), rows(v, 0, t + 1));
@@ -374,13 +375,13 @@ TEMPLATE_TEST_CASE("cpu: a ring-buffer cache gives the full cache's output on a 
   // read with the same window config, over 3.5× the window, in prefill chunks and decode steps.
   auto rng = make_rng(808);
   const index_t window = 37, max_append = 4, n = 130;
-  const AttentionConfig cfg{.n_heads = 8, .n_kv_heads = 2, .head_dim = 64, .sliding_window = window};
+  const AttentionConfig cfg{.n_heads = 4, .n_kv_heads = 2, .head_dim = 128, .sliding_window = window};
   KvCache<TestType> cache(KvLayerPlan(std::vector<index_t>{window, 0}),
-                          KvCacheSize{.n_kv_heads = 2, .head_dim = 64, .max_seq = n, .max_append = max_append});
+                          KvCacheSize{.n_kv_heads = 2, .head_dim = 128, .max_seq = n, .max_append = max_append});
   REQUIRE(cache.capacity(0) == window - 1 + max_append);
-  const auto q = random_tensor<TestType, 3>({n, 8, 64}, rng);
-  const auto k = random_tensor<TestType, 3>({n, 2, 64}, rng), v = random_tensor<TestType, 3>({n, 2, 64}, rng);
-  const auto sink_t = random_tensor<f32, 1>({8}, rng);
+  const auto q = random_tensor<TestType, 3>({n, 4, 128}, rng);
+  const auto k = random_tensor<TestType, 3>({n, 2, 128}, rng), v = random_tensor<TestType, 3>({n, 2, 128}, rng);
+  const auto sink_t = random_tensor<f32, 1>({4}, rng);
   index_t t = 0, step = 0;
   while (t < n) {
     const index_t c = std::min<index_t>(n - t, 1 + step++ % max_append);  // chunks 1, 2, 3, 4, 1, ...
@@ -406,21 +407,21 @@ TEMPLATE_TEST_CASE("cpu: a paged cache equals contiguous caches for several inte
   auto rng = make_rng(809);
   const index_t window = 24, max_append = 5, page = 8;
   const KvLayerPlan plan(gpt_oss_alternating_layers{.window = window}, 2);
-  const AttentionConfig cfg_full{.n_heads = 4, .n_kv_heads = 2, .head_dim = 64};
+  const AttentionConfig cfg_full{.n_heads = 4, .n_kv_heads = 2, .head_dim = 128};  // key blocks of 64
   AttentionConfig cfg_win = cfg_full;
   cfg_win.sliding_window = window;
-  PagedKvCache<TestType> paged(plan, PagedKvSize{.n_kv_heads = 2, .head_dim = 64, .page_size = page, .n_pages = 40,
+  PagedKvCache<TestType> paged(plan, PagedKvSize{.n_kv_heads = 2, .head_dim = 128, .page_size = page, .n_pages = 40,
                                                   .max_sequences = 3, .max_append = max_append});
   const index_t total[] = {70, 45, 90};
   std::vector<KvCache<TestType>> mirrors;
   std::vector<KvSeqId> ids;
   std::vector<Tensor<TestType, 3>> ks, vs, qs;
   for (const index_t n : total) {
-    mirrors.emplace_back(plan, KvCacheSize{.n_kv_heads = 2, .head_dim = 64, .max_seq = n, .max_append = max_append});
+    mirrors.emplace_back(plan, KvCacheSize{.n_kv_heads = 2, .head_dim = 128, .max_seq = n, .max_append = max_append});
     ids.push_back(paged.add_sequence());
-    ks.push_back(random_tensor<TestType, 3>({n, 2, 64}, rng));
-    vs.push_back(random_tensor<TestType, 3>({n, 2, 64}, rng));
-    qs.push_back(random_tensor<TestType, 3>({n, 4, 64}, rng));
+    ks.push_back(random_tensor<TestType, 3>({n, 2, 128}, rng));
+    vs.push_back(random_tensor<TestType, 3>({n, 2, 128}, rng));
+    qs.push_back(random_tensor<TestType, 3>({n, 4, 128}, rng));
   }
   const auto sink_t = random_tensor<f32, 1>({4}, rng);
   index_t len[] = {0, 0, 0};
@@ -446,12 +447,12 @@ TEMPLATE_TEST_CASE("cpu: a paged cache equals contiguous caches for several inte
     for (const index_t layer : {index_t{0}, index_t{1}}) {
       const AttentionConfig& cfg = layer == 0 ? cfg_win : cfg_full;
       std::vector<KvSequenceView<TestType>> views;
-      Tensor<TestType, 3> qb({static_cast<index_t>(stepped.size()), 4, 64});
+      Tensor<TestType, 3> qb({static_cast<index_t>(stepped.size()), 4, 128});
       for (std::size_t i = 0; i < stepped.size(); ++i) {
         const std::size_t b = stepped[i];
         views.push_back(paged.sequence(ids[b], layer));
         for (index_t h = 0; h < 4; ++h)
-          for (index_t d = 0; d < 64; ++d) qb(static_cast<index_t>(i), h, d) = qs[b](len[b] - 1, h, d);
+          for (index_t d = 0; d < 128; ++d) qb(static_cast<index_t>(i), h, d) = qs[b](len[b] - 1, h, d);
       }
       const auto batched = kernels::attention_decode(qb, views, cfg, sink_t.cview());
       for (std::size_t i = 0; i < stepped.size(); ++i) {

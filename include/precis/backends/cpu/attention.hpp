@@ -33,13 +33,20 @@
 // tokens, kv head): each K/V block is loaded once per tile and reused by Tq·G rows.
 //
 // Kernels (xsimd, any ISA; AVX-512 on Zen 4): per block, each K/V row is loaded once from the
-// cache; bf16 rows are widened in registers (the 16 bits become the top half of a binary32 —
-// exact) into an L1-resident f32 tile that the G heads share, f32 rows are read in place.
-// Scores: FMA over head_dim chunks into one register per key, fbatch::size keys reduced at
-// once with a transposing lane sum. Probabilities: `xsimd::exp` (≤ 1 ulp from std::exp on normal
-// results; results below 2^-126 flush to 0). P·V: each V row loaded once per chunk of heads
-// whose output rows stay in registers. head_dim 64 and 128 are compiled with fixed chunk
-// counts; other head_dims use run-time counts with a scalar tail.
+// cache (one kv head's rows are one contiguous stream: the caches store K/V head-major), and the
+// next block's rows are prefetched. f32 rows are read in place; bf16 V rows are widened in
+// registers (the 16 bits become the top half of a binary32 — exact) into an L1-resident f32
+// tile that the G heads share. Scores: bf16 q·k with `vdpbf16ps` where the CPU has AVX512-BF16
+// (PRECIS_ATTN_BF16_DOT below: bf16 K is then never widened), otherwise FMAs over f32 chunks;
+// one register per key, fbatch::size keys reduced at once with a transposing lane sum.
+// Probabilities: `xsimd::exp` (≤ 1 ulp from std::exp on normal results; results below 2^-126
+// flush to 0). P·V: each V row loaded once per chunk of heads whose output rows stay in
+// registers. head_dim 64 and 128 are compiled with fixed chunk counts; other head_dims use
+// run-time counts with a scalar tail.
+//
+// Decode does 4·G·Dh FLOP per 2·Dh·sizeof(K) bytes of K/V: 2·G / sizeof(K) FLOP/byte, 4 for f32
+// and 8 for bf16 at G = 8 — more than two Zen 4 cores retire per byte of DRAM bandwidth, so on
+// the reference machine GQA decode is bound by the FMA rate (docs/performance.md).
 #pragma once
 
 #include <algorithm>  // std::max, std::min

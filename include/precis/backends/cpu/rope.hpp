@@ -12,15 +12,17 @@
 // only applies it — cos/sin are computed once per token, not per head.
 //
 // Per head (pairs (a, b) with angle slot i, c = cos[t][i], s = sin[t][i], both f32):
-//   a' = fma(a, c, −(b·s)),  b' = fma(b, c, a·s)        rounded once to D by the store
+//   a' = fms(a, c, b·s),  b' = fma(b, c, a·s)           rounded once to D by the store
 //   half_split   a = x[i], b = x[i + rd/2]: contiguous runs of cos/sin and of both halves, so
 //                lanes map straight onto slots.
 //   interleaved  a = x[2i], b = x[2i+1]: per token the table row is expanded once to
-//                cc = [c0 c0 c1 c1 …] and ss = [−s0 s0 −s1 s1 …] (thread-local), and a head is
+//                cc = [c0 c0 c1 c1 …] and ss = [−s0 s0 −s1 s1 …] (per task), and a head is
 //                x' = fma(x, cc, swap_pairs(x)·ss), one xsimd swizzle per batch.
-// The scalar tails use the same fma expression, so every element's value is independent of
-// where it falls in a batch. The reference evaluates x1·c − x2·s as the compiler contracts it,
-// so the two agree to ≤ 3 f32 ulps of |a·c| + |b·s| before the final rounding (the bound in
+// The scalar tails use the same fused expression (std::fma), so with FMA hardware (x86-64-v3
+// and up, every -march=native build here) an element's value does not depend on where it falls
+// in a batch; a portable SSE2 build's xsimd::fma rounds the product separately. Either way, and
+// for the reference (x1·c − x2·s, contracted or not), the f32 result is within
+// 2.01·u(f32)·(|a·c| + |b·s|) of the exact rotation before the final rounding (the bound in
 // tests/unit/blocks); features [rd, Dh) pass through bit for bit.
 //
 // Rows (token, head) are independent: oneTBB splits them (parallel_ranges) once a call rotates
@@ -66,7 +68,7 @@ void rope_head(const storage_t<D>* x, storage_t<D>* y, const float* c, const flo
     for (; i + V <= half; i += V) {
       const fbatch x1 = load_f32<D>(x + i), x2 = load_f32<D>(x + half + i);
       const fbatch cv = fbatch::load_unaligned(c + i), sv = fbatch::load_unaligned(s + i);
-      const fbatch o1 = xsimd::fma(x1, cv, -(x2 * sv));
+      const fbatch o1 = xsimd::fms(x1, cv, x2 * sv);  // x1·c − fl(x2·s), one rounding
       const fbatch o2 = xsimd::fma(x2, cv, x1 * sv);
       store_f32<D>(y + i, o1);
       store_f32<D>(y + half + i, o2);
