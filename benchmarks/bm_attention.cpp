@@ -11,6 +11,8 @@
 //            GQA decode does 4·G·Dh FLOP per 2·Dh·sizeof(K) bytes = 2·G/sizeof(K) FLOP/byte
 //            (G = H/Hkv = 8: 4 FLOP/B for f32, 8 for bf16): at 40 GB/s that is 160 / 320 GFLOP/s,
 //            more than 2 Zen 4 cores retire, so here decode is bound by the FMA rate, not by DRAM.
+//   decode, paged  the same, 4 sequences of 4096 tokens decoded together in one call from a
+//            PagedKvCache with 16-token pages (one segment per page), bf16.
 //   prefill  512 query tokens attending causally to themselves (FLOP/s, flop_fraction).
 //
 // The two ceilings are measured in this process as bm_roofline measures them (a 1 GiB
@@ -32,7 +34,7 @@
 #include <vector>     // std::vector
 
 #include <precis/backends/cpu/attention.hpp>  // precis::backends::cpu::attention_decode, attention_prefill
-#include <precis/nn/kv_cache.hpp>             // precis::KvCache
+#include <precis/nn/kv_cache.hpp>             // precis::KvCache, PagedKvCache
 
 namespace {
 
@@ -196,6 +198,44 @@ void BM_decode(benchmark::State& state) {
   state.SetLabel(label(sh) + ", " + std::to_string(n_layers) + " layers rotated");
 }
 
+/// Batched decode: 4 sequences at a 4096-token context in one PagedKvCache, one call per layer.
+template <class Act>
+void BM_decode_paged(benchmark::State& state) {
+  const Shape& sh = shapes[state.range(0)];
+  constexpr index_t n_seq = 4, page = 16;
+  const double seq_bytes = 2.0 * context * sh.kv_heads * sh.head_dim * sizeof(storage_t<Act>);
+  const auto n_layers = static_cast<index_t>(std::max(2.0, (128.0 * (1 << 20)) / (n_seq * seq_bytes)));
+  PagedKvCache<Act> cache(KvLayerPlan(full_attention_layers{}, n_layers),
+                          PagedKvSize{.n_kv_heads = sh.kv_heads, .head_dim = sh.head_dim, .page_size = page,
+                                      .n_pages = n_seq * context / page, .max_sequences = n_seq, .max_append = 1});
+  Tensor<Act, 3> k({context, sh.kv_heads, sh.head_dim}), v({context, sh.kv_heads, sh.head_dim});  // [S, Hkv, Dh]
+  std::vector<KvSeqId> ids;
+  for (index_t b = 0; b < n_seq; ++b) ids.push_back(cache.add_sequence());
+  for (index_t l = 0; l < n_layers; ++l)
+    for (index_t b = 0; b < n_seq; ++b) {
+      fill<Act>(k.data(), k.numel(), static_cast<std::uint32_t>(2 * (l * n_seq + b)));
+      fill<Act>(v.data(), v.numel(), static_cast<std::uint32_t>(2 * (l * n_seq + b) + 1));
+      cache.append(ids[static_cast<std::size_t>(b)], l, k, v);
+    }
+  Tensor<Act, 3> q({n_seq, sh.heads, sh.head_dim});  // [B, H, Dh]
+  fill<Act>(q.data(), q.numel(), 99);
+  const AttentionConfig cfg{.n_heads = sh.heads, .n_kv_heads = sh.kv_heads, .head_dim = sh.head_dim};
+  index_t layer = 0;
+  (void)roofline_bw();
+  (void)roofline_flops();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    std::vector<KvSequenceView<Act>> views;
+    for (const KvSeqId id : ids) views.push_back(cache.sequence(id, layer));
+    Tensor<Act, 3> o = cpu::attention_decode(q, views, cfg);
+    benchmark::DoNotOptimize(o.data());
+    layer = (layer + 1) % n_layers;
+  }
+  const double seconds = seconds_since(t0);
+  set_roofline_counters(state, n_seq * seq_bytes, 4.0 * n_seq * sh.heads * sh.head_dim * context, seconds);
+  state.SetLabel(label(sh) + ", B=4 paged (16-token pages), " + std::to_string(n_layers) + " layers rotated");
+}
+
 /// Prefill: 512 query tokens attending causally to themselves.
 template <class Act>
 void BM_prefill(benchmark::State& state) {
@@ -224,6 +264,7 @@ void BM_prefill(benchmark::State& state) {
 
 BENCHMARK_TEMPLATE(BM_decode, precis::f32)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_decode, precis::bf16)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_decode_paged, precis::bf16)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_prefill, precis::f32)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_prefill, precis::bf16)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 

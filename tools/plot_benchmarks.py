@@ -7,13 +7,13 @@ weight), prefill GEMMs against its f32 FMA peak (compute-bound) — and a chart 
 the targets (80 % and 60 %) visible at a glance.
 
 Usage (from the repository root, matplotlib from PyPI in tools/.venv):
-    build/benchmarks/bm_roofline --benchmark_format=json > roofline.json
-    build/benchmarks/bm_matmul --benchmark_format=json > matmul.json
-    tools/.venv/bin/python tools/plot_benchmarks.py roofline.json matmul.json \\
-        --out docs/bm_matmul_roofline.png
+    build/benchmarks/bm_roofline --benchmark_repetitions=5 --benchmark_format=json > roofline.json
+    build/benchmarks/bm_matmul --benchmark_repetitions=5 --benchmark_format=json > matmul.json
+    tools/.venv/bin/python tools/plot_benchmarks.py --roofline roofline.json --matmul matmul.json \\
+        --stat max --out docs/bm_matmul_roofline.png
 
-Benchmarks run with --benchmark_repetitions are reduced to their median (the aggregate Google
-Benchmark writes); single runs are used as they are. The table printed on stdout is Markdown.
+Several JSON files per side may be given (benchmarks run one filter at a time); repetitions are
+reduced to their median, or with --stat max to their best. The table on stdout is Markdown.
 """
 
 from __future__ import annotations
@@ -28,24 +28,20 @@ DECODE_TARGET = 0.80  # fraction of read bandwidth (docs/performance.md)
 PREFILL_TARGET = 0.60  # fraction of FMA peak
 
 
-def load_counters(path: Path) -> dict[str, dict[str, float]]:
-    """run name → {counter: value}: the median aggregate if present, else the median of the runs."""
-    data = json.loads(path.read_text())
+def load_counters(paths: list[Path], stat: str) -> dict[str, dict[str, float]]:
+    """run name → {counter: value} over the repetitions in one or more JSON files: their median,
+    or their maximum (`max`: the least disturbed repetition on a shared machine)."""
     runs: dict[str, list[dict]] = defaultdict(list)
-    medians: dict[str, dict] = {}
-    for b in data["benchmarks"]:
-        name = b.get("run_name", b["name"])
-        if b.get("run_type") == "aggregate":
-            if b.get("aggregate_name") == "median":
-                medians[name] = b
-        else:
-            runs[name].append(b)
+    for path in paths:
+        for b in json.loads(path.read_text())["benchmarks"]:
+            if b.get("run_type") != "aggregate":
+                runs[b.get("run_name", b["name"])].append(b)
+    reduce = max if stat == "max" else statistics.median
     out: dict[str, dict[str, float]] = {}
     for name, entries in runs.items():
-        src = [medians[name]] if name in medians else entries
-        keys = {k for e in src for k, v in e.items() if isinstance(v, (int, float))}
-        out[name] = {k: statistics.median(e[k] for e in src if k in e) for k in keys}
-        out[name]["label"] = src[0].get("label", "")  # type: ignore[assignment]
+        keys = {k for e in entries for k, v in e.items() if isinstance(v, (int, float))}
+        out[name] = {k: float(reduce(e[k] for e in entries if k in e)) for k in keys}
+        out[name]["repetitions"] = float(len(entries))
     return out
 
 
@@ -66,16 +62,18 @@ def short(name: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("roofline", type=Path, help="bm_roofline --benchmark_format=json output")
-    ap.add_argument("matmul", type=Path, help="bm_matmul --benchmark_format=json output")
+    ap.add_argument("--roofline", type=Path, nargs="+", required=True, help="bm_roofline JSON output(s)")
+    ap.add_argument("--matmul", type=Path, nargs="+", required=True, help="bm_matmul JSON output(s)")
+    ap.add_argument("--stat", choices=["median", "max"], default="median",
+                    help="reduce repetitions by their median (default) or maximum")
     ap.add_argument("--out", type=Path, default=Path("docs/bm_matmul_roofline.png"))
     ap.add_argument("--title", default="precis CPU matmul: fraction of the measured roofline")
     args = ap.parse_args()
 
-    roof = load_counters(args.roofline)
+    roof = load_counters(args.roofline, args.stat)
     bw = find(roof, "BM_read_bandwidth", "bytes/s")
     peak = find(roof, "BM_fma_peak", "FLOP/s")
-    mm = load_counters(args.matmul)
+    mm = load_counters(args.matmul, args.stat)
 
     rows = []  # (label, fraction, target, figure text)
     for name, c in mm.items():
@@ -86,7 +84,7 @@ def main() -> None:
             frac = c["FLOP/s"] / peak
             rows.append((short(name), frac, PREFILL_TARGET, f"{c['FLOP/s'] / 1e9:.1f} GFLOP/s"))
 
-    print(f"read bandwidth {bw / 1e9:.1f} GB/s, FMA peak {peak / 1e9:.1f} GFLOP/s\n")
+    print(f"{args.stat} over repetitions: read bandwidth {bw / 1e9:.1f} GB/s, FMA peak {peak / 1e9:.1f} GFLOP/s\n")
     print("| benchmark | measured | fraction of roofline | target |")
     print("|---|---|---|---|")
     for label, frac, target, fig in rows:

@@ -14,8 +14,9 @@
 //
 // Products are f32 (a bf16·bf16 torch multiply is an f32 product rounded once), so for D = f32
 // the two orders are the same function; for bf16/f16 NormThenCast rounds twice and differs from
-// MultiplyThenCast by one unit in the last place on a fraction of the elements (the test
-// `cast-order policies` has a hand-derived case). A model picks its order by naming the policy:
+// MultiplyThenCast by one unit in the last place on a fraction of the elements
+// (tests/unit/blocks/test_norm.cpp derives one such case by hand: x = [3, 4], w = 1.75 gives
+// 1.984375 vs 1.9765625). A model picks its order by naming the policy:
 // `rms_norm<MultiplyThenCast>(x, w, eps)` — there is no boolean to forget.
 //
 // Weight typing (role::norm_weight; the rule is in the signature, rms_norm_weight_dtype_allowed):

@@ -6,7 +6,7 @@
 // Qwen3-Omni's `inv_freq` arrived as float64, cos/sin followed, and Q/K were promoted to f64
 // ("Buffer dtype mismatch, expected 'const float' but got 'double'"). Other entries: tables
 // autocast to bf16 (E11), `model.to(bf16)` rounding inv_freq (E12), bf16 positions (E13: 15962
-// becomes 15936 or 15968), fp16 rotation (E14), discarded f64 casts (E15). The rules:
+// becomes 15936; bf16 spacing there is 64), fp16 rotation (E14), discarded f64 casts (E15). The rules:
 //
 //   InvFreq                  holds f32 only. Built from (base, rotary_dim, scaling policy) in double
 //                            host math and narrowed once, or taken from a checkpoint tensor that must

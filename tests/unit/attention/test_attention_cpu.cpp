@@ -470,6 +470,17 @@ TEMPLATE_TEST_CASE("cpu: a paged cache equals contiguous caches for several inte
   CHECK(paged.free_pages() == 40 - (9 + 6 + 12));
 }
 
+TEST_CASE("cpu attention copies K/V whose head_dim rows are strided, and gives the same bits", "[attention][cpu]") {
+  auto rng = make_rng(812);
+  const AttentionConfig cfg{.n_heads = 4, .n_kv_heads = 2, .head_dim = 64};
+  const auto q = random_tensor<f32, 3>({5, 4, 64}, rng);
+  const auto wide = random_tensor<f32, 3>({30, 2, 128}, rng);                 // every other value is K
+  const TensorView<const f32, 3> k_strided(wide.data(), {30, 2, 64}, {256, 128, 2});  // stride 2 along head_dim
+  const Tensor<f32, 3> k = materialize(k_strided);
+  REQUIRE_THROWS_AS(KvSequenceView<f32>::whole(k_strided, k_strided), shape_error);  // kernels need contiguous rows
+  CHECK(bit_equal(kernels::attention(q, k_strided, k_strided, cfg), kernels::attention(q, k, k, cfg)));
+}
+
 TEST_CASE("cpu attention gives the same bits on one thread and on all threads", "[attention][cpu]") {
   auto rng = make_rng(810);
   const AttentionConfig cfg{.n_heads = 8, .n_kv_heads = 4, .head_dim = 128, .sliding_window = 100};
