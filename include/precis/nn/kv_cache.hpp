@@ -244,6 +244,15 @@ namespace detail {
 template <class E, std::size_t R>
 void kv_copy_rows(TensorView<E, R> dst, index_t start, TensorView<const E, R> src) {
   const TensorView<E, R> rows = dst.slice(0, start, start + src.extent(0));
+  if constexpr (R == 3) {
+    if (rows.stride(2) == 1 && src.stride(2) == 1) {  // [token, head, dim] with contiguous dim rows
+      const auto row_bytes = static_cast<std::size_t>(src.extent(2)) * sizeof(storage_t<std::remove_const_t<E>>);
+      for (index_t i = 0; i < src.extent(0); ++i)
+        for (index_t h = 0; h < src.extent(1); ++h)
+          std::memcpy(&rows(i, h, 0), &src(i, h, 0), row_bytes);
+      return;
+    }
+  }
   extents_t<R> idx{};
   for_each_offset(src, [&](index_t, index_t off) {
     index_t d_off = 0;

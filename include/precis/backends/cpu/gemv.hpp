@@ -8,11 +8,15 @@
 //
 // Two numeric paths, chosen by the activation *type* (q8_activation.hpp):
 //   float path   x in f32 (bf16/f16 widened exactly), weights dequantized exactly to f32 in
-//                registers, products accumulated in f32 (4 lanes-wide accumulators per row,
-//                block scales applied per 32-value block). Error ≤ γ_K·Σ|x·w| (Higham §3.1).
+//                registers, products accumulated in f32 (block scales applied per 32-value
+//                block). Error ≤ γ_K·Σ|x·w| (Higham §3.1). With AVX512_BF16 and bf16
+//                activations, 4-bit blocks take `vdpbf16ps` instead: the nibble codes are small
+//                integers, exact in bf16, so every product is exact and the sums are f32 as above
+//                (the instruction treats subnormal inputs and results as zero: an absolute error
+//                below 2^-126 per step, far under the bound).
 //   q8 path      x pre-quantized to int8 blocks; weight codes as unsigned bytes (q8_0 + 128,
 //                q4 nibbles, mxfp4 doubled E2M1 + 12), exact int32 dots (`vpdpbusd`), the offset
-//                removed in the integer accumulator, one f32 scale per block pair.
+//                removed in the integer accumulator, one f32 scale per block.
 // Per-format block math is quant/block_reference.hpp's; the portable bodies call it directly.
 //
 // Register layouts (AVX-512 bodies): a 16-byte nibble run widens to 16 dword lanes; `vpermps`

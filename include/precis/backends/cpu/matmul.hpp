@@ -23,8 +23,9 @@
 // contiguous (stride(1) == 1), x and y may have any strides, y must not overlap x or W.
 //
 // Paths: M ≤ decode_max_rows → GEMV (gemv.hpp: weights streamed once, dequantized in registers);
-// larger M → panel GEMM (gemm.hpp: Eigen on f32 panels). Both parallelise over weight rows with
-// oneTBB and give results independent of the thread count.
+// larger M → panel GEMM (gemm.hpp: weight panels dequantized once to f32, then an AVX-512
+// micro-kernel, or Eigen in portable builds). Both parallelise over weight rows with oneTBB and
+// give results independent of the thread count. docs/performance.md has the measured figures.
 #pragma once
 
 #include <concepts>     // std::same_as
