@@ -7,13 +7,21 @@
 //            streamed between two reads of the same byte: every iteration comes from DRAM.
 //   prefill  y[M, N] = x[M, K]·Wᵀ, M = N = K ∈ {1024, 2048}: compute-bound (2·M FLOP per weight);
 //            FLOP/s against bm_roofline's FMA peak.
+//   read     bm_roofline's streaming-read loop (1 GiB, all threads), repeated here so that a run
+//            with --benchmark_enable_random_interleaving measures the bandwidth ceiling in the
+//            same minutes as the GEMVs: on a shared VM the bandwidth drifts by ±20 % over minutes.
 // Counters: bytes/s = weight bytes actually stored (blocks incl. scales) per second; FLOP/s = 2·M·N·K
 // per second. Weight values are random codes with sane scales (the kernels' speed does not depend
 // on them), generated directly as blocks so that setup takes seconds, not minutes.
 // docs/performance.md records the figures and their fractions of the roofline.
 #include <benchmark/benchmark.h>  // benchmark::State, BENCHMARK
 
-#include <oneapi/tbb/task_arena.h>  // tbb::this_task_arena::max_concurrency
+#include <oneapi/tbb/blocked_range.h>    // tbb::blocked_range
+#include <oneapi/tbb/parallel_for.h>     // tbb::parallel_for
+#include <oneapi/tbb/parallel_reduce.h>  // tbb::parallel_reduce
+#include <oneapi/tbb/partitioner.h>      // tbb::static_partitioner
+#include <oneapi/tbb/task_arena.h>       // tbb::this_task_arena::max_concurrency
+#include <xsimd/xsimd.hpp>               // xsimd::batch (read reference)
 
 #include <algorithm>  // std::max
 #include <cstdint>  // std::uint8_t
@@ -127,6 +135,39 @@ void set_counters(benchmark::State& state, double bytes, double flops) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Read-bandwidth reference (the loop of bm_roofline.cpp's BM_read_bandwidth)
+// ---------------------------------------------------------------------------------------------
+
+void BM_read_reference(benchmark::State& state) {
+  using batch = xsimd::batch<float>;
+  constexpr std::size_t bytes = std::size_t{1} << 30, n = bytes / sizeof(float), W = batch::size;
+  Tensor<f32, 1> buf({static_cast<index_t>(n)});  // 1 GiB, 64-byte aligned
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1 << 16), [&](const auto& r) {
+    for (std::size_t i = r.begin(); i < r.end(); ++i) buf.data()[i] = static_cast<float>(i & 1023) * 1e-3f;
+  });
+  for (auto _ : state) {
+    const float total = tbb::parallel_reduce(
+        tbb::blocked_range<std::size_t>(0, n / (4 * W), 1 << 12), 0.0f,
+        [&](const auto& r, float acc) {
+          batch a0(0.f), a1(0.f), a2(0.f), a3(0.f);
+          for (std::size_t i = r.begin(); i < r.end(); ++i) {
+            const float* q = buf.data() + i * 4 * W;
+            a0 += batch::load_aligned(q);
+            a1 += batch::load_aligned(q + W);
+            a2 += batch::load_aligned(q + 2 * W);
+            a3 += batch::load_aligned(q + 3 * W);
+          }
+          return acc + xsimd::hadd((a0 + a1) + (a2 + a3));
+        },
+        [](float a, float b) { return a + b; }, tbb::static_partitioner{});
+    benchmark::DoNotOptimize(total);
+  }
+  state.counters["bytes/s"] = benchmark::Counter(static_cast<double>(bytes), benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::OneK::kIs1000);
+  state.SetLabel(label("1 GiB streaming read"));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Decode (GEMV)
 // ---------------------------------------------------------------------------------------------
 
@@ -203,6 +244,7 @@ void BM_prefill(benchmark::State& state) {
 #define PRECIS_PREFILL(F, A) BENCHMARK(BM_prefill<F, A>)->Name("prefill/" #F "/x_" #A)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime()
 // clang-format on
 
+BENCHMARK(BM_read_reference)->Name("roofline/read_bandwidth")->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(1.0);
 PRECIS_DECODE(f32, f32);
 PRECIS_DECODE(bf16, bf16);
 PRECIS_DECODE(f16, bf16);

@@ -71,12 +71,26 @@ def main() -> None:
     args = ap.parse_args()
 
     roof = load_counters(args.roofline, args.stat)
-    bw = find(roof, "BM_read_bandwidth", "bytes/s")
     peak = find(roof, "BM_fma_peak", "FLOP/s")
     mm = load_counters(args.matmul, args.stat)
+    # bm_matmul's own read reference, interleaved with the GEMVs, when it ran; else bm_roofline's.
+    try:
+        bw = find(mm, "roofline/read_bandwidth", "bytes/s")
+    except SystemExit:
+        bw = find(roof, "BM_read_bandwidth", "bytes/s")
+
+    kinds = ["decode", "decode_q8act", "decode_m4", "prefill"]
+    formats = ["f32", "bf16", "f16", "q8_0", "q4_0", "q4_1", "mxfp4", "mxfp4_ggml"]
+
+    def order(name: str) -> tuple:  # registration order is lost when benchmarks are interleaved
+        p = name.split("/")
+        kind = kinds.index(p[0]) if p[0] in kinds else len(kinds)
+        fmt = formats.index(p[1]) if len(p) > 1 and p[1] in formats else len(formats)
+        size = int(p[3]) if len(p) > 3 and p[3].isdigit() else 0
+        return (kind, fmt, p[2] if len(p) > 2 else "", size)
 
     rows = []  # (label, fraction, target, figure text)
-    for name, c in mm.items():
+    for name, c in sorted(mm.items(), key=lambda item: order(item[0])):
         if name.startswith("decode"):
             frac = c["bytes/s"] / bw
             rows.append((short(name), frac, DECODE_TARGET, f"{c['bytes/s'] / 1e9:.1f} GB/s"))

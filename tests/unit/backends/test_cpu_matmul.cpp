@@ -6,7 +6,7 @@
 // 33 blocks (the 2-block unrolled loops end on an odd block), plus K ∈ {1, 37, 100} for float
 // weights (masked and scalar tails). This file is compiled twice (CMakeLists.txt): with the
 // toolchain's default flags (portable kernel bodies) and with -march=native (AVX-512 bodies on
-// hosts that have it); the build prints which.
+// hosts that have it); every failure message names the bodies (cpu_backend::isa_name()).
 #include <catch2/catch.hpp>  // TEMPLATE_LIST_TEST_CASE, CHECK, STATIC_REQUIRE
 
 #include <bit>       // std::bit_cast

@@ -21,7 +21,7 @@
 
 #include <xsimd/xsimd.hpp>  // xsimd::batch, xsimd::default_arch
 
-#include <precis/numeric/float16.hpp>        // detail::f16_bits_to_f32 (scale table)
+#include <precis/numeric/float16.hpp>        // detail::f16_bits_to_f32
 #include <precis/quant/block_reference.hpp>  // detail::e8m0_to_f32_half, detail::mxfp4_kvalue
 
 #ifndef PRECIS_CPU_AVX512
@@ -48,8 +48,8 @@
 #endif
 #endif
 
-#if PRECIS_CPU_AVX512 || PRECIS_CPU_AVX512_VNNI || PRECIS_CPU_AVX512_BF16
-#include <immintrin.h>  // _mm512_*, _mm256_dpbusd_epi32, _mm512_dpbf16_ps
+#if PRECIS_CPU_AVX512 || PRECIS_CPU_AVX512_VNNI || PRECIS_CPU_AVX512_BF16 || defined(__F16C__)
+#include <immintrin.h>  // _mm512_*, _mm256_dpbusd_epi32, _mm512_dpbf16_ps, _cvtsh_ss
 #endif
 
 namespace precis::backends::cpu {
@@ -68,17 +68,16 @@ using fbatch = xsimd::batch<float>;
 
 namespace detail {
 
-/// f16 bit pattern → f32 for all 65536 codes (256 KiB), built once from the bit-exact scalar
-/// conversion. Block scales (q8_0/q4_0/q4_1 `d`, `m`) are f16: a table load replaces a
-/// convert-and-broadcast in the per-block inner loop, the same choice as ggml's
-/// `ggml_table_f32_f16`; only the few codes a weight's scales use stay hot in cache.
-[[nodiscard]] inline const float* f16_table() noexcept {
-  static const std::array<float, 65536> table = [] {
-    std::array<float, 65536> t{};
-    for (std::uint32_t h = 0; h < 65536; ++h) t[h] = precis::detail::f16_bits_to_f32(static_cast<std::uint16_t>(h));
-    return t;
-  }();
-  return table.data();
+/// f16 bit pattern → f32, exact: `vcvtph2ps` where F16C exists, else the bit-exact scalar
+/// conversion. (Not ggml's 256 KiB `ggml_table_f32_f16`: block scales are spread over thousands of
+/// codes, and per-block lookups at random offsets miss L1/L2 while weights stream past — q4_0
+/// decode ran at half speed with such a table, docs/performance.md.)
+[[nodiscard]] inline float f16_to_f32(std::uint16_t bits) noexcept {
+#if defined(__F16C__)
+  return _cvtsh_ss(bits);
+#else
+  return precis::detail::f16_bits_to_f32(bits);
+#endif
 }
 
 /// E8M0 scale byte → 2^(e−128), ggml's half scale, paired with the doubled E2M1 values
@@ -95,8 +94,6 @@ inline constexpr std::array<float, 16> mxfp4_kvalue_table = [] {
   for (int i = 0; i < 16; ++i) t[static_cast<std::size_t>(i)] = static_cast<float>(precis::detail::mxfp4_kvalue(static_cast<std::uint8_t>(i)));
   return t;
 }();
-
-[[nodiscard]] inline float f16_to_f32(std::uint16_t bits) noexcept { return f16_table()[bits]; }
 
 }  // namespace detail
 }  // namespace precis::backends::cpu

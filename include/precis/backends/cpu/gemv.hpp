@@ -10,10 +10,11 @@
 //   float path   x in f32 (bf16/f16 widened exactly), weights dequantized exactly to f32 in
 //                registers, products accumulated in f32 (block scales applied per 32-value
 //                block). Error ≤ γ_K·Σ|x·w| (Higham §3.1). With AVX512_BF16 and bf16
-//                activations, 4-bit blocks take `vdpbf16ps` instead: the nibble codes are small
-//                integers, exact in bf16, so every product is exact and the sums are f32 as above
-//                (the instruction treats subnormal inputs and results as zero: an absolute error
-//                below 2^-126 per step, far under the bound).
+//                activations, bf16 weights and 4-bit blocks take `vdpbf16ps` instead: bf16
+//                weights as stored, nibble codes as small integers (exact in bf16), so every
+//                product is exact and the sums are f32 as above (the instruction treats
+//                subnormal inputs and results as zero: an absolute error below 2^-126 per step,
+//                far under the bound).
 //   q8 path      x pre-quantized to int8 blocks; weight codes as unsigned bytes (q8_0 + 128,
 //                q4 nibbles, mxfp4 doubled E2M1 + 12), exact int32 dots (`vpdpbusd`), the offset
 //                removed in the integer accumulator, one f32 scale per block.
@@ -75,6 +76,12 @@ struct float_path_layout {
   static constexpr bool pair_permuted = false;  // f32, per 32-block: even elements, then odd elements
   static constexpr bool block_sums = false;     // q4_1: Σ (q·d + m)·x = d·Σq·x + m·Σx
 };
+template <class A>
+struct float_path_layout<float_rows<bf16>, A> {
+  static constexpr bool bf16_words = PRECIS_CPU_AVX512_BF16 != 0 && std::same_as<A, bf16>;  // natural order
+  static constexpr bool pair_permuted = false;
+  static constexpr bool block_sums = false;
+};
 template <nibble_format F, class A>
 struct float_path_layout<quant_rows<F>, A> {
   static constexpr bool bf16_words = PRECIS_CPU_AVX512_BF16 != 0 && std::same_as<A, bf16>;
@@ -123,22 +130,28 @@ prepared_x prepare_float_x(const TensorView<const A, 2>& x, float_buffer& xbuf, 
   prepared_x px;
   px.m = m;
   if constexpr (L::bf16_words) {
-    // bf16 bits copied (no rounding), permuted per block into the kernel's word order.
-    using F = typename Src::format;
+    // bf16 bits copied (no rounding); for block weights permuted per block into the kernel's word
+    // order, for bf16 weights in natural order with the tail up to ldw zeroed.
     px.ldw = round_up(k, 32);
     xbuf.resize(m * px.ldw / 2);  // untyped storage, read back only as uint16
     auto* words = reinterpret_cast<std::uint16_t*>(xbuf.data());
-    static constexpr auto element = [] {
-      std::array<index_t, 32> e{};
-      for (int j = 0; j < 32; ++j) e[static_cast<std::size_t>(j)] = nibble_word_element<F>(j);
-      return e;
-    }();
     const index_t s1 = x.stride(1);
     for (index_t r = 0; r < m; ++r) {
       const storage_t<A>* src = x.data() + r * x.stride(0);
       std::uint16_t* dst = words + r * px.ldw;
-      for (index_t b = 0; b < nb; ++b)
-        for (std::size_t j = 0; j < 32; ++j) dst[b * 32 + static_cast<index_t>(j)] = src[(b * 32 + element[j]) * s1].bits;
+      if constexpr (requires { typename Src::format; }) {
+        using F = typename Src::format;
+        static constexpr auto element = [] {
+          std::array<index_t, 32> e{};
+          for (int j = 0; j < 32; ++j) e[static_cast<std::size_t>(j)] = nibble_word_element<F>(j);
+          return e;
+        }();
+        for (index_t b = 0; b < nb; ++b)
+          for (std::size_t j = 0; j < 32; ++j) dst[b * 32 + static_cast<index_t>(j)] = src[(b * 32 + element[j]) * s1].bits;
+      } else {
+        for (index_t i = 0; i < k; ++i) dst[i] = src[i * s1].bits;
+        for (index_t i = k; i < px.ldw; ++i) dst[i] = 0;
+      }
     }
     px.xw = words;
   } else {
@@ -260,6 +273,17 @@ template <weight_storage_dtype D>
 
 [[nodiscard]] inline __m512 table16(const float* t) noexcept { return _mm512_loadu_ps(t); }
 
+// f16 block scales through `vcvtph2ps` (see f16_to_f32 in arch.hpp for why not a table). The
+// zero-masked forms avoid g++ 12's undefined merge source (GCC bug 105593).
+/// f16 bits → f32.
+[[nodiscard]] inline float f16_cvt(std::uint16_t bits) noexcept {
+  return _mm_cvtss_f32(_mm_maskz_cvtph_ps(0xf, _mm_cvtsi32_si128(bits)));
+}
+/// f16 bits → f32 in all 16 lanes.
+[[nodiscard]] inline __m512 f16_bcast16(std::uint16_t bits) noexcept {
+  return _mm512_maskz_cvtph_ps(0xffff, _mm256_set1_epi16(static_cast<short>(bits)));
+}
+
 inline constexpr float q4_0_values[16] = {-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7};
 inline constexpr float q4_1_values[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
@@ -279,7 +303,7 @@ struct dec_q8_0 {
     const block_q8_0& B = blk[b];
     lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(B.qs))));
     hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(B.qs + 16))));
-    s = _mm512_set1_ps(f16_to_f32(B.d.bits));
+    s = f16_bcast16(B.d.bits);
   }
 };
 struct dec_q4_0 {
@@ -288,7 +312,7 @@ struct dec_q4_0 {
   __m512 tab = table16(q4_0_values);
   void operator()(index_t b, __m512& lo, __m512& hi, __m512& s, float&) const noexcept {
     nibble_values(blk[b].qs, tab, lo, hi);
-    s = _mm512_set1_ps(f16_to_f32(blk[b].d.bits));
+    s = f16_bcast16(blk[b].d.bits);
   }
 };
 struct dec_q4_1 {
@@ -297,8 +321,8 @@ struct dec_q4_1 {
   __m512 tab = table16(q4_1_values);
   void operator()(index_t b, __m512& lo, __m512& hi, __m512& s, float& m) const noexcept {
     nibble_values(blk[b].qs, tab, lo, hi);
-    s = _mm512_set1_ps(f16_to_f32(blk[b].d.bits));
-    m = f16_to_f32(blk[b].m.bits);
+    s = f16_bcast16(blk[b].d.bits);
+    m = f16_cvt(blk[b].m.bits);
   }
 };
 struct dec_mxfp4_ggml {
@@ -411,8 +435,8 @@ inline void dot_blocks_bf16(const quant_rows<F>& w, index_t n, const prepared_x&
       if constexpr (std::same_as<F, mxfp4_ggml>) {
         s = e8m0_half_table[B.e];
       } else {
-        s = f16_to_f32(B.d.bits);
-        if constexpr (std::same_as<F, q4_1>) m = f16_to_f32(B.m.bits);
+        s = f16_cvt(B.d.bits);
+        if constexpr (std::same_as<F, q4_1>) m = f16_cvt(B.m.bits);
       }
     }
     const __m512i bytes = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
@@ -445,6 +469,32 @@ template <int M, weight_storage_dtype D>
 inline void row_dots(const float_rows<D>& w, index_t n, const prepared_x& px, float* out) noexcept {
   const storage_t<D>* wr = w.row(n);
   const index_t k = w.k;
+#if PRECIS_CPU_AVX512_BF16
+  if constexpr (std::same_as<D, bf16>) {
+    if (px.xw != nullptr) {  // bf16 × bf16: 32 exact products per vdpbf16ps, x read as stored
+      __m512 acc[M][2];
+      for (int r = 0; r < M; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+      index_t i = 0;
+      for (; i + 64 <= k; i += 64)
+        for (int u = 0; u < 2; ++u) {
+          const __m512i wv = _mm512_loadu_si512(wr + i + 32 * u);
+          for (int r = 0; r < M; ++r)
+            acc[r][u] = _mm512_dpbf16_ps(acc[r][u], (__m512bh)wv,
+                                         (__m512bh)_mm512_loadu_si512(px.xw + r * px.ldw + i + 32 * u));
+        }
+      if (i < k) {  // ≤ 63 left: one full and/or one masked step (x is zero-padded to ldw)
+        for (int u = 0; u < 2 && i < k; ++u, i += 32) {
+          const __mmask32 mask = k - i >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << static_cast<unsigned>(k - i)) - 1u);
+          const __m512i wv = _mm512_maskz_loadu_epi16(mask, wr + i);
+          for (int r = 0; r < M; ++r)
+            acc[r][u] = _mm512_dpbf16_ps(acc[r][u], (__m512bh)wv, (__m512bh)_mm512_loadu_si512(px.xw + r * px.ldw + i));
+        }
+      }
+      for (int r = 0; r < M; ++r) out[r] = hsum512(_mm512_add_ps(acc[r][0], acc[r][1]));
+      return;
+    }
+  }
+#endif
 #if PRECIS_CPU_AVX512
   __m512 acc[M][4];
   for (int r = 0; r < M; ++r)
@@ -574,7 +624,7 @@ struct idec_q8_0 {
   static constexpr bool has_min = false;
   const block_q8_0* blk;
   __m256i operator()(index_t b, float& d, float&) const noexcept {
-    d = f16_to_f32(blk[b].d.bits);
+    d = f16_cvt(blk[b].d.bits);
     return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[b].qs)),
                             _mm256_set1_epi8(static_cast<char>(0x80)));  // w + 128 as an unsigned byte
   }
@@ -584,7 +634,7 @@ struct idec_q4_0 {
   static constexpr bool has_min = false;
   const block_q4_0* blk;
   __m256i operator()(index_t b, float& d, float&) const noexcept {
-    d = f16_to_f32(blk[b].d.bits);
+    d = f16_cvt(blk[b].d.bits);
     return split_nibbles(blk[b].qs);
   }
 };
@@ -593,8 +643,8 @@ struct idec_q4_1 {
   static constexpr bool has_min = true;
   const block_q4_1* blk;
   __m256i operator()(index_t b, float& d, float& m) const noexcept {
-    d = f16_to_f32(blk[b].d.bits);
-    m = f16_to_f32(blk[b].m.bits);
+    d = f16_cvt(blk[b].d.bits);
+    m = f16_cvt(blk[b].m.bits);
     return split_nibbles(blk[b].qs);
   }
 };
