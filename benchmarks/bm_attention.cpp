@@ -15,9 +15,8 @@
 //            PagedKvCache with 16-token pages (one segment per page), bf16.
 //   prefill  512 query tokens attending causally to themselves (FLOP/s, flop_fraction).
 //
-// The two ceilings are measured in this process as bm_roofline measures them (a 1 GiB
-// all-thread xsimd sum; 12 independent FMA chains per thread), unless PRECIS_READ_BW_GBS /
-// PRECIS_FMA_PEAK_GFLOPS give them (e.g. bm_roofline's figures, to compare runs).
+// The two ceilings are measured in this process by roofline.hpp (as bm_roofline measures them),
+// unless PRECIS_READ_BW_GBS / PRECIS_FMA_PEAK_GFLOPS give them (e.g. to compare runs).
 #include <benchmark/benchmark.h>                // benchmark::State, Counter
 #include <oneapi/tbb/blocked_range.h>           // tbb::blocked_range
 #include <oneapi/tbb/parallel_for.h>            // tbb::parallel_for
@@ -33,6 +32,8 @@
 #include <string>     // std::string
 #include <vector>     // std::vector
 
+#include "roofline.hpp"  // precis::bench::read_bandwidth, fma_peak, set_roofline_counters
+
 #include <precis/backends/cpu/attention.hpp>  // precis::backends::cpu::attention_decode, attention_prefill
 #include <precis/nn/kv_cache.hpp>             // precis::KvCache, PagedKvCache
 
@@ -46,79 +47,12 @@ using batch = xsimd::batch<float>;
 // The roofline ceilings
 // ---------------------------------------------------------------------------------------------
 
+using bench::fma_peak;
+using bench::read_bandwidth;
+using bench::set_roofline_counters;
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-/// Streaming read bandwidth, bytes/s: best of 3 passes over 1 GiB, all threads.
-double read_bandwidth() {
-  if (const char* env = std::getenv("PRECIS_READ_BW_GBS")) return std::atof(env) * 1e9;
-  const std::size_t n = (std::size_t{1} << 30) / sizeof(float);
-  auto* p = static_cast<float*>(::operator new(n * sizeof(float), std::align_val_t{64}));
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1 << 16), [&](const auto& r) {
-    for (std::size_t i = r.begin(); i < r.end(); ++i) p[i] = static_cast<float>(i & 1023) * 1e-3f;
-  });
-  constexpr std::size_t W = batch::size;
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const float total = tbb::parallel_reduce(
-        tbb::blocked_range<std::size_t>(0, n / (4 * W), 1 << 12), 0.0f,
-        [&](const auto& r, float acc) {
-          batch a0(0.f), a1(0.f), a2(0.f), a3(0.f);
-          for (std::size_t i = r.begin(); i < r.end(); ++i) {
-            const float* q = p + i * 4 * W;
-            a0 += batch::load_aligned(q);
-            a1 += batch::load_aligned(q + W);
-            a2 += batch::load_aligned(q + 2 * W);
-            a3 += batch::load_aligned(q + 3 * W);
-          }
-          return acc + xsimd::hadd((a0 + a1) + (a2 + a3));
-        },
-        [](float x, float y) { return x + y; }, tbb::static_partitioner{});
-    benchmark::DoNotOptimize(total);
-    best = std::max(best, static_cast<double>(n * sizeof(float)) / seconds_since(t0));
-  }
-  ::operator delete(p, std::align_val_t{64});
-  return best;
-}
-
-/// Peak f32 FMA rate, FLOP/s: 12 independent chains per thread (hides a 4-cycle latency on 2 ports).
-double fma_peak() {
-  if (const char* env = std::getenv("PRECIS_FMA_PEAK_GFLOPS")) return std::atof(env) * 1e9;
-  const int threads = tbb::this_task_arena::max_concurrency();
-  constexpr long iters = 1 << 22;
-  constexpr int chains = 12;
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    std::vector<float> sink(static_cast<std::size_t>(threads));
-    const auto t0 = std::chrono::steady_clock::now();
-    tbb::parallel_for(
-        0, threads,
-        [&](int t) {
-          batch acc[chains];
-          for (int c = 0; c < chains; ++c) acc[c] = batch(static_cast<float>(c) * 1e-3f);
-          const batch a(0.999999f), b(1e-7f);
-          for (long i = 0; i < iters; ++i)
-            for (int c = 0; c < chains; ++c) acc[c] = xsimd::fma(acc[c], a, b);
-          batch s(0.f);
-          for (int c = 0; c < chains; ++c) s += acc[c];
-          sink[static_cast<std::size_t>(t)] = xsimd::hadd(s);
-        },
-        tbb::static_partitioner{});
-    benchmark::DoNotOptimize(sink.data());
-    best = std::max(best, 2.0 * batch::size * chains * static_cast<double>(iters) * threads / seconds_since(t0));
-  }
-  return best;
-}
-
-const double& roofline_bw() {
-  static const double bw = read_bandwidth();
-  return bw;
-}
-const double& roofline_flops() {
-  static const double f = fma_peak();
-  return f;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -144,17 +78,6 @@ void fill(storage_t<D>* p, index_t n, std::uint32_t seed) {
     if constexpr (std::same_as<D, f32>) p[i] = x;
     else p[i] = storage_t<D>(x);
   }
-}
-
-/// Per-call bytes and FLOPs as rates, and as fractions of the two ceilings over the `seconds`
-/// the timed loop took.
-void set_roofline_counters(benchmark::State& state, double bytes, double flops, double seconds) {
-  using benchmark::Counter;
-  const auto iters = static_cast<double>(state.iterations());
-  state.counters["bytes/s"] = Counter(bytes, Counter::kIsIterationInvariantRate, Counter::OneK::kIs1000);
-  state.counters["FLOP/s"] = Counter(flops, Counter::kIsIterationInvariantRate, Counter::OneK::kIs1000);
-  state.counters["bw_fraction"] = Counter(bytes * iters / seconds / roofline_bw());
-  state.counters["flop_fraction"] = Counter(flops * iters / seconds / roofline_flops());
 }
 
 std::string label(const Shape& sh) {
@@ -184,8 +107,8 @@ void BM_decode(benchmark::State& state) {
   fill<Act>(q.data(), q.numel(), 99);
   const AttentionConfig cfg{.n_heads = sh.heads, .n_kv_heads = sh.kv_heads, .head_dim = sh.head_dim};
   index_t layer = 0;
-  (void)roofline_bw();  // both ceilings are measured before the timed loop
-  (void)roofline_flops();
+  (void)read_bandwidth();  // both ceilings are measured before the timed loop
+  (void)fma_peak();
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
     const KvSequenceView<Act> seq = cache.sequence(layer);
@@ -221,8 +144,8 @@ void BM_decode_paged(benchmark::State& state) {
   fill<Act>(q.data(), q.numel(), 99);
   const AttentionConfig cfg{.n_heads = sh.heads, .n_kv_heads = sh.kv_heads, .head_dim = sh.head_dim};
   index_t layer = 0;
-  (void)roofline_bw();
-  (void)roofline_flops();
+  (void)read_bandwidth();
+  (void)fma_peak();
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
     std::vector<KvSequenceView<Act>> views;
@@ -247,8 +170,8 @@ void BM_prefill(benchmark::State& state) {
   fill<Act>(v.data(), v.numel(), 3);
   const AttentionConfig cfg{.n_heads = sh.heads, .n_kv_heads = sh.kv_heads, .head_dim = sh.head_dim};
   const KvSequenceView<Act> seq = KvSequenceView<Act>::whole(k.cview(), v.cview());
-  (void)roofline_bw();
-  (void)roofline_flops();
+  (void)read_bandwidth();
+  (void)fma_peak();
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
     Tensor<Act, 3> o = cpu::attention_prefill(q, seq, cfg);

@@ -29,6 +29,8 @@
 #include <string>   // std::string
 #include <vector>   // std::vector
 
+#include "roofline.hpp"  // precis::bench::ReadBuffer, stream_read
+
 #include <precis/backends/cpu/matmul.hpp>  // precis::backends::cpu
 #include <precis/core/tensor.hpp>          // precis::Tensor
 #include <precis/quant/quant_tensor.hpp>   // precis::QuantTensor
@@ -139,30 +141,9 @@ void set_counters(benchmark::State& state, double bytes, double flops) {
 // ---------------------------------------------------------------------------------------------
 
 void BM_read_reference(benchmark::State& state) {
-  using batch = xsimd::batch<float>;
-  constexpr std::size_t bytes = std::size_t{1} << 30, n = bytes / sizeof(float), W = batch::size;
-  Tensor<f32, 1> buf({static_cast<index_t>(n)});  // 1 GiB, 64-byte aligned
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1 << 16), [&](const auto& r) {
-    for (std::size_t i = r.begin(); i < r.end(); ++i) buf.data()[i] = static_cast<float>(i & 1023) * 1e-3f;
-  });
-  for (auto _ : state) {
-    const float total = tbb::parallel_reduce(
-        tbb::blocked_range<std::size_t>(0, n / (4 * W), 1 << 12), 0.0f,
-        [&](const auto& r, float acc) {
-          batch a0(0.f), a1(0.f), a2(0.f), a3(0.f);
-          for (std::size_t i = r.begin(); i < r.end(); ++i) {
-            const float* q = buf.data() + i * 4 * W;
-            a0 += batch::load_aligned(q);
-            a1 += batch::load_aligned(q + W);
-            a2 += batch::load_aligned(q + 2 * W);
-            a3 += batch::load_aligned(q + 3 * W);
-          }
-          return acc + xsimd::hadd((a0 + a1) + (a2 + a3));
-        },
-        [](float a, float b) { return a + b; }, tbb::static_partitioner{});
-    benchmark::DoNotOptimize(total);
-  }
-  state.counters["bytes/s"] = benchmark::Counter(static_cast<double>(bytes), benchmark::Counter::kIsIterationInvariantRate,
+  const bench::ReadBuffer buf;  // 1 GiB
+  for (auto _ : state) benchmark::DoNotOptimize(bench::stream_read(buf));
+  state.counters["bytes/s"] = benchmark::Counter(static_cast<double>(buf.bytes()), benchmark::Counter::kIsIterationInvariantRate,
                                                  benchmark::Counter::OneK::kIs1000);
   state.SetLabel(label("1 GiB streaming read"));
 }

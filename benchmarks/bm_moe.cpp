@@ -41,6 +41,8 @@
 #include <utility>  // std::declval
 #include <vector>   // std::vector
 
+#include "roofline.hpp"  // precis::bench::read_bandwidth
+
 #include <precis/backends/cpu/moe.hpp>    // precis::backends::cpu::moe_experts
 #include <precis/nn/activation.hpp>       // precis::SiluGate, ClampedSwiglu
 #include <precis/nn/moe.hpp>              // precis::MoeExperts, ExpertStack
@@ -52,45 +54,7 @@ namespace {
 using namespace precis;
 namespace cpu_backend = precis::backends::cpu;
 
-// ---------------------------------------------------------------------------------------------
-// Read bandwidth (bm_roofline's method, measured once)
-// ---------------------------------------------------------------------------------------------
-
-double read_bandwidth() {
-  static const double bw = [] {
-    using batch = xsimd::batch<float>;
-    constexpr std::size_t W = batch::size;
-    const std::size_t n = (std::size_t{1} << 30) / sizeof(float);
-    std::unique_ptr<float, void (*)(float*)> p(static_cast<float*>(::operator new(n * sizeof(float), std::align_val_t{64})),
-                                               [](float* q) { ::operator delete(q, std::align_val_t{64}); });
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1 << 16), [&](const auto& r) {
-      for (std::size_t i = r.begin(); i < r.end(); ++i) p.get()[i] = static_cast<float>(i & 1023) * 1e-3f;
-    });
-    double best = 0;
-    for (int rep = 0; rep < 3; ++rep) {
-      const auto t0 = std::chrono::steady_clock::now();
-      const float total = tbb::parallel_reduce(
-          tbb::blocked_range<std::size_t>(0, n / (4 * W), 1 << 12), 0.0f,
-          [&](const auto& r, float acc) {
-            batch a0(0.f), a1(0.f), a2(0.f), a3(0.f);
-            for (std::size_t i = r.begin(); i < r.end(); ++i) {
-              const float* q = p.get() + i * 4 * W;
-              a0 += batch::load_aligned(q);
-              a1 += batch::load_aligned(q + W);
-              a2 += batch::load_aligned(q + 2 * W);
-              a3 += batch::load_aligned(q + 3 * W);
-            }
-            return acc + xsimd::hadd((a0 + a1) + (a2 + a3));
-          },
-          [](float x, float y) { return x + y; }, tbb::static_partitioner{});
-      benchmark::DoNotOptimize(total);
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      best = std::max(best, static_cast<double>(n * sizeof(float)) / s);
-    }
-    return best;
-  }();
-  return bw;
-}
+using bench::read_bandwidth;  // roofline.hpp: measured once per process
 
 // ---------------------------------------------------------------------------------------------
 // Random expert stacks, generated directly as stored values (setup in seconds)

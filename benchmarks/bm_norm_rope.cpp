@@ -37,6 +37,8 @@
 #include <precis/backends/cpu/activation.hpp>  // precis::backends::cpu::glu_into
 #include <precis/backends/cpu/arch.hpp>        // precis::backends::cpu::isa_name
 #include <precis/backends/cpu/rmsnorm.hpp>     // precis::backends::cpu::rms_norm_into
+#include "roofline.hpp"  // precis::bench::read_bandwidth
+
 #include <precis/backends/cpu/rope.hpp>        // precis::backends::cpu::apply_rope_inplace
 #include <precis/nn/activation.hpp>            // precis::ClampedSwiglu, SiluGate, gate_up
 #include <precis/nn/norm.hpp>                  // precis::rms_norm, NormThenCast, MultiplyThenCast
@@ -46,42 +48,6 @@ namespace {
 
 using namespace precis;
 namespace bcpu = precis::backends::cpu;
-
-// ---------------------------------------------------------------------------------------------
-// The roofline reference: streaming read bandwidth, measured once
-// ---------------------------------------------------------------------------------------------
-
-/// Bytes/s of summing 512 MiB of floats on all cores (xsimd loads, static partition), best of 3
-/// — bm_roofline's method at half the size to keep start-up short.
-double measure_read_bandwidth() {
-  using batch = xsimd::batch<float>;
-  constexpr std::size_t bytes = std::size_t{1} << 29, n = bytes / sizeof(float), w = batch::size;
-  auto* p = static_cast<float*>(::operator new(bytes, std::align_val_t{64}));
-  for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<float>(i & 1023) * 1e-3f;
-  double best = 0.0;
-  for (int rep = 0; rep < 3; ++rep) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const float total = tbb::parallel_reduce(
-        tbb::blocked_range<std::size_t>(0, n / (4 * w), 1 << 12), 0.0f,
-        [&](const tbb::blocked_range<std::size_t>& r, float acc) {
-          batch a0(0.f), a1(0.f), a2(0.f), a3(0.f);
-          for (std::size_t i = r.begin(); i < r.end(); ++i) {
-            const float* q = p + i * 4 * w;
-            a0 += batch::load_aligned(q);
-            a1 += batch::load_aligned(q + w);
-            a2 += batch::load_aligned(q + 2 * w);
-            a3 += batch::load_aligned(q + 3 * w);
-          }
-          return acc + xsimd::hadd((a0 + a1) + (a2 + a3));
-        },
-        [](float a, float b) { return a + b; }, tbb::static_partitioner{});
-    benchmark::DoNotOptimize(total);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, static_cast<double>(bytes) / s);
-  }
-  ::operator delete(p, std::align_val_t{64});
-  return best;
-}
 
 double g_read_bandwidth = 1.0;  // bytes/s, set in main before any benchmark runs
 
@@ -280,7 +246,7 @@ int main(int argc, char** argv) {
   std::optional<tbb::global_control> cap;
   if (const char* env = std::getenv("PRECIS_BENCH_THREADS"))
     cap.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(std::max(1, std::atoi(env))));
-  g_read_bandwidth = measure_read_bandwidth();
+  g_read_bandwidth = bench::read_bandwidth();  // roofline.hpp, before any benchmark runs
   benchmark::AddCustomContext("read_bandwidth_GBps", std::to_string(g_read_bandwidth * 1e-9));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
