@@ -345,14 +345,31 @@ struct dec_mxfp4_openai {  // lo = elements 0, 2, ..., 30; hi = 1, 3, ..., 31
   }
 };
 
+/// The decoder of row n of a block-quantized weight, picked from a set of per-format decoders
+/// (`Set::q8_0_dec`, ...): every set reads the same storage (ggml block structs, or the OpenAI
+/// layout's nibble and scale planes), so one dispatch serves the f32 and the integer paths.
+template <class Set, BlockFormat F>
+[[nodiscard]] inline auto row_decoder(const quant_rows<F>& w, index_t n) noexcept {
+  const index_t first = n * w.blocks_per_row();
+  if constexpr (std::same_as<F, q8_0>) return typename Set::q8_0_dec{w.q.blocks() + first};
+  else if constexpr (std::same_as<F, q4_0>) return typename Set::q4_0_dec{w.q.blocks() + first};
+  else if constexpr (std::same_as<F, q4_1>) return typename Set::q4_1_dec{w.q.blocks() + first};
+  else if constexpr (std::same_as<F, mxfp4_ggml>) return typename Set::mxfp4_ggml_dec{w.q.blocks() + first};
+  else return typename Set::mxfp4_openai_dec{w.q.nibbles() + 16 * first, w.q.scales() + first};
+}
+
+/// Decoders to f32 lanes (lo/hi halves of a block, scale, min).
+struct float_decoders {
+  using q8_0_dec = dec_q8_0;
+  using q4_0_dec = dec_q4_0;
+  using q4_1_dec = dec_q4_1;
+  using mxfp4_ggml_dec = dec_mxfp4_ggml;
+  using mxfp4_openai_dec = dec_mxfp4_openai;
+};
+
 template <BlockFormat F>
 [[nodiscard]] inline auto block_decoder(const quant_rows<F>& w, index_t n) noexcept {
-  const index_t first = n * w.blocks_per_row();
-  if constexpr (std::same_as<F, q8_0>) return dec_q8_0{w.q.blocks() + first};
-  else if constexpr (std::same_as<F, q4_0>) return dec_q4_0{w.q.blocks() + first};
-  else if constexpr (std::same_as<F, q4_1>) return dec_q4_1{w.q.blocks() + first};
-  else if constexpr (std::same_as<F, mxfp4_ggml>) return dec_mxfp4_ggml{w.q.blocks() + first};
-  else return dec_mxfp4_openai{w.q.nibbles() + 16 * first, w.q.scales() + first};
+  return row_decoder<float_decoders>(w, n);
 }
 
 /// M rows of dots for one block-quantized weight row: per block t = lo·x_lo + hi·x_hi, then
@@ -675,14 +692,18 @@ struct idec_mxfp4_openai {  // codes in (even, odd) element order; x is permuted
   }
 };
 
+/// Decoders to integer codes (for the q8-activation VNNI path).
+struct int_decoders {
+  using q8_0_dec = idec_q8_0;
+  using q4_0_dec = idec_q4_0;
+  using q4_1_dec = idec_q4_1;
+  using mxfp4_ggml_dec = idec_mxfp4_ggml;
+  using mxfp4_openai_dec = idec_mxfp4_openai;
+};
+
 template <BlockFormat F>
 [[nodiscard]] inline auto int_decoder(const quant_rows<F>& w, index_t n) noexcept {
-  const index_t first = n * w.blocks_per_row();
-  if constexpr (std::same_as<F, q8_0>) return idec_q8_0{w.q.blocks() + first};
-  else if constexpr (std::same_as<F, q4_0>) return idec_q4_0{w.q.blocks() + first};
-  else if constexpr (std::same_as<F, q4_1>) return idec_q4_1{w.q.blocks() + first};
-  else if constexpr (std::same_as<F, mxfp4_ggml>) return idec_mxfp4_ggml{w.q.blocks() + first};
-  else return idec_mxfp4_openai{w.q.nibbles() + 16 * first, w.q.scales() + first};
+  return row_decoder<int_decoders>(w, n);
 }
 
 /// Per block: v = vpdpbusd(c, u, q_x) with c = −offset·Σq_x in lane 0, so the lane sum of v is
