@@ -5,7 +5,7 @@
 #   share/cmake/precis/precisConfig.cmake        find_package(precis [COMPONENTS io cpu cuda])
 #   share/cmake/precis/precisConfigVersion.cmake SameMajorVersion, ARCH_INDEPENDENT
 #   share/cmake/precis/precisTargets.cmake       precis::precis
-#   share/cmake/precis/precis<Comp>Targets.cmake precis::io, precis::cpu, precis::cuda (one file each,
+#   share/cmake/precis/precis<Comp>Targets.cmake precis::io, precis::text, precis::cpu, precis::cuda (one file each,
 #                                                loaded only when the component's dependencies are found)
 #   share/doc/precis/{LICENSE,README.md}
 #
@@ -28,7 +28,7 @@ export(EXPORT precisTargets NAMESPACE precis:: FILE ${PROJECT_BINARY_DIR}/precis
 # One export set per component: precis::cpu must not exist in a consumer that did not find
 # oneTBB, or its dangling TBB::tbb reference would fail that consumer's generate step.
 set(PRECIS_EXPORTED_COMPONENTS "")
-foreach(_comp io cpu cuda)
+foreach(_comp io text cpu cuda)
   if(TARGET precis_${_comp})
     string(SUBSTRING ${_comp} 0 1 _first)
     string(SUBSTRING ${_comp} 1 -1 _rest)

@@ -17,7 +17,8 @@ packages=(
   nlohmann-json3-dev   # precis::io
   catch2               # tests (Catch2 2.13)
   libbenchmark-dev     # benchmarks (Google Benchmark)
-  libpcre2-dev
+  libpcre2-dev         # precis::text (PCRE2 >= 10.40: Unicode regexes of the pre-tokenizers)
+  pkgconf              # precis::text finds PCRE2 through pkg-config
   python3-venv         # tools/ (reference scripts)
 )
 
