@@ -6,7 +6,9 @@
 //   ExpertStack<F>            E matrices [E, N, K] (rows = outputs, checkpoint layout) in storage
 //                             format F: f32/bf16/f16 (a TensorView<const F, 3>) or any BlockFormat
 //                             (QuantView<F, 3>, experts on the leading axis — the HF/OpenAI
-//                             `_blocks`/`_scales` [E, N, K/32, (16)] tensors as they are).
+//                             `_blocks`/`_scales` [E, N, K/32, (16)] tensors as they are) — one
+//                             [E, N, K] tensor, or E separate [N, K] matrices (per-expert
+//                             checkpoint tensors, viewed in place rather than copied).
 //   SeparateGateUp<F>         gate [E, I, H] and up [E, I, H]: Qwen3-MoE checkpoints store
 //                             experts.{e}.gate_proj / up_proj (model-semantics §1b).
 //   InterleavedGateUp<F>      gate_up [E, 2I, H]: even rows gate, odd rows up (gpt-oss §1a,
@@ -46,6 +48,7 @@
 #include <cstdint>      // std::uint8_t
 #include <optional>     // std::optional
 #include <type_traits>  // std::remove_cvref_t
+#include <utility>      // std::move
 #include <vector>       // std::vector
 
 #include <precis/core/dtype.hpp>        // precis::ActivationDtype, BlockFormat, f32, bf16, f16
@@ -90,6 +93,12 @@ struct expert_storage<F, true> {
 
 /// E weight matrices [E, N, K] in format F (non-owning: the weights live in a checkpoint
 /// mapping, a Tensor or a QuantTensor that must outlive the stack, like any view).
+///
+/// Two shapes of storage, one type: a stack ([E, N, K] in one tensor: GGUF `ffn_*_exps`, HF
+/// `_blocks`/`_scales`, HF v5 fused `gate_up_proj`), or E separate matrices [N, K] (one view per
+/// expert: Qwen3-MoE checkpoints store `mlp.experts.{e}.gate_proj.weight` as E tensors, model-
+/// semantics §1b). Per-expert views read the checkpoint in place instead of copying the E
+/// tensors into one allocation; every reader goes through expert(e), so the kernels do not care.
 template <ExpertWeightFormat F>
 class ExpertStack {
  public:
@@ -99,24 +108,50 @@ class ExpertStack {
   using storage_type = typename detail::expert_storage<F>::stack;
 
   ExpertStack() = default;
-  explicit ExpertStack(storage_type w) : w_(w) {
+  explicit ExpertStack(storage_type w) : extents_(w.extents()), stack_(w) {
     if constexpr (!BlockFormat<F>)
-      PRECIS_CHECK(w_.extent(2) <= 1 || w_.stride(2) == 1, shape_error, "[ExpertStack<", dtype_name<F>, ">] stack ",
-                   format_extents(w_.extents()), " has element stride ", w_.stride(2),
+      PRECIS_CHECK(w.extent(2) <= 1 || w.stride(2) == 1, shape_error, "[ExpertStack<", dtype_name<F>, ">] stack ",
+                   format_extents(w.extents()), " has element stride ", w.stride(2),
                    "; weight rows must be contiguous (stride(2) == 1)");
+    experts_.reserve(static_cast<std::size_t>(w.extent(0)));
+    for (index_t e = 0; e < w.extent(0); ++e) experts_.push_back(w[e]);
   }
 
-  [[nodiscard]] index_t n_experts() const noexcept { return w_.extent(0); }
-  [[nodiscard]] index_t rows() const noexcept { return w_.extent(1); }  // N: outputs
-  [[nodiscard]] index_t cols() const noexcept { return w_.extent(2); }  // K: inputs
-  [[nodiscard]] extents_t<3> extents() const noexcept { return w_.extents(); }
-  [[nodiscard]] const storage_type& storage() const noexcept { return w_; }
+  /// E separate matrices [N, K] of one shape (at least one: the shape comes from them).
+  explicit ExpertStack(std::vector<matrix_type> experts) : experts_(std::move(experts)) {
+    PRECIS_CHECK(!experts_.empty(), shape_error, "[ExpertStack<", dtype_name<F>,
+                 ">] no expert matrices; per-expert storage needs at least one [N, K] matrix");
+    const extents_t<2> nk = experts_.front().extents();
+    for (std::size_t e = 0; e < experts_.size(); ++e) {
+      PRECIS_CHECK(experts_[e].extents() == nk, shape_error, "[ExpertStack<", dtype_name<F>, ">] expert ", e,
+                   " has shape ", format_extents(experts_[e].extents()), ", expert 0 has ", format_extents(nk),
+                   "; every expert of a stack has one [N, K] shape");
+      if constexpr (!BlockFormat<F>)
+        PRECIS_CHECK(nk[1] <= 1 || experts_[e].stride(1) == 1, shape_error, "[ExpertStack<", dtype_name<F>,
+                     ">] expert ", e, " matrix ", format_extents(nk), " has element stride ", experts_[e].stride(1),
+                     "; weight rows must be contiguous (stride(1) == 1)");
+    }
+    extents_ = {static_cast<index_t>(experts_.size()), nk[0], nk[1]};
+  }
+
+  [[nodiscard]] index_t n_experts() const noexcept { return extents_[0]; }
+  [[nodiscard]] index_t rows() const noexcept { return extents_[1]; }  // N: outputs
+  [[nodiscard]] index_t cols() const noexcept { return extents_[2]; }  // K: inputs
+  [[nodiscard]] extents_t<3> extents() const noexcept { return extents_; }
+  /// True when the E matrices are one [E, N, K] tensor (false: one view per expert).
+  [[nodiscard]] bool is_stacked() const noexcept { return stack_.has_value(); }
+  /// The [E, N, K] tensor of a stacked store (shape_error for per-expert storage).
+  [[nodiscard]] const storage_type& storage() const {
+    PRECIS_CHECK(stack_.has_value(), shape_error, "[ExpertStack<", dtype_name<F>, ">] ", format_extents(extents_),
+                 " is stored as one matrix per expert, not as one [E, N, K] tensor");
+    return *stack_;
+  }
 
   /// Expert e's matrix [N, K].
-  [[nodiscard]] matrix_type expert(index_t e) const {
+  [[nodiscard]] const matrix_type& expert(index_t e) const {
     PRECIS_CHECK(e >= 0 && e < n_experts(), range_error, "[ExpertStack] expert ", e, " outside [0, ", n_experts(),
                  ")");
-    return w_[e];
+    return experts_[static_cast<std::size_t>(e)];
   }
 
   /// Bytes of one expert's matrix as stored (what streaming it reads).
@@ -128,16 +163,19 @@ class ExpertStack {
 
   /// Row n of expert e as exact f32 values into `out` [K] (the reference's weight access).
   void row_f32(index_t e, index_t n, float* out) const {
+    const matrix_type& m = expert(e);
     if constexpr (BlockFormat<F>) {
-      dequantize_row<f32>(w_[e][n], TensorView<f32, 1>(out, {cols()}));
+      dequantize_row<f32>(m[n], TensorView<f32, 1>(out, {cols()}));
     } else {
-      const storage_t<F>* src = &w_(e, n, index_t{0});
+      const storage_t<F>* src = &m(n, index_t{0});
       for (index_t i = 0; i < cols(); ++i) out[i] = static_cast<float>(to_compute<F>(src[i]));
     }
   }
 
  private:
-  storage_type w_;  // [E, N, K]
+  extents_t<3> extents_{};
+  std::optional<storage_type> stack_;  // [E, N, K] when stored as one tensor
+  std::vector<matrix_type> experts_;   // E views [N, K] (into stack_ or into separate tensors)
 };
 
 /// A float stack [E, N, K] (Tensor lvalue or TensorView) as expert weights.
@@ -154,6 +192,17 @@ template <BlockFormat F>
 template <BlockFormat F>
 [[nodiscard]] ExpertStack<F> expert_stack(const QuantTensor<F, 3>& w) {
   return ExpertStack<F>(w.view());
+}
+/// E separate float matrices [N, K] (one checkpoint tensor per expert) as expert weights.
+template <class F>
+  requires expert_float_storage<F>
+[[nodiscard]] ExpertStack<F> expert_stack(std::vector<TensorView<const F, 2>> experts) {
+  return ExpertStack<F>(std::move(experts));
+}
+/// E separate block-quantized matrices [N, K] as expert weights.
+template <BlockFormat F>
+[[nodiscard]] ExpertStack<F> expert_stack(std::vector<QuantView<F, 2>> experts) {
+  return ExpertStack<F>(std::move(experts));
 }
 /// Not from temporaries: the stack is a view and would dangle at the end of the expression.
 template <class D>

@@ -1,0 +1,635 @@
+// precis/models/gpt_oss.hpp — OpenAI gpt-oss (20b, 120b): GptOssConfig, GptOssWeights,
+// GptOss<Policy>::forward. Reads top to bottom like llama.hpp: embed → per layer {RMSNorm →
+// q/k/v (+bias) → YaRN RoPE → KV cache (ring on sliding layers) → attention with sinks →
+// o_proj (+bias) → residual → RMSNorm → router (+bias) → top-k → softmax → clamped-SwiGLU
+// experts (+biases) → residual} → final RMSNorm → lm_head.
+//
+// Semantics (HF transformers models/gpt_oss/modeling_gpt_oss.py "HF-GO", OpenAI gpt_oss/torch/
+// model.py "OAI"; model-semantics §1a), each a named policy of the blocks it uses:
+//   RMSNorm      y = round_Act(w · x̂) (MultiplyThenCast, "main diff with Llama"); the gains are
+//                kept in f32 as HF does (`_keep_in_fp32_modules`), eps = rms_norm_eps (1e-5).
+//   attention    q/k/v/o with biases; scale head_dim^-½; one sink logit per *query* head (f32,
+//                role::sinks pinned: unscaled, unmasked, no value — nn/attention.hpp); GQA.
+//   windows      HF `layer_types` ("sliding_attention" / "full_attention"; default: even layers
+//                slide, OAI `sliding_window if layer_idx % 2 == 0`), window `sliding_window`
+//                counting the current token. A sliding layer's KV cache is a ring of
+//                window − 1 + prefill_chunk positions (nn/kv_cache.hpp): its memory does not
+//                grow with the sequence; prompts longer than prefill_chunk are prefilled in chunks.
+//   RoPE         half_split (NeoX), YaRN with truncate = false (yarn_bounds::exact) and the
+//                attention factor mscale on cos *and* sin (so q·k scales by mscale², not applied
+//                again to the softmax scale) — HF-GO `cos = emb.cos() * attention_scaling`.
+//   router       logits = x·Wᵀ + b (f32: role::router_logits / router_bias are pinned) → top-k
+//                of the raw logits → softmax over the k (TopKThenSoftmax, §1.7 item 2).
+//   experts      gate_up rows interleaved (even gate, odd up), ClampedSwiglu{swiglu_alpha,
+//                swiglu_limit}: min(g, L)·σ(α·min(g, L))·(clamp(u, ±L) + 1), per-expert biases
+//                on gate_up and down (the down bias before the routing weight).
+//
+// Files (named tensor-name policies): HF checkpoints hold the experts as MXFP4 `_blocks` /
+// `_scales` U8 + bf16 biases (read in place as InterleavedGateUp<mxfp4>, or repacked to ggml's
+// layout on request: mxfp4_experts, models/moe_weights.hpp), the rest bf16 (f32 in the fixtures).
+// GGUF (llama.cpp arch `gpt-oss`): gate and up are split out of the interleave
+// (`ffn_gate_exps`, `ffn_up_exps`, MXFP4 ggml layout, biases apart), so the layer runs as
+// SeparateGateUp<mxfp4_ggml> with the two biases side by side [gate | up]; the sink is
+// `attn_sinks`, the router `ffn_gate_inp` (+bias), the post-attention norm `post_attention_norm`.
+// GGUF has no key for YaRN's `truncate`; gpt-oss *is* truncate = false (HF config, OAI
+// `_compute_concentration_and_inv_freq`), so a gpt-oss GGUF is run with exact bounds — where
+// llama.cpp's ggml_rope_yarn_corr_dims floors/ceils and so differs from the reference model.
+#pragma once
+
+#include <algorithm>    // std::min
+#include <concepts>     // std::same_as
+#include <cstdint>      // std::int64_t
+#include <memory>       // std::unique_ptr
+#include <optional>     // std::optional
+#include <span>         // std::span
+#include <string>       // std::string, std::to_string
+#include <utility>      // std::move
+#include <variant>      // std::get_if
+#include <vector>       // std::vector
+
+#include <precis/backends/cpu/attention.hpp>   // backends::cpu::attention_prefill, attention_decode
+#include <precis/backends/cpu/rmsnorm.hpp>     // backends::cpu::rms_norm
+#include <precis/backends/cpu/rope.hpp>        // backends::cpu::apply_rope_inplace
+#include <precis/core/error.hpp>               // config_error, range_error, shape_error
+#include <precis/core/precision_policy.hpp>    // PrecisionPolicy, role::*
+#include <precis/core/scalar.hpp>              // Scalar<f32>
+#include <precis/core/tensor.hpp>              // Tensor
+#include <precis/io/conversion.hpp>            // ConversionReport, widen
+#include <precis/io/load.hpp>                  // io::load, io::Loaded
+#include <precis/models/any_weight.hpp>        // AnyWeight, linear, embed_rows
+#include <precis/models/causal_lm.hpp>         // CausalLM, CausalLMFor, ModelFiles, ModelInfo
+#include <precis/models/model_config.hpp>      // HfConfig, GgufConfig, RopeSpec, rope_from_hf, rope_from_gguf
+#include <precis/models/model_loading.hpp>     // LoadOptions, load_role_tensor, check_layer_count
+#include <precis/models/moe_weights.hpp>       // AnyMoeExperts, load_hf_gpt_oss_experts, load_gguf_experts
+#include <precis/models/weight_source.hpp>     // WeightSource
+#include <precis/nn/activation.hpp>            // ClampedSwiglu
+#include <precis/nn/attention.hpp>             // AttentionConfig
+#include <precis/nn/kv_cache.hpp>              // PagedKvCache, KvSeqId, KvLayerPlan
+#include <precis/nn/norm.hpp>                  // MultiplyThenCast
+#include <precis/nn/rope.hpp>                  // InvFreq, RopeTable, yarn_bounds
+#include <precis/nn/layer_expert_selector.hpp>  // LayerExpertSelector, BoundLayerSelector
+#include <precis/nn/router.hpp>                // TopKThenSoftmax, Routing
+#include <precis/ops/elementwise.hpp>          // precis::add
+
+namespace precis::models {
+
+// ---------------------------------------------------------------------------------------------
+// Config
+// ---------------------------------------------------------------------------------------------
+
+/// gpt-oss hyper-parameters, from config.json (HF GptOssConfig) or `gpt-oss.*` GGUF metadata.
+struct GptOssConfig {
+  index_t vocab_size = 0;
+  index_t hidden_size = 0;
+  index_t intermediate_size = 0;  ///< every expert's width (2880 for 20b/120b)
+  index_t num_hidden_layers = 0;
+  index_t num_attention_heads = 0;
+  index_t num_key_value_heads = 0;
+  index_t head_dim = 0;
+  index_t num_experts = 0;        ///< `num_local_experts`
+  index_t num_experts_per_tok = 0;
+  std::vector<index_t> windows;   ///< per layer: 0 = full attention, w > 0 = sliding window w
+  double rms_norm_eps = 1e-5;
+  double swiglu_alpha = 1.702;    ///< HF-GO hard-codes 1.702; newer configs: `swiglu_alpha`
+  double swiglu_limit = 7.0;
+  index_t max_position_embeddings = 0;
+  bool tie_word_embeddings = false;
+  RopeSpec rope;
+
+  std::string source;
+  struct Keys {
+    std::string vocab = "vocab_size", hidden = "hidden_size", ffn = "intermediate_size",
+                layers = "num_hidden_layers", heads = "num_attention_heads", kv_heads = "num_key_value_heads",
+                head_dim = "head_dim", experts = "num_local_experts";
+  } keys;
+
+  [[nodiscard]] static GptOssConfig from_hf(const HfConfig& cfg) {
+    GptOssConfig c;
+    c.source = cfg.source();
+    c.vocab_size = cfg.positive("vocab_size");
+    c.hidden_size = cfg.positive("hidden_size");
+    c.intermediate_size = cfg.positive("intermediate_size");
+    c.num_hidden_layers = cfg.positive("num_hidden_layers");
+    c.num_attention_heads = cfg.positive("num_attention_heads");
+    c.num_key_value_heads = cfg.has("num_key_value_heads") ? cfg.positive("num_key_value_heads") : c.num_attention_heads;
+    c.head_dim = cfg.has("head_dim") ? cfg.positive("head_dim") : 64;  // HF-GOC default
+    c.num_experts = same_or_alias(cfg, "num_local_experts", "num_experts", c.keys.experts);
+    std::string k_used = "num_experts_per_tok";
+    c.num_experts_per_tok = same_or_alias(cfg, "num_experts_per_tok", "experts_per_token", k_used);
+    if (c.num_experts_per_tok > c.num_experts)
+      fail<config_error>("[gpt_oss] ", cfg.where(k_used), " = ", c.num_experts_per_tok, " exceeds ",
+                         cfg.where(c.keys.experts), " = ", c.num_experts);
+    // Windows: HF `layer_types`, else OAI's even-layers rule, with `sliding_window`.
+    const index_t window = cfg.has("sliding_window") ? cfg.positive("sliding_window") : 128;
+    if (cfg.has("layer_types")) {
+      const nlohmann::json& lt = cfg.json().at("layer_types");
+      if (!lt.is_array() || static_cast<index_t>(lt.size()) != c.num_hidden_layers)
+        fail<config_error>("[gpt_oss] ", cfg.where("layer_types"), " must list ", c.num_hidden_layers,
+                           " layer types (num_hidden_layers), got ", lt.dump());
+      for (std::size_t l = 0; l < lt.size(); ++l) {
+        const std::string t = lt[l].is_string() ? lt[l].get<std::string>() : std::string();
+        if (t == "sliding_attention") c.windows.push_back(window);
+        else if (t == "full_attention") c.windows.push_back(0);
+        else
+          fail<config_error>("[gpt_oss] ", cfg.where("layer_types[" + std::to_string(l) + "]"), " is ", lt[l].dump(),
+                             "; expected \"sliding_attention\" or \"full_attention\"");
+      }
+    } else {
+      for (index_t l = 0; l < c.num_hidden_layers; ++l) c.windows.push_back(l % 2 == 0 ? window : 0);
+    }
+    c.rms_norm_eps = cfg.get_or<double>("rms_norm_eps", 1e-5);
+    if (!(c.rms_norm_eps > 0.0 && c.rms_norm_eps < 1.0))
+      fail<config_error>("[gpt_oss] ", cfg.where("rms_norm_eps"), " must be in (0, 1), got ", c.rms_norm_eps);
+    c.swiglu_alpha = cfg.get_or<double>("swiglu_alpha", 1.702);
+    c.swiglu_limit = cfg.get_or<double>("swiglu_limit", 7.0);
+    if (!(c.swiglu_limit > 0.0) || !(c.swiglu_alpha > 0.0))
+      fail<config_error>("[gpt_oss] ", cfg.where("swiglu_limit"), " and ", cfg.where("swiglu_alpha"),
+                         " must be > 0, got ", c.swiglu_limit, ", ", c.swiglu_alpha);
+    c.max_position_embeddings = cfg.has("max_position_embeddings") ? cfg.positive("max_position_embeddings") : 131072;
+    c.tie_word_embeddings = cfg.get_or<bool>("tie_word_embeddings", false);
+    if (!cfg.get_or<bool>("attention_bias", true))
+      fail<config_error>("[gpt_oss] ", cfg.where("attention_bias"), " is false; gpt-oss attention has biases");
+    c.rope = rope_from_hf(cfg, c.head_dim, 150000.0, c.max_position_embeddings);
+    c.check();
+    return c;
+  }
+
+  /// From the `gpt-oss.*` metadata of a GGUF file (llama.cpp LLM_ARCH_OPENAI_MOE).
+  [[nodiscard]] static GptOssConfig from_gguf(const io::GgufFile& file, const std::string& path) {
+    const GgufConfig g(file, path);
+    if (g.architecture() != "gpt-oss")
+      fail<config_error>("[gpt_oss] '", path, "': general.architecture is \"", g.architecture(), "\", not \"gpt-oss\"");
+    GptOssConfig c;
+    c.source = path;
+    c.keys = {g.key("vocab_size"),           g.key("embedding_length"),     g.key("expert_feed_forward_length"),
+              g.key("block_count"),          g.key("attention.head_count"), g.key("attention.head_count_kv"),
+              g.key("attention.key_length"), g.key("expert_count")};
+    c.hidden_size = g.positive("embedding_length");
+    c.num_hidden_layers = g.positive("block_count");
+    c.num_attention_heads = g.positive("attention.head_count");
+    c.num_key_value_heads =
+        g.has("attention.head_count_kv") ? g.positive("attention.head_count_kv") : c.num_attention_heads;
+    c.head_dim = g.has("attention.key_length") ? g.positive("attention.key_length") : 64;
+    c.num_experts = g.positive("expert_count");
+    c.num_experts_per_tok = g.positive("expert_used_count");
+    c.intermediate_size = g.positive("expert_feed_forward_length");
+    if (g.has("vocab_size")) {
+      c.vocab_size = g.positive("vocab_size");
+    } else {
+      const auto* embd = file.find_tensor("token_embd.weight");
+      if (embd == nullptr || embd->shape.size() != 2)
+        fail<config_error>("[gpt_oss] '", path, "': no ", g.key("vocab_size"), " and no 2-D 'token_embd.weight'");
+      c.vocab_size = embd->shape[0];
+      c.keys.vocab = "token_embd.weight rows";
+    }
+    // Windows: `attention.sliding_window_pattern` (one bool per layer) when present, else
+    // llama.cpp's hard-coded rule: even layers slide.
+    const index_t window = g.positive("attention.sliding_window");
+    const std::string pattern_key = g.key("attention.sliding_window_pattern");
+    if (file.has(pattern_key)) {
+      const std::vector<bool> pattern = file.get_array<bool>(pattern_key);
+      if (static_cast<index_t>(pattern.size()) != c.num_hidden_layers)
+        fail<config_error>("[gpt_oss] '", pattern_key, "' in '", path, "' has ", pattern.size(), " entries for ",
+                           c.num_hidden_layers, " layers (", g.key("block_count"), ")");
+      for (const bool slides : pattern) c.windows.push_back(slides ? window : 0);
+    } else {
+      for (index_t l = 0; l < c.num_hidden_layers; ++l) c.windows.push_back(l % 2 == 0 ? window : 0);
+    }
+    c.rms_norm_eps = g.get<double>("attention.layer_norm_rms_epsilon");
+    // No GGUF key carries swiglu_limit / swiglu_alpha for gpt-oss (gguf-py 0.19 constants):
+    // llama.cpp hard-codes the released values, as HF-GO hard-codes α.
+    c.swiglu_limit = 7.0;
+    c.swiglu_alpha = 1.702;
+    c.max_position_embeddings = g.positive("context_length");
+    c.tie_word_embeddings = !file.contains("output.weight");
+    c.rope = rope_from_gguf(g, c.head_dim, rope_layout::half_split);
+    // gpt-oss is YaRN with truncate = false (see the header comment): GGUF cannot say so.
+    if (auto* y = std::get_if<rope_scaling::yarn>(&c.rope.scaling)) y->bounds = yarn_bounds::exact;
+    c.check();
+    return c;
+  }
+
+  void check() const {
+    if (num_attention_heads % num_key_value_heads != 0)
+      fail<config_error>("[gpt_oss] ", keys.heads, " = ", num_attention_heads, " is not a multiple of ", keys.kv_heads,
+                         " = ", num_key_value_heads, " ('", source, "')");
+    if (rope.rotary_dim > head_dim)
+      fail<config_error>("[gpt_oss] rotary dimension ", rope.rotary_dim, " exceeds head_dim ", head_dim, " ('", source,
+                         "')");
+    if (rope.mrope) fail<config_error>("[gpt_oss] the config describes MRoPE (", rope.source, "); gpt-oss has 1-D RoPE");
+  }
+
+ private:
+  /// A count under its name or its alias (HF-GOC `num_local_experts` / `num_experts`; OAI
+  /// `experts_per_token`): when both are present they must agree. `used` gets the key read.
+  [[nodiscard]] static index_t same_or_alias(const HfConfig& cfg, const std::string& key, const std::string& alias,
+                                             std::string& used) {
+    const std::optional<index_t> a = cfg.find<index_t>(key), b = cfg.find<index_t>(alias);
+    if (a && b && *a != *b)
+      fail<config_error>("[gpt_oss] ", cfg.where(key), " = ", *a, " and ", cfg.where(alias), " = ", *b, " disagree");
+    if (!a && !b) fail<config_error>("[gpt_oss] missing required key ", cfg.where(key));
+    used = a ? key : alias;
+    const index_t v = a ? *a : *b;
+    if (v < 1) fail<config_error>("[gpt_oss] ", cfg.where(used), " must be ≥ 1, got ", v);
+    return v;
+  }
+};
+
+/// How the tensors of a gpt-oss are named (one policy per file convention).
+struct GptOssTensorNames {
+  std::string embed, final_norm, lm_head, layer_prefix;
+  std::string input_norm, q, k, v, o, post_norm, router;  // per layer, without ".weight"
+  std::string sinks;                                       // per layer, the full suffix (HF has no ".weight")
+  bool gguf = false;  // experts as split ffn_*_exps (else HF interleaved MXFP4 / float)
+
+  /// HF GptOssForCausalLM.
+  [[nodiscard]] static GptOssTensorNames hf() {
+    return {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", "model.layers.",
+            "input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+            "post_attention_layernorm", "mlp.router", "self_attn.sinks", false};
+  }
+  /// llama.cpp GGUF (gguf-py TENSOR_NAMES for gpt-oss).
+  [[nodiscard]] static GptOssTensorNames gguf_names() {
+    return {"token_embd.weight", "output_norm.weight", "output.weight", "blk.", "attn_norm", "attn_q", "attn_k",
+            "attn_v", "attn_output", "post_attention_norm", "ffn_gate_inp", "attn_sinks.weight", true};
+  }
+
+  [[nodiscard]] std::string layer(index_t l, const std::string& part, const char* suffix = ".weight") const {
+    return layer_prefix + std::to_string(l) + "." + part + suffix;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Weights
+// ---------------------------------------------------------------------------------------------
+
+template <PrecisionPolicy P>
+struct GptOssLayerWeights {
+  using act = typename P::activation;
+  using bias_t = role_dtype_t<role::bias, P>;
+
+  io::Loaded<f32, 1> input_layernorm;           // [hidden] f32 (HF _keep_in_fp32_modules)
+  AnyWeight q_proj;                             // [H·D, hidden]
+  AnyWeight k_proj;                             // [Hkv·D, hidden]
+  AnyWeight v_proj;                             // [Hkv·D, hidden]
+  AnyWeight o_proj;                             // [hidden, H·D]
+  io::Loaded<bias_t, 1> q_bias;                 // [H·D]
+  io::Loaded<bias_t, 1> k_bias;                 // [Hkv·D]
+  io::Loaded<bias_t, 1> v_bias;                 // [Hkv·D]
+  io::Loaded<bias_t, 1> o_bias;                 // [hidden]
+  io::Loaded<f32, 1> sinks;                     // [H] f32 (role::sinks, pinned)
+  io::Loaded<f32, 1> post_attention_layernorm;  // [hidden] f32
+  AnyWeight router;                             // [E, hidden]
+  io::Loaded<f32, 1> router_bias;               // [E] f32 (role::router_bias, pinned)
+  AnyMoeExperts<ClampedSwiglu, act> experts;    // gate/up [E, 2I, hidden] (or split), down [E, hidden, I]
+};
+
+template <PrecisionPolicy P>
+struct GptOssWeights {
+  AnyWeight embed_tokens;                      // [vocab, hidden]
+  std::vector<GptOssLayerWeights<P>> layers;   // [num_hidden_layers]
+  io::Loaded<f32, 1> norm;                     // [hidden] f32
+  AnyWeight lm_head;                           // [vocab, hidden]
+  bool tied = false;
+  io::ConversionReport conversions;
+
+  [[nodiscard]] static GptOssWeights load(WeightSource& w, const GptOssConfig& c, const GptOssTensorNames& names,
+                                          mxfp4_experts mxfp4 = mxfp4_experts::as_stored) {
+    using act = typename P::activation;
+    const auto& k = c.keys;
+    const index_t hidden = c.hidden_size, d = c.head_dim, q_rows = c.num_attention_heads * d,
+                  kv_rows = c.num_key_value_heads * d, vocab = c.vocab_size, ne = c.num_experts,
+                  ni = c.intermediate_size;
+    const std::string hid = k.hidden + "=" + std::to_string(hidden);
+    const std::string q_why = k.heads + "=" + std::to_string(c.num_attention_heads) + " × " + k.head_dim + "=" +
+                              std::to_string(d);
+    const std::string kv_why = k.kv_heads + "=" + std::to_string(c.num_key_value_heads) + " × " + k.head_dim + "=" +
+                               std::to_string(d);
+    const std::string heads_why = k.heads + "=" + std::to_string(c.num_attention_heads);
+    const std::string e_why = k.experts + "=" + std::to_string(ne);
+    const std::string moe_why = e_why + ", " + k.ffn + "=" + std::to_string(ni) + ", " + hid;
+    const std::string vocab_why = k.vocab + "=" + std::to_string(vocab);
+
+    io::ConversionReport report;
+    const auto weight = [&](const std::string& name, index_t rows, index_t cols, const std::string& why) {
+      return AnyWeight::from(w.tensor(name, {{rows, cols}, why}));
+    };
+    // Norm gains are kept in f32 under every policy (HF `_keep_in_fp32_modules`; MultiplyThenCast
+    // multiplies in f32 anyway): a bf16 gain widens exactly, logged.
+    const auto norm = [&](const std::string& name) {
+      return io::load<f32, 1>(w.tensor(name, {{hidden}, hid}), report, io::widen<bf16, f32>{}, io::widen<f16, f32>{});
+    };
+    const auto bias = [&](const std::string& name, index_t n, const std::string& why) {
+      return load_role_tensor<role::bias, P>(w.tensor(name, {{n}, why}), report);
+    };
+    const auto bias2 = [&](const std::string& name, index_t rows, index_t cols, const std::string& why) {
+      return load_role_tensor<role::bias, P, 2>(w.tensor(name, {{rows, cols}, why}), report).to_tensor();
+    };
+
+    AnyWeight embed = weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
+    std::vector<GptOssLayerWeights<P>> layers;
+    layers.reserve(static_cast<std::size_t>(c.num_hidden_layers));
+    const ClampedSwiglu act_fn{Scalar<f32>::from(c.swiglu_alpha), Scalar<f32>::from(c.swiglu_limit)};
+    for (index_t l = 0; l < c.num_hidden_layers; ++l) {
+      const auto n = [&](const std::string& part, const char* suffix = ".weight") { return names.layer(l, part, suffix); };
+      std::optional<AnyMoeExperts<ClampedSwiglu, act>> experts;
+      if (names.gguf) {
+        const std::string blk = names.layer_prefix + std::to_string(l);
+        ExpertTensors e = load_gguf_experts(w, blk, ne, ni, hidden, moe_why);
+        Tensor<act, 2> gu_bias = concat_halves(bias2(blk + ".ffn_gate_exps.bias", ne, ni, moe_why),
+                                               bias2(blk + ".ffn_up_exps.bias", ne, ni, moe_why));  // [E, 2I]
+        experts.emplace(AnyMoeExperts<ClampedSwiglu, act>::separate_gate_up(
+            act_fn, std::move(e.gate), std::move(e.up), std::move(e.down), std::move(gu_bias),
+            bias2(blk + ".ffn_down_exps.bias", ne, hidden, moe_why)));
+      } else {
+        const std::string pre = names.layer_prefix + std::to_string(l) + ".mlp.experts";
+        InterleavedExpertTensors e = load_hf_gpt_oss_experts(w, pre, ne, ni, hidden, moe_why, mxfp4);
+        experts.emplace(AnyMoeExperts<ClampedSwiglu, act>::interleaved_gate_up(
+            act_fn, std::move(e.gate_up), std::move(e.down), bias2(pre + ".gate_up_proj_bias", ne, 2 * ni, moe_why),
+            bias2(pre + ".down_proj_bias", ne, hidden, moe_why)));
+      }
+      layers.push_back(GptOssLayerWeights<P>{
+          norm(n(names.input_norm)),
+          weight(n(names.q), q_rows, hidden, q_why + ", " + hid),
+          weight(n(names.k), kv_rows, hidden, kv_why + ", " + hid),
+          weight(n(names.v), kv_rows, hidden, kv_why + ", " + hid),
+          weight(n(names.o), hidden, q_rows, hid + ", " + q_why),
+          bias(n(names.q, ".bias"), q_rows, q_why),
+          bias(n(names.k, ".bias"), kv_rows, kv_why),
+          bias(n(names.v, ".bias"), kv_rows, kv_why),
+          bias(n(names.o, ".bias"), hidden, hid),
+          load_role_tensor<role::sinks, P>(w.tensor(n(names.sinks, ""), {{c.num_attention_heads}, heads_why}), report),
+          norm(n(names.post_norm)),
+          weight(n(names.router), ne, hidden, e_why + ", " + hid),
+          load_role_tensor<role::router_bias, P>(w.tensor(n(names.router, ".bias"), {{ne}, e_why}), report),
+          std::move(*experts),
+      });
+    }
+    io::Loaded<f32, 1> final_norm = norm(names.final_norm);
+
+    AnyWeight head;
+    bool tied = false;
+    if (w.contains(names.lm_head)) {
+      head = weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
+    } else if (!c.tie_word_embeddings && w.format() == weight_format::safetensors) {
+      fail<config_error>("[gpt_oss] '", c.source, "' says tie_word_embeddings = false but '", w.path().string(),
+                         "' has no tensor '", names.lm_head, "'");
+    } else {
+      head = embed;
+      tied = true;
+    }
+    check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
+    return GptOssWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head), tied,
+                         std::move(report)};
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Model
+// ---------------------------------------------------------------------------------------------
+
+template <PrecisionPolicy P>
+  requires std::same_as<typename P::kv_store, typename P::activation>
+class GptOss {
+ public:
+  using policy = P;
+  using act = typename P::activation;
+
+  /// Tokens one append brings at most: prompts are prefilled in chunks of this many, and a
+  /// sliding layer's ring holds window − 1 + prefill_chunk positions (nn/kv_cache.hpp). 256 keeps
+  /// the rings of gpt-oss (window 128) at 383 positions per sequence, whatever the context.
+  static constexpr index_t default_prefill_chunk = 256;
+
+  [[nodiscard]] static GptOss load(WeightSource& w, const GptOssConfig& config, const GptOssTensorNames& names,
+                                   const LoadOptions& options, mxfp4_experts mxfp4 = mxfp4_experts::as_stored,
+                                   index_t prefill_chunk = default_prefill_chunk) {
+    return GptOss(config, GptOssWeights<P>::load(w, config, names, mxfp4), options, prefill_chunk);
+  }
+
+  GptOss(GptOssConfig config, GptOssWeights<P> weights, const LoadOptions& options,
+         index_t prefill_chunk = default_prefill_chunk)
+      : cfg_(std::move(config)),
+        w_(std::move(weights)),
+        inv_freq_(cfg_.rope.inv_freq()),
+        eps_(Scalar<f32>::from(cfg_.rms_norm_eps)),
+        context_(context_for(options, cfg_.max_position_embeddings, cfg_.source)),
+        chunk_(checked_chunk(prefill_chunk, context_)),
+        cache_(KvLayerPlan(cfg_.windows), kv_size(options)) {
+    for (const index_t win : cfg_.windows)
+      attn_.push_back({.n_heads = cfg_.num_attention_heads, .n_kv_heads = cfg_.num_key_value_heads,
+                       .head_dim = cfg_.head_dim, .sliding_window = win});
+  }
+
+  [[nodiscard]] const GptOssConfig& config() const noexcept { return cfg_; }
+  [[nodiscard]] const GptOssWeights<P>& weights() const noexcept { return w_; }
+  [[nodiscard]] const PagedKvCache<act>& cache() const noexcept { return cache_; }
+  [[nodiscard]] const InvFreq& inv_freq() const noexcept { return inv_freq_; }
+  [[nodiscard]] index_t context_length() const noexcept { return context_; }
+  [[nodiscard]] index_t prefill_chunk() const noexcept { return chunk_; }
+  /// Positions a sliding layer's ring keeps per sequence: window − 1 + prefill_chunk.
+  [[nodiscard]] index_t ring_positions(index_t layer) const {
+    const index_t win = cache_.window(layer);
+    return win == 0 ? context_ : win - 1 + chunk_;
+  }
+
+  /// Installs a selection hook on every layer's routing (nn/layer_expert_selector.hpp); an empty
+  /// one restores the model's own ranking.
+  void set_expert_selector(LayerExpertSelector selector) { selector_ = std::move(selector); }
+
+  [[nodiscard]] KvSeqId new_sequence() { return cache_.add_sequence(); }
+  void release(KvSeqId seq) { cache_.remove_sequence(seq); }
+  [[nodiscard]] index_t length(KvSeqId seq) const { return cache_.length(seq, 0); }
+
+  /// Runs `tokens` [T] of `seq` at positions length(seq) + t (in chunks of ≤ prefill_chunk).
+  /// Returns logits [T, vocab].
+  [[nodiscard]] Tensor<f32, 2> forward(KvSeqId seq, std::span<const std::int64_t> tokens) {
+    const auto n = static_cast<index_t>(tokens.size());
+    check_context(length(seq), n, seq);
+    Tensor<f32, 2> logits({n, cfg_.vocab_size});  // [T, vocab]
+    for (index_t t0 = 0; t0 < n; t0 += chunk_) {
+      const index_t m = std::min(chunk_, n - t0), start = length(seq);
+      Tensor<i64, 1> positions({m});  // [m]
+      for (index_t t = 0; t < m; ++t) positions(t) = start + t;
+      const Tensor<f32, 2> part = run(std::span<const KvSeqId>(&seq, 1),
+                                      tokens.subspan(static_cast<std::size_t>(t0), static_cast<std::size_t>(m)),
+                                      positions);  // [m, vocab]
+      for (index_t t = 0; t < m; ++t)
+        for (index_t j = 0; j < cfg_.vocab_size; ++j) logits(t0 + t, j) = part(t, j);
+    }
+    return logits;
+  }
+
+  /// One decode step for several sequences: tokens[b] continues seqs[b]. Returns [B, vocab].
+  [[nodiscard]] Tensor<f32, 2> decode_batch(std::span<const KvSeqId> seqs, std::span<const std::int64_t> tokens) {
+    const auto b = static_cast<index_t>(seqs.size());
+    PRECIS_CHECK(tokens.size() == seqs.size(), shape_error, "[gpt_oss::decode_batch] ", tokens.size(), " tokens for ",
+                 b, " sequences (one token each)");
+    Tensor<i64, 1> positions({b});  // [B]
+    for (index_t i = 0; i < b; ++i) {
+      for (index_t j = 0; j < i; ++j)
+        PRECIS_CHECK(!(seqs[static_cast<std::size_t>(i)] == seqs[static_cast<std::size_t>(j)]), config_error,
+                     "[gpt_oss::decode_batch] sequence (slot ", seqs[static_cast<std::size_t>(i)].slot,
+                     ") appears twice in one batch");
+      positions(i) = length(seqs[static_cast<std::size_t>(i)]);
+      check_context(positions(i), 1, seqs[static_cast<std::size_t>(i)]);
+    }
+    return run(seqs, tokens, positions);
+  }
+
+ private:
+  /// The forward pass over N token rows (one sequence with N ≤ prefill_chunk tokens, or N
+  /// sequences with one token each) at absolute positions [N].
+  [[nodiscard]] Tensor<f32, 2> run(std::span<const KvSeqId> seqs, std::span<const std::int64_t> tokens,
+                                   const Tensor<i64, 1>& positions) {
+    namespace kern = backends::cpu;
+    const index_t n = positions.extent(0), H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads,
+                  D = cfg_.head_dim;
+    // YaRN: cos and sin carry mscale (InvFreq::attention_factor), applied to q and k alike.
+    const RopeTable<f32> rope = RopeTable<f32>::from_positions(positions, inv_freq_);  // [N, D/2]
+
+    Tensor<act, 2> x = embed_rows<act>(w_.embed_tokens, tokens);  // [N, hidden]
+    for (index_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+      const GptOssLayerWeights<P>& L = w_.layers[static_cast<std::size_t>(l)];
+
+      // --- self-attention with sinks (HF-GO GptOssAttention, eager_attention_forward) ------------
+      const Tensor<act, 2> h = kern::rms_norm<MultiplyThenCast>(x, L.input_layernorm, eps_);  // [N, hidden]
+      Tensor<act, 2> q = linear(h, L.q_proj, L.q_bias);                                      // [N, H·D]
+      Tensor<act, 2> k = linear(h, L.k_proj, L.k_bias);                                      // [N, Hkv·D]
+      const Tensor<act, 2> v = linear(h, L.v_proj, L.v_bias);                                // [N, Hkv·D]
+      const TensorView<act, 3> q3 = q.view().template reshape<3>({n, H, D});                 // [N, H, D]
+      const TensorView<act, 3> k3 = k.view().template reshape<3>({n, Hkv, D});               // [N, Hkv, D]
+      const TensorView<const act, 3> v3 = v.cview().template reshape<3>({n, Hkv, D});        // [N, Hkv, D]
+      kern::apply_rope_inplace<rope_layout::half_split>(q3, rope);
+      kern::apply_rope_inplace<rope_layout::half_split>(k3, rope);
+      const Tensor<act, 3> o3 = attend(l, seqs, q3, k3, v3, L.sinks.view());                // [N, H, D]
+      x = add(x, linear(o3.cview().template reshape<2>({n, H * D}), L.o_proj, L.o_bias));    // [N, hidden]
+
+      // --- MoE: router (+bias) → top-k → softmax → clamped-SwiGLU experts (+biases) -----------
+      const Tensor<act, 2> h2 = kern::rms_norm<MultiplyThenCast>(x, L.post_attention_layernorm, eps_);  // [N, hidden]
+      const Tensor<f32, 2> logits = linear<f32>(h2, L.router, L.router_bias);  // [N, E] f32
+      const Routing r = TopKThenSoftmax{}(logits, cfg_.num_experts_per_tok,
+                                            BoundLayerSelector(selector_, l));  // top-k of raw logits, softmax
+      x = add(x, L.experts(h2, r));                                              // [N, hidden]
+    }
+    const Tensor<act, 2> hf = kern::rms_norm<MultiplyThenCast>(x, w_.norm, eps_);  // [N, hidden]
+    return linear<f32>(hf, w_.lm_head);                                            // [N, vocab], f32
+  }
+
+  /// Appends k, v to layer `l` (a page table or a sliding ring) and attends with the layer's
+  /// window and the sinks.
+  [[nodiscard]] Tensor<act, 3> attend(index_t l, std::span<const KvSeqId> seqs, const TensorView<act, 3>& q,
+                                      const TensorView<act, 3>& k, const TensorView<const act, 3>& v,
+                                      TensorView<const f32, 1> sinks) {
+    namespace kern = backends::cpu;
+    const AttentionConfig& cfg = attn_[static_cast<std::size_t>(l)];
+    if (seqs.size() == 1) {
+      cache_.append(seqs[0], l, k, v);
+      return kern::attention_prefill(q, cache_.sequence(seqs[0], l), cfg, sinks);
+    }
+    std::vector<KvSequenceView<act>> views;
+    views.reserve(seqs.size());
+    for (std::size_t b = 0; b < seqs.size(); ++b) {
+      const auto i = static_cast<index_t>(b);
+      cache_.append(seqs[b], l, k.slice(0, i, i + 1), v.slice(0, i, i + 1));
+      views.push_back(cache_.sequence(seqs[b], l));
+    }
+    return kern::attention_decode(q, views, cfg, sinks);
+  }
+
+  void check_context(index_t start, index_t n, KvSeqId seq) const {
+    PRECIS_CHECK(n > 0, shape_error, "[gpt_oss] no tokens to run for sequence (slot ", seq.slot, ")");
+    PRECIS_CHECK(start + n <= context_, range_error, "[gpt_oss] sequence (slot ", seq.slot, "): ", start,
+                 " cached + ", n, " new tokens exceed the context length ", context_, " (max_position_embeddings ",
+                 cfg_.max_position_embeddings, " of '", cfg_.source,
+                 "', or the smaller max_context the model was loaded with)");
+  }
+
+  [[nodiscard]] static index_t checked_chunk(index_t chunk, index_t context) {
+    PRECIS_CHECK(chunk >= 1, config_error, "[gpt_oss] prefill_chunk must be ≥ 1, got ", chunk);
+    return std::min(chunk, context);
+  }
+
+  /// The paged cache for full layers (every position of every sequence) and the rings of the
+  /// sliding layers (window − 1 + prefill_chunk each).
+  [[nodiscard]] PagedKvSize kv_size(const LoadOptions& options) const {
+    PagedKvSize s = kv_size_for(options, context_, cfg_.num_key_value_heads, cfg_.head_dim);
+    s.max_append = chunk_;
+    return s;
+  }
+
+  GptOssConfig cfg_;
+  GptOssWeights<P> w_;
+  InvFreq inv_freq_;  // [D/2] YaRN, f32, with the attention factor mscale
+  Scalar<f32> eps_;
+  index_t context_;
+  index_t chunk_;
+  std::vector<AttentionConfig> attn_;  // per layer: the window of that layer
+  PagedKvCache<act> cache_;
+  LayerExpertSelector selector_;  // the user's selection hook; empty = the model's own ranking
+};
+
+// ---------------------------------------------------------------------------------------------
+// load_model's entry (models/load_model.hpp)
+// ---------------------------------------------------------------------------------------------
+
+namespace detail {
+template <PrecisionPolicy P>
+[[nodiscard]] std::unique_ptr<CausalLM> make_gpt_oss(ModelFiles& files, const GptOssConfig& cfg,
+                                                     const GptOssTensorNames& names, const LoadOptions& options,
+                                                     precision p) {
+  GptOss<P> model = GptOss<P>::load(files.weights, cfg, names, options);
+  ModelInfo info;
+  info.architecture = "gpt_oss";
+  info.compute = p;
+  info.n_layers = cfg.num_hidden_layers;
+  info.vocab_size = cfg.vocab_size;
+  info.hidden_size = cfg.hidden_size;
+  info.n_experts = cfg.num_experts;
+  info.n_experts_per_token = cfg.num_experts_per_tok;
+  info.context_length = model.context_length();
+  info.model_context_length = cfg.max_position_embeddings;
+  info.max_sequences = options.max_sequences;
+  info.rope = cfg.rope.describe();
+  info.conversions = model.weights().conversions.to_string();
+  fill_weight_info(info, files.weights);
+  const auto& w = model.weights();
+  const auto copied = [&](const AnyWeight& a) { info.bytes_copied += a.is_zero_copy() ? 0 : a.file_bytes().size(); };
+  copied(w.embed_tokens);
+  if (!w.tied) copied(w.lm_head);
+  for (const auto& L : w.layers) {
+    for (const AnyWeight* a : {&L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.router}) copied(*a);
+    for (const AnyExpertStack& s : L.experts.stacks())
+      if (!s.is_zero_copy())
+        info.bytes_copied += s.stored_bytes();
+  }
+  // Full layers: the shared page pool; sliding layers: a ring per sequence slot.
+  const auto& c = model.cache();
+  std::size_t positions = 0;
+  for (index_t l = 0; l < c.n_layers(); ++l)
+    positions += c.window(l) == 0 ? static_cast<std::size_t>(c.n_pages() * c.page_size())
+                                  : static_cast<std::size_t>(options.max_sequences * model.ring_positions(l));
+  info.kv_cache_bytes = 2 * positions * static_cast<std::size_t>(c.n_kv_heads() * c.head_dim()) *
+                        sizeof(storage_t<typename P::activation>);
+  return std::make_unique<CausalLMFor<GptOss<P>>>(std::move(model), std::move(info), options.n_threads);
+}
+}  // namespace detail
+
+/// Loads a gpt-oss from an HF checkpoint (config.json + safetensors, MXFP4 experts) or a GGUF
+/// file of architecture `gpt-oss`, under the f32 or bf16 policy.
+[[nodiscard]] inline std::unique_ptr<CausalLM> load_gpt_oss(ModelFiles& files, precision p, const LoadOptions& options) {
+  GptOssConfig cfg;
+  GptOssTensorNames names;
+  if (files.weights.format() == weight_format::gguf) {
+    cfg = GptOssConfig::from_gguf(*files.weights.gguf(), files.weights.path().string());
+    names = GptOssTensorNames::gguf_names();
+  } else {
+    if (!files.config)
+      fail<config_error>("[gpt_oss] '", files.weights.path().string(), "' has no config.json to read the model's shape from");
+    cfg = GptOssConfig::from_hf(*files.config);
+    names = GptOssTensorNames::hf();
+  }
+  if (p == precision::f32) return detail::make_gpt_oss<f32_policy>(files, cfg, names, options, p);
+  return detail::make_gpt_oss<bf16_policy>(files, cfg, names, options, p);
+}
+
+}  // namespace precis::models

@@ -1,0 +1,120 @@
+// precis/models/load_model.hpp — load_model(path, precision, options): opens a checkpoint
+// directory, a .safetensors file or a .gguf file, picks the model from the file's own
+// declaration, and returns it behind the CausalLM interface (models/causal_lm.hpp).
+//
+// ===============================================================================================
+//  REGISTERING A MODEL: add one row to `model_registry()` below, and the model header's include.
+//  A row names the model, the strings that select it, and its loader:
+//    {"llama", {"llama"}, {"LlamaForCausalLM"}, {"llama"}, &load_llama},
+//     name     config.json    config.json         GGUF                  loader:
+//              model_type     architectures[]     general.architecture  (ModelFiles&, precision,
+//                                                                        const LoadOptions&)
+//  The loader reads its config (files.config for safetensors, files.weights.gguf() for GGUF),
+//  loads its weights from files.weights and returns CausalLMFor<Model> (see llama.hpp's
+//  load_llama for the pattern). Nothing else needs to change: the error for an unknown model
+//  lists every row automatically.
+// ===============================================================================================
+//
+// Selection: GGUF files by `general.architecture`; HF checkpoints by config.json's top-level
+// `model_type`, then by `architectures` (transformers writes both; either may be missing in
+// hand-made configs). A file naming no registered model is a config_error that quotes the
+// value found and lists the supported ones.
+#pragma once
+
+#include <algorithm>    // std::find
+#include <filesystem>   // std::filesystem::path
+#include <memory>       // std::unique_ptr
+#include <span>         // std::span
+#include <string>       // std::string
+#include <string_view>  // std::string_view
+#include <vector>       // std::vector
+
+#include <precis/core/error.hpp>            // config_error
+#include <precis/models/causal_lm.hpp>      // CausalLM, ModelFiles, precision
+#include <precis/models/llama.hpp>          // load_llama
+#include <precis/models/gpt_oss.hpp>        // load_gpt_oss
+#include <precis/models/qwen3_moe.hpp>      // load_qwen3_moe
+#include <precis/models/qwen3_omni_thinker.hpp>  // load_qwen3_omni_thinker
+#include <precis/models/model_config.hpp>   // HfConfig
+#include <precis/models/model_loading.hpp>  // LoadOptions
+#include <precis/models/weight_source.hpp>  // WeightSource
+
+namespace precis::models {
+
+/// One loadable model.
+struct ModelEntry {
+  std::string_view name;                              ///< what info().architecture says
+  std::vector<std::string_view> hf_model_types;       ///< config.json `model_type` values
+  std::vector<std::string_view> hf_architectures;     ///< config.json `architectures` entries
+  std::vector<std::string_view> gguf_architectures;   ///< GGUF `general.architecture` values
+  std::unique_ptr<CausalLM> (*load)(ModelFiles&, precision, const LoadOptions&);
+};
+
+/// Every model load_model knows. THE place to register one (see the header comment).
+[[nodiscard]] inline std::span<const ModelEntry> model_registry() {
+  static const std::vector<ModelEntry> registry = {
+      {"llama", {"llama"}, {"LlamaForCausalLM"}, {"llama"}, &load_llama},
+      {"qwen3_moe", {"qwen3_moe"}, {"Qwen3MoeForCausalLM"}, {"qwen3moe"}, &load_qwen3_moe},
+      {"gpt_oss", {"gpt_oss"}, {"GptOssForCausalLM"}, {"gpt-oss"}, &load_gpt_oss},
+      {"qwen3_omni_thinker", {"qwen3_omni_moe", "qwen3_omni_moe_thinker"}, {"Qwen3OmniMoeForConditionalGeneration"},
+       {}, &load_qwen3_omni_thinker},
+  };
+  return registry;
+}
+
+namespace detail {
+[[nodiscard]] inline std::string supported_models() {
+  std::string s;
+  for (const ModelEntry& e : model_registry()) {
+    s += s.empty() ? "" : "; ";
+    s += std::string(e.name) + " (model_type";
+    for (const auto m : e.hf_model_types) s += " \"" + std::string(m) + "\"";
+    s += ", GGUF";
+    for (const auto g : e.gguf_architectures) s += " \"" + std::string(g) + "\"";
+    s += ")";
+  }
+  return s;
+}
+
+[[nodiscard]] inline bool listed(const std::vector<std::string_view>& list, std::string_view v) {
+  return std::find(list.begin(), list.end(), v) != list.end();
+}
+}  // namespace detail
+
+/// The registry row for the files, or config_error listing the supported models.
+[[nodiscard]] inline const ModelEntry& select_model(const ModelFiles& files) {
+  if (const io::GgufFile* g = files.weights.gguf()) {
+    const std::string arch = g->architecture();
+    for (const ModelEntry& e : model_registry())
+      if (detail::listed(e.gguf_architectures, arch)) return e;
+    fail<config_error>("[load_model] '", files.weights.path().string(), "': general.architecture \"", arch,
+                       "\" is not a supported model; supported: ", detail::supported_models());
+  }
+  if (!files.config)
+    fail<config_error>("[load_model] '", files.weights.path().string(),
+                       "' has no config.json, so the model cannot be identified; supported: ",
+                       detail::supported_models());
+  const std::string type = files.config->model_type();
+  for (const ModelEntry& e : model_registry())
+    if (!type.empty() && detail::listed(e.hf_model_types, type)) return e;
+  const std::vector<std::string> archs = files.config->architectures();
+  for (const ModelEntry& e : model_registry())
+    for (const auto& a : archs)
+      if (detail::listed(e.hf_architectures, a)) return e;
+  std::string found = type.empty() ? std::string("no model_type") : "model_type \"" + type + "\"";
+  for (const auto& a : archs) found += ", architectures \"" + a + "\"";
+  fail<config_error>("[load_model] '", files.config->source(), "': ", found, " is not a supported model; supported: ",
+                     detail::supported_models());
+}
+
+/// Opens `path` (checkpoint directory, .safetensors or .gguf), identifies the model and loads it
+/// under the `precision` policy.
+[[nodiscard]] inline std::unique_ptr<CausalLM> load_model(const std::filesystem::path& path, precision p,
+                                                          const LoadOptions& options = {}) {
+  ModelFiles files{WeightSource::open(path), std::nullopt};
+  if (const io::Checkpoint* c = files.weights.checkpoint(); c != nullptr && c->config())
+    files.config = HfConfig::from_json(*c->config(), files.weights.config_source());
+  return select_model(files).load(files, p, options);
+}
+
+}  // namespace precis::models

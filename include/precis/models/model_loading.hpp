@@ -1,0 +1,109 @@
+// precis/models/model_loading.hpp — what every model loader shares: LoadOptions (context,
+// sequences, threads), typed loading of small role tensors (norm gains, biases) with the named
+// conversions a policy allows, the layer-count consistency check, and KV-cache sizing.
+//
+// Role tensors (core/precision_policy.hpp): a norm gain is role::norm_weight, a bias role::bias;
+// both are declared in the activation dtype. A stored dtype that differs is accepted only through
+// a named conversion, logged in the model's ConversionReport (io/conversion.hpp):
+//   f32 policy    widen<bf16, f32>, widen<f16, f32>      exact
+//   bf16 policy   narrow<f32, bf16>, narrow<f16, bf16>   rounds, as running an f32 checkpoint in
+//                                                        bf16 does in every framework (HF rounds
+//                                                        each parameter once at load)
+// Anything else (an F64 gain, an integer tensor) is a dtype_error naming the tensor and both
+// dtypes. Pinned roles (sinks, router bias) are f32 under every policy and take only widen.
+#pragma once
+
+#include <cctype>       // std::isdigit
+#include <concepts>     // std::same_as
+#include <cstddef>      // std::size_t
+#include <string>       // std::string
+#include <string_view>  // std::string_view
+
+#include <precis/core/dtype.hpp>             // f32, bf16, f16
+#include <precis/core/error.hpp>             // config_error
+#include <precis/core/precision_policy.hpp>  // PrecisionPolicy, role_dtype_t, is_pinned_role
+#include <precis/io/any_tensor.hpp>          // io::AnyTensor
+#include <precis/io/conversion.hpp>          // io::ConversionReport, widen, narrow
+#include <precis/io/load.hpp>                // io::load_role, io::Loaded
+#include <precis/models/any_weight.hpp>      // activation_quantization
+#include <precis/models/weight_source.hpp>   // WeightSource
+#include <precis/nn/kv_cache.hpp>            // PagedKvSize
+
+namespace precis::models {
+
+/// How a model is loaded: how long and how many sequences its KV cache holds, and threads.
+struct LoadOptions {
+  index_t max_context = 0;    ///< positions per sequence; 0: the model's context length
+  index_t max_sequences = 1;  ///< sequences alive at once (decode_batch batches up to this many)
+  index_t kv_page_size = 64;  ///< positions per KV-cache page
+  int n_threads = 0;          ///< worker threads for the CPU kernels; 0: oneTBB's default
+  /// Activations meeting block-quantized weights: exact f32 (default), or quantized to 8-bit
+  /// blocks with integer dot products as ggml does (models/any_weight.hpp).
+  activation_quantization quantize_activations = activation_quantization::none;
+};
+
+/// `t` typed by its role under policy P, through the conversions the header comment lists.
+template <class Role, PrecisionPolicy P, std::size_t Rank = 1>
+[[nodiscard]] io::Loaded<role_dtype_t<Role, P>, Rank> load_role_tensor(const io::AnyTensor& t,
+                                                                       io::ConversionReport& report) {
+  using D = role_dtype_t<Role, P>;
+  if constexpr (std::same_as<D, f32>) {
+    return io::load_role<Role, P, Rank>(t, report, io::widen<bf16, f32>{}, io::widen<f16, f32>{});
+  } else if constexpr (std::same_as<D, bf16>) {
+    return io::load_role<Role, P, Rank>(t, report, io::narrow<f32, bf16>{}, io::narrow<f16, bf16>{});
+  } else {
+    static_assert(std::same_as<D, f16>, "role dtype must be an activation dtype");
+    return io::load_role<Role, P, Rank>(t, report, io::narrow<f32, f16>{}, io::narrow<bf16, f16>{});
+  }
+}
+
+/// A config that declares fewer layers than the file holds is wrong about the model: the unused
+/// layers would be dropped silently. config_error naming the key, its value and a tensor of the
+/// first extra layer. `prefix` is the layer prefix ("model.layers.", "blk.").
+inline void check_layer_count(const WeightSource& w, std::string_view prefix, index_t n_layers, std::string_view key,
+                              std::string_view config_source) {
+  for (const std::string& name : w.names()) {
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    std::size_t i = prefix.size();
+    index_t layer = 0;
+    bool digits = false;
+    while (i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])) != 0 && layer < (index_t{1} << 40)) {
+      layer = layer * 10 + (name[i] - '0');
+      digits = true;
+      ++i;
+    }
+    if (!digits || i >= name.size() || name[i] != '.') continue;
+    if (layer >= n_layers)
+      fail<config_error>("[model] '", config_source, "' says ", key, " = ", n_layers, " but '", w.path().string(),
+                         "' holds tensors of layer ", layer, " ('", name, "')");
+  }
+}
+
+/// The context a model is loaded with: the option, or the model's own length; more than the
+/// model's is refused (its positions would be outside what it was trained and checked for).
+[[nodiscard]] inline index_t context_for(const LoadOptions& o, index_t model_context, std::string_view source) {
+  if (o.max_context < 0)
+    fail<config_error>("[model] max_context must be ≥ 0 (0: the model's own), got ", o.max_context);
+  if (o.max_context > model_context)
+    fail<config_error>("[model] max_context ", o.max_context, " exceeds the model's context length ", model_context,
+                       " ('", source, "')");
+  return o.max_context == 0 ? model_context : o.max_context;
+}
+
+/// A paged cache that holds `max_sequences` sequences of `context` positions each: pages are
+/// never exhausted by a request that passed the context check.
+[[nodiscard]] inline PagedKvSize kv_size_for(const LoadOptions& o, index_t context, index_t n_kv_heads,
+                                             index_t head_dim) {
+  if (o.max_sequences < 1 || o.kv_page_size < 1)
+    fail<config_error>("[model] max_sequences and kv_page_size must be ≥ 1, got ", o.max_sequences, ", ",
+                       o.kv_page_size);
+  const index_t pages_per_seq = (context + o.kv_page_size - 1) / o.kv_page_size;
+  return PagedKvSize{.n_kv_heads = n_kv_heads,
+                     .head_dim = head_dim,
+                     .page_size = o.kv_page_size,
+                     .n_pages = pages_per_seq * o.max_sequences,
+                     .max_sequences = o.max_sequences,
+                     .max_append = context};
+}
+
+}  // namespace precis::models

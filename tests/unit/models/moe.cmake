@@ -1,0 +1,12 @@
+# tests/unit/models/moe.cmake — the MoE models' unit tests (models/moe_weights.hpp,
+# models/qwen3_moe.hpp, models/qwen3_omni_thinker.hpp, models/gpt_oss.hpp), included from
+# tests/unit/models/CMakeLists.txt.
+if(NOT TARGET precis::cpu)
+  message(STATUS "precis: MoE model tests skipped (precis::cpu needs xsimd, TBB and Eigen3)")
+  return()
+endif()
+
+precis_add_test(test_moe_weights ${CMAKE_CURRENT_LIST_DIR}/test_moe_weights.cpp LIBS precis::io precis::cpu)
+precis_add_test(test_moe_models_qwen ${CMAKE_CURRENT_LIST_DIR}/test_moe_models_qwen.cpp LIBS precis::io precis::cpu)
+precis_add_test(test_moe_models_gpt_oss ${CMAKE_CURRENT_LIST_DIR}/test_moe_models_gpt_oss.cpp LIBS precis::io precis::cpu)
+precis_add_test(test_expert_selector ${CMAKE_CURRENT_LIST_DIR}/test_expert_selector.cpp LIBS precis::io precis::cpu)
