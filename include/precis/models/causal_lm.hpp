@@ -286,4 +286,31 @@ inline void fill_weight_info(ModelInfo& info, const WeightSource& w) {
   }
 }
 
+/// The ModelInfo fields every model fills the same way: from its config (the HF key names
+/// num_hidden_layers, vocab_size, hidden_size, max_position_embeddings, and its RopeSpec), the
+/// loaded model (context_length(), weights().conversions) and the weight files.
+template <class Config, class Model>
+void fill_common_info(ModelInfo& info, std::string architecture, const Config& cfg, const Model& model,
+                      const WeightSource& w, const LoadOptions& options, precision p) {
+  info.architecture = std::move(architecture);
+  info.compute = p;
+  info.quantize_activations = options.quantize_activations;
+  info.n_layers = cfg.num_hidden_layers;
+  info.vocab_size = cfg.vocab_size;
+  info.hidden_size = cfg.hidden_size;
+  info.context_length = model.context_length();
+  info.model_context_length = cfg.max_position_embeddings;
+  info.max_sequences = options.max_sequences;
+  info.rope = cfg.rope.describe();
+  info.conversions = model.weights().conversions.to_string();
+  fill_weight_info(info, w);
+}
+
+/// Bytes of a paged KV cache's shared pool: K and V of every layer, page and KV head.
+template <class Cache>
+[[nodiscard]] std::size_t paged_kv_pool_bytes(const Cache& c, std::size_t element_bytes) {
+  return static_cast<std::size_t>(2 * c.n_layers() * c.n_pages() * c.page_size() * c.n_kv_heads() * c.head_dim()) *
+         element_bytes;
+}
+
 }  // namespace precis::models

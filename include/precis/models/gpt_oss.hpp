@@ -367,20 +367,11 @@ struct GptOssWeights {
     }
     io::Loaded<f32, 1> final_norm = norm(names.final_norm);
 
-    AnyWeight head;
-    bool tied = false;
-    if (w.contains(names.lm_head)) {
-      head = weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
-    } else if (!c.tie_word_embeddings && w.format() == weight_format::safetensors) {
-      fail<config_error>("[gpt_oss] '", c.source, "' says tie_word_embeddings = false but '", w.path().string(),
-                         "' has no tensor '", names.lm_head, "'");
-    } else {
-      head = embed;
-      tied = true;
-    }
+    OutputHead head = output_head(w, "gpt_oss", c.source, c.tie_word_embeddings, names.lm_head, embed,
+                                  [&] { return weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid); });
     check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
-    return GptOssWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head), tied,
-                         std::move(report)};
+    return GptOssWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head.weight),
+                         head.tied, std::move(report)};
   }
 };
 
@@ -415,6 +406,7 @@ class GptOss {
         context_(context_for(options, cfg_.max_position_embeddings, cfg_.source)),
         chunk_(checked_chunk(prefill_chunk, context_)),
         cache_(KvLayerPlan(cfg_.windows), kv_size(options)) {
+    check_exact_activations_only(options, "gpt_oss");
     for (const index_t win : cfg_.windows)
       attn_.push_back({.n_heads = cfg_.num_attention_heads, .n_kv_heads = cfg_.num_key_value_heads,
                        .head_dim = cfg_.head_dim, .sliding_window = win});
@@ -579,19 +571,9 @@ template <PrecisionPolicy P>
                                                      precision p) {
   GptOss<P> model = GptOss<P>::load(files.weights, cfg, names, options);
   ModelInfo info;
-  info.architecture = "gpt_oss";
-  info.compute = p;
-  info.n_layers = cfg.num_hidden_layers;
-  info.vocab_size = cfg.vocab_size;
-  info.hidden_size = cfg.hidden_size;
+  fill_common_info(info, "gpt_oss", cfg, model, files.weights, options, p);
   info.n_experts = cfg.num_experts;
   info.n_experts_per_token = cfg.num_experts_per_tok;
-  info.context_length = model.context_length();
-  info.model_context_length = cfg.max_position_embeddings;
-  info.max_sequences = options.max_sequences;
-  info.rope = cfg.rope.describe();
-  info.conversions = model.weights().conversions.to_string();
-  fill_weight_info(info, files.weights);
   const auto& w = model.weights();
   const auto copied = [&](const AnyWeight& a) { info.bytes_copied += a.is_zero_copy() ? 0 : a.file_bytes().size(); };
   copied(w.embed_tokens);

@@ -318,20 +318,11 @@ struct LlamaWeights {
     // while a safetensors file has no head is inconsistent. One that says "tied" while the file
     // also holds a head is what HF ties anyway (the stored head is ignored): it shows up in
     // unused(). GGUF has no tie flag: llama.cpp uses token_embd when output.weight is absent.
-    AnyWeight head;
-    bool tied = false;
-    if (!c.tie_word_embeddings && w.contains(names.lm_head)) {
-      head = weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
-    } else if (!c.tie_word_embeddings && w.format() == weight_format::safetensors) {
-      fail<config_error>("[llama] '", c.source, "' says tie_word_embeddings = false but '", w.path().string(),
-                         "' has no tensor '", names.lm_head, "'");
-    } else {
-      head = embed;
-      tied = true;
-    }
+    OutputHead head = output_head(w, "llama", c.source, c.tie_word_embeddings, names.lm_head, embed,
+                                  [&] { return weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid); });
     check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
-    return LlamaWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head), tied,
-                        std::move(report)};
+    return LlamaWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head.weight),
+                        head.tied, std::move(report)};
   }
 };
 
@@ -506,18 +497,7 @@ template <PrecisionPolicy P>
                                                    precision p) {
   Llama<P> model = Llama<P>::load(files.weights, cfg, names, options);
   ModelInfo info;
-  info.architecture = "llama";
-  info.compute = p;
-  info.quantize_activations = options.quantize_activations;
-  info.n_layers = cfg.num_hidden_layers;
-  info.vocab_size = cfg.vocab_size;
-  info.hidden_size = cfg.hidden_size;
-  info.context_length = model.context_length();
-  info.model_context_length = cfg.max_position_embeddings;
-  info.max_sequences = options.max_sequences;
-  info.rope = cfg.rope.describe();
-  info.conversions = model.weights().conversions.to_string();
-  fill_weight_info(info, files.weights);
+  fill_common_info(info, "llama", cfg, model, files.weights, options, p);
   const auto& w = model.weights();
   const auto copied = [&](const AnyWeight& a) { info.bytes_copied += a.is_zero_copy() ? 0 : a.file_bytes().size(); };
   copied(w.embed_tokens);
@@ -525,10 +505,7 @@ template <PrecisionPolicy P>
   for (const auto& L : w.layers)
     for (const AnyWeight* a : {&L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.gate_proj, &L.up_proj, &L.down_proj})
       copied(*a);
-  const auto& c = model.cache();
-  info.kv_cache_bytes = static_cast<std::size_t>(2 * c.n_layers() * c.n_pages() * c.page_size() * c.n_kv_heads() *
-                                                 c.head_dim()) *
-                        sizeof(storage_t<typename P::activation>);
+  info.kv_cache_bytes = paged_kv_pool_bytes(model.cache(), sizeof(storage_t<typename P::activation>));
   return std::make_unique<CausalLMFor<Llama<P>>>(std::move(model), std::move(info), options.n_threads);
 }
 }  // namespace detail

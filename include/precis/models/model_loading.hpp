@@ -18,6 +18,7 @@
 #include <cstddef>      // std::size_t
 #include <string>       // std::string
 #include <string_view>  // std::string_view
+#include <utility>      // std::forward
 
 #include <precis/core/dtype.hpp>             // f32, bf16, f16
 #include <precis/core/error.hpp>             // config_error
@@ -104,6 +105,36 @@ inline void check_layer_count(const WeightSource& w, std::string_view prefix, in
                      .n_pages = pages_per_seq * o.max_sequences,
                      .max_sequences = o.max_sequences,
                      .max_append = context};
+}
+
+/// The output projection and whether it is the embedding table. HF ties the head to the
+/// embedding when config.json says tie_word_embeddings (a stored lm_head.weight is then not read:
+/// HF's tying replaces it, and it shows in the unused-tensor list); GGUF has no flag, llama.cpp
+/// uses token_embd when output.weight is absent, and the GGUF configs set tie_word_embeddings from
+/// exactly that. An untied safetensors checkpoint without the tensor is a config_error.
+struct OutputHead {
+  AnyWeight weight;
+  bool tied = false;
+};
+
+/// `fetch()` loads the untied head (the caller checks its shape against the config).
+template <class Fetch>
+[[nodiscard]] OutputHead output_head(const WeightSource& w, std::string_view model, const std::string& source,
+                                     bool tie_word_embeddings, const std::string& name, const AnyWeight& embedding,
+                                     Fetch&& fetch) {
+  if (!tie_word_embeddings && w.contains(name)) return {std::forward<Fetch>(fetch)(), false};
+  if (!tie_word_embeddings && w.format() == weight_format::safetensors)
+    fail<config_error>("[", model, "] '", source, "' says tie_word_embeddings = false but '", w.path().string(),
+                       "' has no tensor '", name, "'");
+  return {embedding, true};
+}
+
+/// Models whose kernels take only exact activations refuse LoadOptions::quantize_activations
+/// instead of ignoring it (a user asking for llama.cpp's arithmetic must not get another silently).
+inline void check_exact_activations_only(const LoadOptions& o, std::string_view model) {
+  PRECIS_CHECK(o.quantize_activations == activation_quantization::none, config_error, "[", model,
+               "] quantized activations (", to_string(o.quantize_activations),
+               ") are implemented for the Llama family only; this model runs with exact activations (none)");
 }
 
 }  // namespace precis::models

@@ -409,20 +409,11 @@ struct Qwen3MoeWeights {
     }
     io::Loaded<norm_t, 1> final_norm = norm(names.final_norm, hidden, hid);
 
-    AnyWeight head;
-    bool tied = false;
-    if (w.contains(names.lm_head)) {
-      head = weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
-    } else if (!c.tie_word_embeddings && w.format() == weight_format::safetensors) {
-      fail<config_error>("[", model, "] '", c.source, "' says tie_word_embeddings = false but '", w.path().string(),
-                         "' has no tensor '", names.lm_head, "'");
-    } else {
-      head = embed;
-      tied = true;
-    }
+    OutputHead head = output_head(w, model, c.source, c.tie_word_embeddings, names.lm_head, embed,
+                                  [&] { return weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid); });
     check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
-    return Qwen3MoeWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head), tied,
-                           std::move(report)};
+    return Qwen3MoeWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head.weight),
+                           head.tied, std::move(report)};
   }
 };
 
@@ -457,7 +448,9 @@ class Qwen3Moe {
         route_{.norm_topk_prob = cfg_.norm_topk_prob},
         context_(context_for(options, cfg_.max_position_embeddings, cfg_.source)),
         cache_(KvLayerPlan(full_attention_layers{}, cfg_.num_hidden_layers),
-               kv_size_for(options, context_, cfg_.num_key_value_heads, cfg_.head_dim)) {}
+               kv_size_for(options, context_, cfg_.num_key_value_heads, cfg_.head_dim)) {
+    check_exact_activations_only(options, name_);
+  }
 
   [[nodiscard]] const Qwen3MoeConfig& config() const noexcept { return cfg_; }
   [[nodiscard]] const Qwen3MoeWeights<P>& weights() const noexcept { return w_; }
@@ -606,18 +599,9 @@ template <PrecisionPolicy P>
 void fill_qwen3_moe_info(ModelInfo& info, const Qwen3Moe<P>& model, const WeightSource& w, const LoadOptions& options,
                          precision p) {
   const Qwen3MoeConfig& cfg = model.config();
-  info.compute = p;
-  info.n_layers = cfg.num_hidden_layers;
-  info.vocab_size = cfg.vocab_size;
-  info.hidden_size = cfg.hidden_size;
+  fill_common_info(info, info.architecture, cfg, model, w, options, p);
   info.n_experts = cfg.num_experts;
   info.n_experts_per_token = cfg.num_experts_per_tok;
-  info.context_length = model.context_length();
-  info.model_context_length = cfg.max_position_embeddings;
-  info.max_sequences = options.max_sequences;
-  info.rope = cfg.rope.describe();
-  info.conversions = model.weights().conversions.to_string();
-  fill_weight_info(info, w);
   const auto& ws = model.weights();
   const auto copied = [&](const AnyWeight& a) { info.bytes_copied += a.is_zero_copy() ? 0 : a.file_bytes().size(); };
   copied(ws.embed_tokens);
@@ -633,10 +617,7 @@ void fill_qwen3_moe_info(ModelInfo& info, const Qwen3Moe<P>& model, const Weight
       for (const AnyWeight* a : {&d.gate_proj, &d.up_proj, &d.down_proj}) copied(*a);
     }
   }
-  const auto& c = model.cache();
-  info.kv_cache_bytes = static_cast<std::size_t>(2 * c.n_layers() * c.n_pages() * c.page_size() * c.n_kv_heads() *
-                                                 c.head_dim()) *
-                        sizeof(storage_t<typename P::activation>);
+  info.kv_cache_bytes = paged_kv_pool_bytes(model.cache(), sizeof(storage_t<typename P::activation>));
 }
 
 template <PrecisionPolicy P>

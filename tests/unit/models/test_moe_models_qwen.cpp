@@ -337,3 +337,15 @@ TEST_CASE("load_model picks the MoE models and runs them behind CausalLM", "[mod
   const Tensor<f32, 2> b = tm->forward(tm->new_sequence(), t.tokens, t.positions->cview());
   CHECK(rel_l2(b, t.logits) <= kF32Conformance);
 }
+
+TEST_CASE("MoE models refuse quantized activations instead of ignoring them", "[models][moe]") {
+  pm::LoadOptions o;
+  o.quantize_activations = pm::activation_quantization::q8_blocks;
+  for (const char* fixture : {"qwen3_moe", "gpt_oss", "qwen3_omni_thinker"}) {
+    INFO(fixture);
+    CHECK_THROWS_AS(pm::load_model(moe_fixture(fixture), pm::precision::f32, o), config_error);
+    CHECK_THROWS_WITH(pm::load_model(moe_fixture(fixture), pm::precision::f32, o),
+                      Catch::Matchers::Contains("quantized activations (q8_blocks)") &&
+                          Catch::Matchers::Contains("Llama family only"));
+  }
+}
