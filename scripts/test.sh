@@ -7,7 +7,10 @@
 #   2. g++          Release build, warnings as errors for precis' own code
 #   3. g++ ctest    every label: unit, static, compile_fail, packaging, example, ...
 #   4. clang++      ASan + UBSan build (PRECIS_SANITIZE=ON) with the libFuzzer targets
-#                   (PRECIS_FUZZ=ON); ctest of everything but packaging/compile_fail/fuzz
+#                   (PRECIS_FUZZ=ON); ctest of everything but packaging/compile_fail/fuzz/model.
+#                   Without the examples and the real-model tests: every program that includes
+#                   load_model.hpp compiles all four models (~3 min each under the sanitizers on
+#                   2 cores), and the models' own unit tests already run their code here
 #   5. clang++ fuzz ctest -L fuzz: bounded-time libFuzzer runs
 #
 # Any failing step stops the script with a non-zero exit status. Build directories live under
@@ -67,10 +70,11 @@ cmake -S . -B "$build_root/clang-sanitize" -G Ninja \
   -DPRECIS_SANITIZE=ON \
   -DPRECIS_FUZZ=ON \
   -DPRECIS_BUILD_BENCHMARKS=OFF \
+  -DPRECIS_BUILD_EXAMPLES=OFF \
   -DPRECIS_ENABLE_CUDA=OFF
 cmake --build "$build_root/clang-sanitize" -j "$jobs"
 ctest --test-dir "$build_root/clang-sanitize" --output-on-failure --no-tests=error -j "$jobs" \
-  --label-exclude 'packaging|compile_fail|fuzz'
+  --label-exclude 'packaging|compile_fail|fuzz|model'
 
 section "5/5 clang++: libFuzzer runs"
 ctest --test-dir "$build_root/clang-sanitize" --output-on-failure --no-tests=error -j "$jobs" --label-regex fuzz
