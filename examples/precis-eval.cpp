@@ -30,7 +30,6 @@
 #include <system_error>  // std::errc
 #include <vector>        // std::vector
 
-#include <unistd.h>  // isatty, STDERR_FILENO
 
 #include <nlohmann/json.hpp>  // nlohmann::json
 
@@ -222,27 +221,11 @@ int run(const Args& a) {
   lo.max_sequences = 1;
   lo.n_threads = a.threads;
   lo.quantize_activations = a.act_quant;
-  const bool tty = isatty(STDERR_FILENO) != 0;
-  const std::string name = model.filename().string();
-  int last_pct = -1;
   double load_seconds = 0;
+  const auto print_progress = pg::stderr_load_progress(model.filename().string());
   const auto lm = pg::load_with_progress(model, a.precision, lo, [&](const pg::LoadProgress& p) {
-    using S = pg::LoadProgress::Stage;
-    if (p.stage == S::reading) {
-      const int pct = static_cast<int>(p.fraction() * 100.0);
-      if (tty && pct != last_pct)
-        std::fprintf(stderr, "\rloading %s: reading weights %3d%%", name.c_str(), pct);
-      else if (!tty && pct / 25 != last_pct / 25)
-        std::fprintf(stderr, "loading %s: reading weights %d%%\n", name.c_str(), pct);
-      last_pct = pct;
-    } else if (p.stage == S::building) {
-      std::fprintf(stderr, tty ? "\rloading %s: building the model    " : "loading %s: building the model\n",
-                   name.c_str());
-    } else {
-      load_seconds = p.seconds;
-      std::fprintf(stderr, "%sloading %s: done in %.2f s          \n", tty ? "\r" : "", name.c_str(), p.seconds);
-    }
-    std::fflush(stderr);
+    print_progress(p);
+    if (p.stage == pg::LoadProgress::Stage::done) load_seconds = p.seconds;
   });
   const pm::ModelInfo& info = lm->info();
   std::fprintf(stderr, "evaluating %zu tokens of '%s': %lld window(s) of %lld tokens, stride %lld\n", ids.size(),

@@ -16,15 +16,18 @@
 
 #include <algorithm>    // std::sort, std::min
 #include <chrono>       // std::chrono::steady_clock
+#include <cstdio>       // std::fprintf, stderr
 #include <cstdint>      // std::uint64_t
 #include <filesystem>   // std::filesystem
 #include <fstream>      // std::ifstream
 #include <functional>   // std::function
 #include <memory>       // std::unique_ptr
 #include <string>       // std::string
+#include <utility>      // std::move
 #include <vector>       // std::vector
 
 #include <sys/resource.h>  // getrusage, RUSAGE_SELF
+#include <unistd.h>        // isatty, STDERR_FILENO
 
 #include <precis/core/error.hpp>            // io_error, config_error, fail
 #include <precis/io/gguf.hpp>               // io::GgufFile
@@ -135,6 +138,29 @@ struct LoadProgress {
   std::unique_ptr<models::CausalLM> lm = models::load_model(path, p, options);
   report(LoadProgress::Stage::done);
   return lm;
+}
+
+/// The progress lines precis' tools print on stderr while loading `name`: a terminal gets one
+/// line rewritten in place, a log (stderr not a terminal) a line every 25% of the bytes.
+[[nodiscard]] inline std::function<void(const LoadProgress&)> stderr_load_progress(std::string name) {
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  return [name = std::move(name), tty, last_pct = -1](const LoadProgress& p) mutable {
+    using S = LoadProgress::Stage;
+    if (p.stage == S::reading) {
+      const int pct = static_cast<int>(p.fraction() * 100.0);
+      if (tty && pct != last_pct)
+        std::fprintf(stderr, "\rloading %s: reading weights %3d%%", name.c_str(), pct);
+      else if (!tty && pct / 25 != last_pct / 25)
+        std::fprintf(stderr, "loading %s: reading weights %d%%\n", name.c_str(), pct);
+      last_pct = pct;
+    } else if (p.stage == S::building) {
+      std::fprintf(stderr, tty ? "\rloading %s: building the model    " : "loading %s: building the model\n",
+                   name.c_str());
+    } else {
+      std::fprintf(stderr, "%sloading %s: done in %.2f s          \n", tty ? "\r" : "", name.c_str(), p.seconds);
+    }
+    std::fflush(stderr);
+  };
 }
 
 /// The process's peak resident memory so far, in bytes (getrusage ru_maxrss, KiB on Linux).
