@@ -10,3 +10,6 @@ precis_add_test(test_moe_weights ${CMAKE_CURRENT_LIST_DIR}/test_moe_weights.cpp 
 precis_add_test(test_moe_models_qwen ${CMAKE_CURRENT_LIST_DIR}/test_moe_models_qwen.cpp LIBS precis::io precis::cpu)
 precis_add_test(test_moe_models_gpt_oss ${CMAKE_CURRENT_LIST_DIR}/test_moe_models_gpt_oss.cpp LIBS precis::io precis::cpu)
 precis_add_test(test_expert_selector ${CMAKE_CURRENT_LIST_DIR}/test_expert_selector.cpp LIBS precis::io precis::cpu)
+foreach(t test_moe_weights test_moe_models_qwen test_moe_models_gpt_oss test_expert_selector)
+  precis_model_test(${t})
+endforeach()
