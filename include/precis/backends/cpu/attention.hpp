@@ -34,7 +34,7 @@
 //
 // Kernels (xsimd, any ISA; AVX-512 on Zen 4): per block, each K/V row is loaded once from the
 // cache (one kv head's rows are one contiguous stream: the caches store K/V head-major), and the
-// next block's rows are prefetched. f32 rows are read in place; bf16 V rows are widened in
+// rows one block ahead are prefetched into L2 while this block is computed (see prefetch_ahead). f32 rows are read in place; bf16 V rows are widened in
 // registers (the 16 bits become the top half of a binary32 — exact) into an L1-resident f32
 // tile that the G heads share. Scores: bf16 q·k with `vdpbf16ps` where the CPU has AVX512-BF16
 // (PRECIS_ATTN_BF16_DOT below: bf16 K is then never widened), otherwise FMAs over f32 chunks;
@@ -177,10 +177,35 @@ template <cpu_attention_dtype A>
   return m;
 }
 
+/// Software prefetch of one K or V row (row_bytes from p) into L2, issued by the compute loops
+/// for the row one key block ahead. Measured on the reference machine (Zen 4, decode over a
+/// 4k-token cache streamed from DRAM, 2 threads, interleaved A/B runs): issuing a whole block's
+/// prefetches in one burst when the block is loaded ran no faster than no prefetch at all —
+/// memory and compute took turns (time ≈ DRAM time + compute time); spreading the prefetches
+/// over the block's score and P·V loops gained 10–19 %; the same spread with `prefetcht0`
+/// (into L1) lost 10–18 %: every outstanding L1 fill holds one of the few L1 miss buffers the
+/// block's own demand loads need.
+inline void prefetch_ahead(const void* p, index_t row_bytes) noexcept {
+  if (p == nullptr) return;
+  const auto* bytes = static_cast<const char*>(p);
+  for (index_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(bytes + off, 0, 2);
+}
+
+/// The rows of one key block as the block step reads them, indexed by position in the block.
+struct attn_block_rows {
+  const float* const* k;          // K rows as f32 (in place, or widened into the tile)
+  const bfloat16* const* k_bf16;  // K rows as stored (bf16 dot path only; k unused then)
+  const float* const* v;          // V rows as f32
+  const void* const* k_ahead;     // the K row one block later, to prefetch (nullptr: past the end)
+  const void* const* v_ahead;     // the same for V
+  index_t row_bytes;              // bytes of one stored row (head_dim · sizeof(store))
+  bool prefetch;                  // issue the prefetches (once per block: the first token's step)
+};
+
 /// Hands out the K/V rows of one kv head by absolute position, walking the view's segments
 /// forward. f32 rows are returned in place; bf16 rows are widened into the tiles first. Each
-/// load also prefetches the rows one block ahead, so the next block streams in while this one is
-/// computed (a decode task is a pure stream of its kv head's rows).
+/// load also records the rows one block ahead, which the block step prefetches while it computes
+/// (a decode task is a pure stream of its kv head's rows).
 template <cpu_attention_dtype A>
 class kv_block_reader {
  public:
@@ -192,18 +217,19 @@ class kv_block_reader {
   /// stored K rows into kraw[ia..ib) instead of widened ones into krow. Positions never
   /// decrease between calls.
   template <bool RawK = false>
-  void load(index_t blk, index_t ia, index_t ib, const float** krow, const float** vrow,
-            const storage_t<A>** kraw = nullptr) {
+  void load(index_t blk, index_t ia, index_t ib, const float** krow, const float** vrow, const void** kahead,
+            const void** vahead, const storage_t<A>** kraw = nullptr) {
     for (index_t i = ia; i < ib; ++i) {
       const storage_t<A>* k;
       const storage_t<A>* v;
-      row(blk + i, seg_, k, v);
+      row(blk + i, cur_, k, v);
+      kahead[i] = vahead[i] = nullptr;
       if (const index_t ahead = blk + i + bk_; ahead < end_) {
         const storage_t<A>* kp;
         const storage_t<A>* vp;
-        row(ahead, seg_ahead_, kp, vp);
-        prefetch_row(kp);
-        prefetch_row(vp);
+        row(ahead, ahead_, kp, vp);
+        kahead[i] = kp;
+        vahead[i] = vp;
       }
       if constexpr (std::same_as<A, f32>) {
         krow[i] = k;
@@ -217,12 +243,29 @@ class kv_block_reader {
   }
 
  private:
-  void row(index_t pos, std::size_t& seg, const storage_t<A>*& k, const storage_t<A>*& v) const noexcept {
-    while (segs_[seg].position + segs_[seg].size() <= pos) ++seg;
-    const KvSegment<A>& s = segs_[seg];
-    const index_t r = pos - s.position;
-    k = s.k.data() + r * s.k.stride(0) + kv_head_ * s.k.stride(1);
-    v = s.v.data() + r * s.v.stride(0) + kv_head_ * s.v.stride(1);
+  /// Where a forward walk over the segments stands: the current segment's positions
+  /// [begin, end) and this kv head's row 0 and row strides in it.
+  struct cursor {
+    std::size_t seg = 0;
+    index_t begin = 0, end = -1;  // end < begin: not yet positioned
+    const storage_t<A>* k = nullptr;
+    const storage_t<A>* v = nullptr;
+    index_t k_stride = 0, v_stride = 0;
+  };
+  void row(index_t pos, cursor& c, const storage_t<A>*& k, const storage_t<A>*& v) const noexcept {
+    if (pos >= c.end) {
+      if (c.end >= c.begin) ++c.seg;  // positioned: move past the segment just finished
+      while (segs_[c.seg].position + segs_[c.seg].size() <= pos) ++c.seg;
+      const KvSegment<A>& s = segs_[c.seg];
+      c.begin = s.position;
+      c.end = s.position + s.size();
+      c.k = s.k.data() + kv_head_ * s.k.stride(1);
+      c.v = s.v.data() + kv_head_ * s.v.stride(1);
+      c.k_stride = s.k.stride(0);
+      c.v_stride = s.v.stride(0);
+    }
+    k = c.k + (pos - c.begin) * c.k_stride;
+    v = c.v + (pos - c.begin) * c.v_stride;
   }
   const float* widen_row(const storage_t<A>* src, float* dst) const noexcept {
     index_t d = 0;
@@ -230,14 +273,9 @@ class kv_block_reader {
     for (; d < dh_; ++d) dst[d] = widen1<A>(src[d]);
     return dst;
   }
-  void prefetch_row(const storage_t<A>* p) const noexcept {
-    const auto* bytes = reinterpret_cast<const char*>(p);
-    const index_t n = dh_ * static_cast<index_t>(sizeof(storage_t<A>));
-    for (index_t off = 0; off < n; off += 64) __builtin_prefetch(bytes + off, 0, 3);
-  }
 
   std::span<const KvSegment<A>> segs_;
-  std::size_t seg_ = 0, seg_ahead_ = 0;
+  cursor cur_, ahead_;
   index_t end_, kv_head_, dh_, bk_;
   float* k_tile_;
   float* v_tile_;
@@ -274,15 +312,17 @@ inline constexpr int attn_head_chunk = attn_head_chunk_for(NC);
 
 /// P·V for heads [h0, h0 + HC) over block rows [ia, ib): o_h += Σ_i p_h[i]·v_i.
 template <int NC, int HC>
-inline void pv_chunk(const attn_rows& r, const attn_shape& sh, const float* s, const float* const* vrow, index_t ia,
-                     index_t ib, index_t h0) noexcept {
+inline void pv_chunk(const attn_rows& r, const attn_shape& sh, const float* s, const attn_block_rows& rows,
+                     index_t ia, index_t ib, index_t h0) noexcept {
+  const bool prefetch = rows.prefetch && h0 == 0;
   constexpr index_t L = attn_lanes;
   fbatch acc[HC][NC];
   for (int hh = 0; hh < HC; ++hh)
     for (int c = 0; c < NC; ++c) acc[hh][c] = fbatch::load_unaligned(r.o + (h0 + hh) * sh.dh + c * L);
   for (index_t i = ia; i < ib; ++i) {
+    if (prefetch) prefetch_ahead(rows.v_ahead[i], rows.row_bytes);
     fbatch vv[NC];
-    for (int c = 0; c < NC; ++c) vv[c] = fbatch::load_unaligned(vrow[i] + c * L);
+    for (int c = 0; c < NC; ++c) vv[c] = fbatch::load_unaligned(rows.v[i] + c * L);
     for (int hh = 0; hh < HC; ++hh) {
       const fbatch p(s[(h0 + hh) * sh.bk + i]);
       for (int c = 0; c < NC; ++c) acc[hh][c] = xsimd::fma(p, vv[c], acc[hh][c]);
@@ -295,80 +335,87 @@ inline void pv_chunk(const attn_rows& r, const attn_shape& sh, const float* s, c
 /// One online-softmax step of G rows (one token) over the visible rows [ia, ib) of the key block
 /// starting at absolute position blk. `s` is scratch [G, Bk]. NC = Dh / lanes when fixed at
 /// compile time (Dh 64, 128), 0 for a run-time head_dim. Bf16Dot: scores from the stored bf16
-/// rows kraw with `vdpbf16ps` (krow unused).
+/// rows (rows.k_bf16) with `vdpbf16ps` (rows.k unused).
 template <int NC, bool Bf16Dot = false>
-void attend_block(const attn_rows& r, const attn_shape& sh, const float* const* krow,
-                  [[maybe_unused]] const bfloat16* const* kraw,
-                  const float* const* vrow, index_t ia, index_t ib, float* s) noexcept {
+void attend_block(const attn_rows& r, const attn_shape& sh, const attn_block_rows& rows, index_t ia, index_t ib,
+                  float* s) noexcept {
+  const float* const* krow = rows.k;
+  [[maybe_unused]] const bfloat16* const* kraw = rows.k_bf16;
   constexpr index_t L = attn_lanes;
   constexpr float neg_inf = -std::numeric_limits<float>::infinity();
   const index_t nc = NC > 0 ? NC : sh.dh / L, tail = NC > 0 ? 0 : sh.dh % L;
   const index_t g_begin = ia / L * L, g_end = detail::round_up(ib, L);  // score groups, aligned
   const fbatch scale(sh.scale);
 
-  for (index_t g = 0; g < sh.groups; ++g) {
-    const float* qg = r.q + g * sh.dh;
-    float* sg = s + g * sh.bk;
-    // --- scores s_j = (q · k_j)·scale for j in [ia, ib) ---------------------------------------
-    if constexpr (Bf16Dot) {
+  // --- scores s_g[j] = (q_g · k_j)·scale, j in [ia, ib), every head g -----------------------------
+  // Key group outside, heads inside: a group's L rows (L·Dh·sizeof(K): 4 KiB for f32 at Dh 64)
+  // stay in L1 while all G heads read them. With the heads outside, each head re-read the whole
+  // block (32 KiB of f32 K at Bk·Dh = 8192) from L2, and that re-read was the decode bottleneck:
+  // in L2 on one core the score phase ran at ~14 cycles per (head, key) for 4 FMAs' work.
+  for (index_t grp = g_begin; grp < ib; grp += L) {
+    const index_t la = std::max(grp, ia) - grp, lb = std::min(grp + L, ib) - grp;  // valid lanes
+    const bool full = la == 0 && lb == L;
+    if (rows.prefetch)
+      for (index_t i = grp + la; i < grp + lb; ++i) prefetch_ahead(rows.k_ahead[i], rows.row_bytes);
+    for (index_t g = 0; g < sh.groups; ++g) {
+      float* sg = s + g * sh.bk;
+      fbatch acc[L];
+      if constexpr (Bf16Dot) {
 #if PRECIS_ATTN_BF16_DOT
-      static_assert(NC % 2 == 0, "a bf16 register holds two f32 chunks");
-      constexpr int NB = NC / 2;
-      const std::uint16_t* qb = r.q_bf16 + g * sh.dh;
-      __m512bh qv[NB];
-      for (int c = 0; c < NB; ++c) qv[c] = (__m512bh)_mm512_loadu_si512(qb + 32 * c);
-      for (index_t grp = g_begin; grp < ib; grp += L) {
-        fbatch acc[L];
-        for (index_t lane = 0; lane < L; ++lane) {
-          const index_t i = grp + lane;
-          if (i < ia || i >= ib) {
-            acc[lane] = fbatch(0.0f);
-            continue;
-          }
-          const bfloat16* kr = kraw[i];
+        static_assert(NC % 2 == 0, "a bf16 register holds two f32 chunks");
+        constexpr int NB = NC / 2;
+        const std::uint16_t* qb = r.q_bf16 + g * sh.dh;
+        __m512bh qv[NB];
+        for (int c = 0; c < NB; ++c) qv[c] = (__m512bh)_mm512_loadu_si512(qb + 32 * c);
+        const auto dot = [&](index_t lane) {
+          const bfloat16* kr = kraw[grp + lane];
           __m512 t = _mm512_dpbf16_ps(_mm512_setzero_ps(), qv[0], (__m512bh)_mm512_loadu_si512(kr));
           for (int c = 1; c < NB; ++c) t = _mm512_dpbf16_ps(t, qv[c], (__m512bh)_mm512_loadu_si512(kr + 32 * c));
-          acc[lane] = fbatch(t);
+          return fbatch(t);
+        };
+        if (full) {
+          for (index_t lane = 0; lane < L; ++lane) acc[lane] = dot(lane);
+        } else {
+          for (index_t lane = 0; lane < L; ++lane) acc[lane] = lane >= la && lane < lb ? dot(lane) : fbatch(0.0f);
         }
         (sum_rows(acc) * scale).store_unaligned(sg + grp);
-      }
 #endif
-    } else if constexpr (NC > 0) {
-      fbatch qv[NC];
-      for (int c = 0; c < NC; ++c) qv[c] = fbatch::load_unaligned(qg + c * L);
-      for (index_t grp = g_begin; grp < ib; grp += L) {
-        fbatch acc[L];
-        for (index_t lane = 0; lane < L; ++lane) {
-          const index_t i = grp + lane;
-          if (i < ia || i >= ib) {
-            acc[lane] = fbatch(0.0f);
-            continue;
-          }
-          const float* kr = krow[i];
+      } else if constexpr (NC > 0) {
+        const float* qg = r.q + g * sh.dh;
+        fbatch qv[NC];
+        for (int c = 0; c < NC; ++c) qv[c] = fbatch::load_unaligned(qg + c * L);
+        const auto dot = [&](index_t lane) {
+          const float* kr = krow[grp + lane];
           fbatch t = qv[0] * fbatch::load_unaligned(kr);
           for (int c = 1; c < NC; ++c) t = xsimd::fma(qv[c], fbatch::load_unaligned(kr + c * L), t);
-          acc[lane] = t;
+          return t;
+        };
+        if (full) {
+          for (index_t lane = 0; lane < L; ++lane) acc[lane] = dot(lane);
+        } else {
+          for (index_t lane = 0; lane < L; ++lane) acc[lane] = lane >= la && lane < lb ? dot(lane) : fbatch(0.0f);
         }
         (sum_rows(acc) * scale).store_unaligned(sg + grp);
-      }
-    } else {
-      for (index_t grp = g_begin; grp < ib; grp += L) {
-        fbatch acc[L];
+      } else {
+        const float* qg = r.q + g * sh.dh;
         for (index_t lane = 0; lane < L; ++lane) {
-          const index_t i = grp + lane;
           acc[lane] = fbatch(0.0f);
-          if (i < ia || i >= ib) continue;
+          if (lane < la || lane >= lb) continue;
           for (index_t c = 0; c < nc; ++c)
-            acc[lane] = xsimd::fma(fbatch::load_unaligned(qg + c * L), fbatch::load_unaligned(krow[i] + c * L), acc[lane]);
+            acc[lane] = xsimd::fma(fbatch::load_unaligned(qg + c * L), fbatch::load_unaligned(krow[grp + lane] + c * L), acc[lane]);
         }
         sum_rows(acc).store_unaligned(sg + grp);
-        for (index_t i = std::max(grp, ia); i < std::min(grp + L, ib); ++i) {
+        for (index_t i = grp + la; i < grp + lb; ++i) {
           float t = sg[i];
           for (index_t d = nc * L; d < nc * L + tail; ++d) t += qg[d] * krow[i][d];
           sg[i] = t * sh.scale;
         }
       }
     }
+  }
+
+  for (index_t g = 0; g < sh.groups; ++g) {
+    float* sg = s + g * sh.bk;
     for (index_t i = g_begin; i < ia; ++i) sg[i] = neg_inf;  // masked lanes of the edge groups
     for (index_t i = ib; i < g_end; ++i) sg[i] = neg_inf;
 
@@ -400,9 +447,12 @@ void attend_block(const attn_rows& r, const attn_shape& sh, const float* const* 
   if constexpr (NC > 0) {
     constexpr int HC = attn_head_chunk<NC>;
     index_t h = 0;
-    for (; h + HC <= sh.groups; h += HC) pv_chunk<NC, HC>(r, sh, s, vrow, ia, ib, h);
-    for (; h < sh.groups; ++h) pv_chunk<NC, 1>(r, sh, s, vrow, ia, ib, h);
+    for (; h + HC <= sh.groups; h += HC) pv_chunk<NC, HC>(r, sh, s, rows, ia, ib, h);
+    for (; h < sh.groups; ++h) pv_chunk<NC, 1>(r, sh, s, rows, ia, ib, h);
   } else {
+    const float* const* vrow = rows.v;
+    if (rows.prefetch)
+      for (index_t i = ia; i < ib; ++i) prefetch_ahead(rows.v_ahead[i], rows.row_bytes);
     for (index_t g = 0; g < sh.groups; ++g) {
       float* og = r.o + g * sh.dh;
       const float* pg = s + g * sh.bk;
@@ -487,12 +537,16 @@ void attend_tokens(const TensorView<const A, 3>& q, index_t t0, index_t t1, inde
 
   std::array<const float*, attn_max_key_block> krow{}, vrow{};
   std::array<const bfloat16*, attn_max_key_block> kraw{};
+  std::array<const void*, attn_max_key_block> kahead{}, vahead{};
   kv_block_reader<A> reader(kv, kvh, bk, sc.k, sc.v);
+  attn_block_rows rows{krow.data(), kraw.data(), vrow.data(), kahead.data(), vahead.data(),
+                       dh * static_cast<index_t>(sizeof(storage_t<A>)), false};
   const index_t lo = first_visible(pos0 + t0, cfg.sliding_window), hi = pos0 + t1;  // keys [lo, hi)
   for (index_t blk = lo / bk * bk; blk < hi; blk += bk) {
     const index_t ia = std::max(lo, blk) - blk, ib = std::min(hi, blk + bk) - blk;
-    if constexpr (dot) reader.template load<true>(blk, ia, ib, krow.data(), vrow.data(), kraw.data());
-    else reader.load(blk, ia, ib, krow.data(), vrow.data());
+    if constexpr (dot) reader.template load<true>(blk, ia, ib, krow.data(), vrow.data(), kahead.data(), vahead.data(), kraw.data());
+    else reader.load(blk, ia, ib, krow.data(), vrow.data(), kahead.data(), vahead.data());
+    rows.prefetch = true;  // the first token that sees this block prefetches the next one
     for (index_t t = 0; t < n_tok; ++t) {
       const index_t pos = pos0 + t0 + t;
       const index_t a = std::max(first_visible(pos, cfg.sliding_window), blk) - blk;
@@ -500,7 +554,8 @@ void attend_tokens(const TensorView<const A, 3>& q, index_t t0, index_t t1, inde
       if (a >= b) continue;  // no key of this block is visible to this token
       const attn_rows r{sc.q + t * groups * dh, dot ? q_bf16.data() + t * groups * dh : nullptr,
                         sc.o + t * groups * dh, sc.m + t * groups, sc.l + t * groups};
-      attend_block<NC, dot>(r, sh, krow.data(), kraw.data(), vrow.data(), a, b, sc.s);
+      attend_block<NC, dot>(r, sh, rows, a, b, sc.s);
+      rows.prefetch = false;
     }
   }
 
