@@ -9,8 +9,8 @@
 //            bw_fraction = bytes/s ÷ read bandwidth (target ≥ 0.7, recorded, not asserted),
 //            FLOP/s = 4·H·Dh per key (q·k and p·v), flop_fraction = FLOP/s ÷ FMA peak.
 //            GQA decode does 4·G·Dh FLOP per 2·Dh·sizeof(K) bytes = 2·G/sizeof(K) FLOP/byte
-//            (G = H/Hkv = 8: 4 FLOP/B for f32, 8 for bf16): at 40 GB/s that is 160 / 320 GFLOP/s,
-//            more than 2 Zen 4 cores retire, so here decode is bound by the FMA rate, not by DRAM.
+//            (G = H/Hkv = 8: 4 FLOP/B for f32, 8 for bf16): 70 % of ~28 GB/s needs ~80 (f32) or
+//            ~160 (bf16) GFLOP/s of attention math, 35 % / 70 % of the 2-core FMA peak.
 //   decode, paged  the same, 4 sequences of 4096 tokens decoded together in one call from a
 //            PagedKvCache with 16-token pages (one segment per page), bf16.
 //   prefill  512 query tokens attending causally to themselves (FLOP/s, flop_fraction).

@@ -45,8 +45,9 @@
 // run-time counts with a scalar tail.
 //
 // Decode does 4·G·Dh FLOP per 2·Dh·sizeof(K) bytes of K/V: 2·G / sizeof(K) FLOP/byte, 4 for f32
-// and 8 for bf16 at G = 8 — more than two Zen 4 cores retire per byte of DRAM bandwidth, so on
-// the reference machine GQA decode is bound by the FMA rate (docs/performance.md).
+// and 8 for bf16 at G = 8. On the reference machine (2 Zen 4 cores, ~230 GFLOP/s f32 FMA peak,
+// ~28 GB/s read) that is about balanced, and the measured decode time is close to the kernel's
+// in-cache compute time *plus* the DRAM time (docs/performance.md): the two overlap little.
 #pragma once
 
 #include <algorithm>  // std::max, std::min
