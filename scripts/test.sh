@@ -8,9 +8,9 @@
 #   3. g++ ctest    every label: unit, static, compile_fail, packaging, example, ...
 #   4. clang++      ASan + UBSan build (PRECIS_SANITIZE=ON) with the libFuzzer targets
 #                   (PRECIS_FUZZ=ON); ctest of everything but packaging/compile_fail/fuzz/model.
-#                   Without the examples and the real-model tests: every program that includes
-#                   load_model.hpp compiles all four models (~3 min each under the sanitizers on
-#                   2 cores), and the models' own unit tests already run their code here
+#                   Without the examples and the real-model tests: they would add a second
+#                   model-registry build (all four models, src/model_registry.cpp, ~3 min under
+#                   the sanitizers on 2 cores) and run code the models' unit tests run here too
 #   5. clang++ fuzz ctest -L fuzz: bounded-time libFuzzer runs
 #
 # Any failing step stops the script with a non-zero exit status. Build directories live under

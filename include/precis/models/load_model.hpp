@@ -51,7 +51,24 @@ struct ModelEntry {
 };
 
 /// Every model load_model knows. THE place to register one (see the header comment).
+///
+/// The registry's loaders instantiate every model × policy × weight format, which is what makes
+/// a translation unit that calls load_model slow to compile (~2 min at -O3 with g++ on 2 cores).
+/// precis' own build compiles it once per flag set: its tools and tests define
+/// PRECIS_MODELS_COMPILED_SEPARATELY, which turns this into a declaration, and link a library
+/// whose one source defines PRECIS_MODELS_DEFINE_REGISTRY before including this header
+/// (src/model_registry.cpp, cmake/PrecisModelRegistry.cmake). The library must be compiled
+/// with the same ISA flags as its users, because the CPU kernels pick their bodies from the
+/// translation unit's ISA (backends/cpu/arch.hpp). Code that includes precis without either
+/// macro gets the inline definition below, as before.
+#if defined(PRECIS_MODELS_COMPILED_SEPARATELY) && !defined(PRECIS_MODELS_DEFINE_REGISTRY)
+[[nodiscard]] std::span<const ModelEntry> model_registry();
+#else
+#if defined(PRECIS_MODELS_DEFINE_REGISTRY)
+[[nodiscard]] std::span<const ModelEntry> model_registry() {
+#else
 [[nodiscard]] inline std::span<const ModelEntry> model_registry() {
+#endif
   static const std::vector<ModelEntry> registry = {
       {"llama", {"llama"}, {"LlamaForCausalLM"}, {"llama"}, &load_llama},
       {"qwen3_moe", {"qwen3_moe"}, {"Qwen3MoeForCausalLM"}, {"qwen3moe"}, &load_qwen3_moe},
@@ -61,6 +78,7 @@ struct ModelEntry {
   };
   return registry;
 }
+#endif
 
 namespace detail {
 [[nodiscard]] inline std::string supported_models() {

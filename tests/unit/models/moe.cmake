@@ -13,3 +13,5 @@ precis_add_test(test_expert_selector ${CMAKE_CURRENT_LIST_DIR}/test_expert_selec
 foreach(t test_moe_weights test_moe_models_qwen test_moe_models_gpt_oss test_expert_selector)
   precis_model_test(${t})
 endforeach()
+precis_link_model_registry(test_moe_models_qwen OPT1)
+precis_link_model_registry(test_expert_selector OPT1)

@@ -14,7 +14,6 @@
 
 #include <precis/core/error.hpp>         // config_error
 #include <precis/models/gpt_oss.hpp>     // GptOss, GptOssConfig, GptOssTensorNames
-#include <precis/models/load_model.hpp>  // load_model
 
 #include "test_moe_models_support.hpp"  // MoeReference, rel_l2, top1_agree, tolerances
 
