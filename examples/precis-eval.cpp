@@ -13,7 +13,6 @@
 // Exit status: 0 success, 1 the model, the text or the evaluation failed (message on stderr),
 // 2 bad usage.
 #include <algorithm>     // std::min
-#include <charconv>      // std::from_chars
 #include <chrono>        // std::chrono::system_clock
 #include <cstdint>       // std::uint64_t
 #include <cstdio>        // std::fprintf
@@ -34,6 +33,7 @@
 #include <nlohmann/json.hpp>  // nlohmann::json
 
 #include <precis/core/error.hpp>              // precis::error
+#include <precis/generate/cli.hpp>            // usage_error, parse_in
 #include <precis/generate/default_model.hpp>  // model_path_or_default
 #include <precis/generate/loading.hpp>        // load_with_progress, tokenizer_for, peak_memory_bytes
 #include <precis/generate/perplexity.hpp>     // perplexity
@@ -80,20 +80,8 @@ struct Args {
   std::string output = "precis-eval";
 };
 
-struct usage_error {
-  std::string what;
-};
-
-template <class T>
-T parse_in(std::string_view flag, std::string_view s, T lo, T hi, std::string_view range) {
-  T v{};
-  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || s.empty())
-    throw usage_error{std::string(flag) + " expects an integer, got '" + std::string(s) + "'"};
-  if (v < lo || v > hi)
-    throw usage_error{std::string(flag) + " " + std::string(s) + " is out of range: expected " + std::string(range)};
-  return v;
-}
+using pg::parse_in;
+using pg::usage_error;  // a usage error: what was wrong, exit status 2
 
 Args parse_args(int argc, char** argv) {
   Args a;

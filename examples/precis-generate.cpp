@@ -12,7 +12,6 @@
 // one JSON object on stdout holds the texts and the same numbers instead.
 // Exit status: 0 success, 1 the model or the request failed (message on stderr), 2 bad usage.
 #include <algorithm>    // std::min, std::max
-#include <charconv>     // std::from_chars
 #include <cstdint>      // std::uint64_t
 #include <cstdio>       // std::fprintf, std::fflush
 #include <cstdlib>      // std::exit
@@ -26,13 +25,13 @@
 #include <string>       // std::string, std::getline
 #include <string_view>  // std::string_view
 #include <system_error> // std::errc
-#include <type_traits>  // std::is_integral_v, std::is_unsigned_v
 #include <vector>       // std::vector
 
 
 #include <nlohmann/json.hpp>  // nlohmann::json
 
 #include <precis/core/error.hpp>              // precis::error
+#include <precis/generate/cli.hpp>            // usage_error, parse_in, parse_number
 #include <precis/generate/chat_format.hpp>    // detect_chat_format, format_chat
 #include <precis/generate/default_model.hpp>  // model_path_or_default
 #include <precis/generate/generator.hpp>      // Generator
@@ -117,29 +116,9 @@ struct Args {
   bool info = false;
 };
 
-/// A usage error: what was wrong, exit status 2.
-struct usage_error {
-  std::string what;
-};
-
-template <class T>
-T parse_number(std::string_view flag, std::string_view s) {
-  T v{};
-  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || s.empty())
-    throw usage_error{std::string(flag) + " expects " +
-                      (std::is_unsigned_v<T> ? "an integer >= 0" : std::is_integral_v<T> ? "an integer" : "a number") +
-                      ", got '" + std::string(s) + "'"};
-  return v;
-}
-
-template <class T>
-T parse_in(std::string_view flag, std::string_view s, T lo, T hi, std::string_view range) {
-  const T v = parse_number<T>(flag, s);
-  if (!(v >= lo && v <= hi))
-    throw usage_error{std::string(flag) + " " + std::string(s) + " is out of range: expected " + std::string(range)};
-  return v;
-}
+using pg::parse_in;
+using pg::parse_number;
+using pg::usage_error;  // a usage error: what was wrong, exit status 2
 
 Args parse_args(int argc, char** argv) {
   Args a;
