@@ -34,7 +34,8 @@
 //
 // Kernels (xsimd, any ISA; AVX-512 on Zen 4): per block, each K/V row is loaded once from the
 // cache (one kv head's rows are one contiguous stream: the caches store K/V head-major), and the
-// rows one block ahead are prefetched into L2 while this block is computed (see prefetch_ahead). f32 rows are read in place; bf16 V rows are widened in
+// rows one block ahead are prefetched into L2 while this block is computed (prefetch_ahead).
+// f32 rows are read in place; bf16 V rows are widened in
 // registers (the 16 bits become the top half of a binary32 — exact) into an L1-resident f32
 // tile that the G heads share. Scores: bf16 q·k with `vdpbf16ps` where the CPU has AVX512-BF16
 // (PRECIS_ATTN_BF16_DOT below: bf16 K is then never widened), otherwise FMAs over f32 chunks;
@@ -392,9 +393,9 @@ void attend_block(const attn_rows& r, const attn_shape& sh, const attn_block_row
 
   // --- scores s_g[j] = (q_g · k_j)·scale, j in [ia, ib), every head g -----------------------------
   // Key group outside, heads inside: a group's L rows (L·Dh·sizeof(K): 4 KiB for f32 at Dh 64)
-  // stay in L1 while all G heads read them. With the heads outside, each head re-read the whole
-  // block (32 KiB of f32 K at Bk·Dh = 8192) from L2, and that re-read was the decode bottleneck:
-  // in L2 on one core the score phase ran at ~14 cycles per (head, key) for 4 FMAs' work.
+  // stay in L1 while all G heads read them, instead of each head re-reading the block (32 KiB of
+  // f32 K at Bk·Dh = 8192) from L2. Alone this measured within the ±10 % noise; it is what lets
+  // score_pair share each K load between two heads.
   for (index_t grp = g_begin; grp < ib; grp += L) {
     const index_t la = std::max(grp, ia) - grp, lb = std::min(grp + L, ib) - grp;  // valid lanes
     const bool full = la == 0 && lb == L;
