@@ -105,7 +105,7 @@ struct Weights<F> {
   }
   [[nodiscard]] std::size_t bytes() const { return w.front().bytes(); }
   [[nodiscard]] static std::size_t bytes_for(index_t n, index_t k) {
-    return static_cast<std::size_t>(n * k / 32) * dtype_traits<F>::block_bytes;
+    return static_cast<std::size_t>(n * k / 32) * dtype_traits<F>::stored_bytes;
   }
   template <class A>
   [[nodiscard]] QuantView<F, 2> arg(std::size_t i) const {

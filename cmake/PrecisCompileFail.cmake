@@ -1,6 +1,6 @@
 # cmake/PrecisCompileFail.cmake — must-not-compile tests driven by CTest (style-anchors §5.2–5.5).
 #
-#   precis_add_compile_fail(<name> <source> [FLAGS <compile options>...])
+#   precis_add_compile_fail(<name> <source> [FLAGS <compile options>...] [LIBS <targets>...])
 #
 # The source holds one illegal line under `#ifdef PRECIS_SHOULD_FAIL` and its legal twin (the
 # explicit cast or named conversion) in the `#else`, plus a comment
@@ -21,9 +21,10 @@
 # compilers' quotes ASCII, so regexes can write '...'.
 #
 # Compile options: PRECIS_WARNINGS (the tests' -Werror set) when defined, then FLAGS.
+# LIBS: targets the sources need beyond precis::precis (precis::cpu for a backend's header).
 
 function(precis_add_compile_fail name src)
-  cmake_parse_arguments(ARG "" "" "FLAGS" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "FLAGS;LIBS" ${ARGN})
   get_filename_component(_src "${src}" ABSOLUTE)
   file(READ "${_src}" _text)
   string(REGEX MATCH "// expect-error: ([^\n]+)" _match "${_text}")
@@ -41,7 +42,7 @@ function(precis_add_compile_fail name src)
     set(_target ${name}.${_kind})
     add_library(${_target} OBJECT EXCLUDE_FROM_ALL "${_src}")
     set_target_properties(${_target} PROPERTIES EXCLUDE_FROM_DEFAULT_BUILD TRUE)
-    target_link_libraries(${_target} PRIVATE precis::precis)
+    target_link_libraries(${_target} PRIVATE precis::precis ${ARG_LIBS})
     target_compile_options(${_target} PRIVATE ${PRECIS_WARNINGS} ${ARG_FLAGS})
     add_test(NAME compile_fail.${name}.${_kind}
              COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --target ${_target} --config $<CONFIG>)

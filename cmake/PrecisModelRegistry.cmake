@@ -1,6 +1,6 @@
 # cmake/PrecisModelRegistry.cmake — precis_link_model_registry(<target> [NATIVE] [OPT1]): links a
 # program of precis' own build that calls models::load_model to a static library holding the
-# model registry (src/model_registry.cpp, see include/precis/models/load_model.hpp), so that the
+# model registry (src/model_registry.cpp, see include/precis/runtime/load_model.hpp), so that the
 # registry — every model × policy × weight format — is compiled once per flag set instead of once
 # per program. The library is built with the flags the program says it has:
 #   NATIVE  -march=native (the tools, test_generate_model); without it, the toolchain's default ISA

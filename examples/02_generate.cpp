@@ -13,7 +13,7 @@
 #include <precis/generate/default_model.hpp>  // default_model_path
 #include <precis/generate/generator.hpp>      // Generator
 #include <precis/generate/loading.hpp>        // tokenizer_for
-#include <precis/models/load_model.hpp>       // load_model
+#include <precis/runtime/load_model.hpp>       // load_model
 
 using namespace precis;
 

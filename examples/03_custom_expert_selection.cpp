@@ -24,7 +24,7 @@
 #include <vector>     // std::vector
 
 #include <precis/core/error.hpp>                // config_error, range_error
-#include <precis/models/load_model.hpp>         // load_model, CausalLM
+#include <precis/runtime/load_model.hpp>         // load_model, CausalLM
 #include <precis/nn/layer_expert_selector.hpp>  // LayerExpertSelector
 
 using namespace precis;

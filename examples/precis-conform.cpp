@@ -2,7 +2,11 @@
 // logits (e.g. produced by HF transformers in float32, tools/make_model_fixtures.py).
 //
 //   precis-conform --model DIR|FILE.gguf --reference FILE [--split N] [--precision f32|bf16]
-//                  [--threads N] [--info]
+//                  [--backend cpu|reference] [--threads N] [--info]
+//
+// --backend picks the backend the model's ops run on (runtime/load_model.hpp): the CPU kernels
+// (default) or the scalar reference ops, so every fixture is checked on both, with the same
+// tolerances: the reference backend is the math spec, the CPU backend its optimised twin.
 //
 // The reference file is safetensors with `tokens` I64 [S], `logits` F32 [S, vocab] and, for
 // MRoPE models, `position_ids` I64 [3, S]. Without --split the S tokens run as one prefill; with
@@ -31,7 +35,7 @@
 #include <precis/core/error.hpp>         // precis::error
 #include <precis/io/load.hpp>            // precis::io::load
 #include <precis/io/safetensors.hpp>     // precis::io::SafetensorsFile
-#include <precis/models/load_model.hpp>  // precis::models::load_model
+#include <precis/runtime/load_model.hpp>  // precis::models::load_model
 
 namespace {
 
@@ -42,13 +46,14 @@ struct Args {
   std::string model, reference;
   std::optional<index_t> split;
   pm::precision precision = pm::precision::f32;
+  pm::backend_kind backend = pm::backend_kind::cpu;
   int threads = 0;
   bool info = false;
 };
 
 constexpr const char* usage =
     "usage: precis-conform --model DIR|FILE.gguf --reference FILE [--split N] [--precision f32|bf16] "
-    "[--threads N] [--info]\n";
+    "[--backend cpu|reference] [--threads N] [--info]\n";
 
 [[nodiscard]] std::optional<std::int64_t> parse_int(std::string_view s) {
   std::int64_t v = 0;
@@ -72,12 +77,20 @@ constexpr const char* usage =
     if (opt == "--info") {
       a.info = true;
     } else if (opt == "--model" || opt == "--reference" || opt == "--split" || opt == "--precision" ||
-               opt == "--threads") {
+               opt == "--threads" || opt == "--backend") {
       const auto v = value();
       if (!v) return std::nullopt;
       if (opt == "--model") a.model = *v;
       else if (opt == "--reference") a.reference = *v;
-      else if (opt == "--precision") {
+      else if (opt == "--backend") {
+        if (*v == "cpu") a.backend = pm::backend_kind::cpu;
+        else if (*v == "reference") a.backend = pm::backend_kind::reference;
+        else {
+          std::fprintf(stderr, "precis-conform: --backend must be cpu or reference, got '%.*s'\n",
+                       static_cast<int>(v->size()), v->data());
+          return std::nullopt;
+        }
+      } else if (opt == "--precision") {
         const auto p = pm::parse_precision(*v);
         if (!p) {
           std::fprintf(stderr, "precis-conform: --precision must be f32 or bf16, got '%.*s'\n", static_cast<int>(v->size()),
@@ -199,6 +212,7 @@ int main(int argc, char** argv) {
     pm::LoadOptions opts;
     opts.max_context = s;  // the cache holds exactly the reference sequence
     opts.n_threads = args->threads;
+    opts.backend = args->backend;
     const std::unique_ptr<pm::CausalLM> lm = pm::load_model(args->model, args->precision, opts);
     if (args->info) std::fputs(lm->info().describe().c_str(), stdout);
     PRECIS_CHECK(lm->info().vocab_size == want.extent(1), shape_error, "[precis-conform] the model's vocabulary has ",
@@ -212,9 +226,10 @@ int main(int argc, char** argv) {
     const double tol = f32_path ? 1e-4 : 3e-2;
     const bool top1_required = f32_path;
     const bool pass = c.rel_l2 <= tol && (!top1_required || c.top1_agree == s);
-    std::printf("precis-conform: %s (%s '%s'), precision %s, %lld tokens, %s\n", lm->info().architecture.c_str(),
-                std::string(pm::to_string(lm->info().format)).c_str(), args->model.c_str(),
-                std::string(pm::to_string(args->precision)).c_str(), static_cast<long long>(s),
+    std::printf("precis-conform: %s (%s '%s'), precision %s, backend %s, %lld tokens, %s\n",
+                lm->info().architecture.c_str(), std::string(pm::to_string(lm->info().format)).c_str(),
+                args->model.c_str(), std::string(pm::to_string(args->precision)).c_str(),
+                std::string(pm::to_string(args->backend)).c_str(), static_cast<long long>(s),
                 args->split ? ("prefill " + std::to_string(*args->split) + " + decode " + std::to_string(s - *args->split))
                                   .c_str()
                             : "one prefill");

@@ -6,4 +6,4 @@
 // load_model.hpp declare the registry instead of defining it. Not installed: users of the
 // headers get the inline definition.
 #define PRECIS_MODELS_DEFINE_REGISTRY
-#include <precis/models/load_model.hpp>
+#include <precis/runtime/load_model.hpp>

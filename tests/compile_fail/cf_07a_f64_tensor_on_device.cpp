@@ -13,6 +13,6 @@ using DeviceCos = Tensor<f64, 2, cuda>;  // [T, rotary_dim/2] cos table on the G
 #else
 using DeviceCos = Tensor<f32, 2, cuda>;
 #endif
-using HostCosReference = Tensor<f64, 2, cpu>;  // f64 on the host stays legal
+using HostCosReference = Tensor<f64, 2, host>;  // f64 on the host stays legal
 
 static_assert(DeviceCos::rank == 2 && HostCosReference::rank == 2);

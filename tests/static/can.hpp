@@ -29,7 +29,7 @@
 namespace precis::static_checks {
 
 // --- types ---------------------------------------------------------------------------------
-template <class D, std::size_t R, class Dev = cpu>
+template <class D, std::size_t R, class Dev = host>
 concept can_name_tensor = requires { typename Tensor<D, R, Dev>; };
 
 // --- ops -----------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ static_assert(!can_to_float<bf16, Tensor<i64, 1>>);
 static_assert(can_round_to<i64, Tensor<f32, 1>>);
 
 // No f64 on the device (E15, seed bug 2).
-static_assert(can_name_tensor<f64, 2, cpu>);
+static_assert(can_name_tensor<f64, 2, host>);
 static_assert(can_name_tensor<f32, 2, cuda>);
 static_assert(!can_name_tensor<f64, 2, cuda>);
 static_assert(!can_name_tensor<q4_0, 2>);  // block formats are not element dtypes

@@ -34,7 +34,7 @@ concept exact_integer_to_float = IntegerDtype<From> && (std::same_as<To, f32> ||
 
 namespace detail {
 template <class T>
-concept host_tensor_input = TensorLike<T> && std::same_as<device_of<T>, cpu>;
+concept host_tensor_input = TensorLike<T> && std::same_as<device_of<T>, host>;
 }  // namespace detail
 
 /// Elementwise dtype conversion of a host tensor into a new tensor of dtype `To`.

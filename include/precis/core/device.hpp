@@ -7,13 +7,13 @@
 namespace precis {
 
 /// Host memory, read and written by CPU kernels.
-struct cpu {};
+struct host {};
 /// GPU global memory. Owning CUDA storage exists only in translation units compiled by nvcc
 /// (include <precis/cuda/device_memory.cuh>); elsewhere `Tensor<D, R, cuda>` is incomplete.
 struct cuda {};
 
 template <class Dev>
-concept Device = std::same_as<Dev, cpu> || std::same_as<Dev, cuda>;
+concept Device = std::same_as<Dev, host> || std::same_as<Dev, cuda>;
 
 /// Allocation and release for owning tensors on `Dev`. Specialised per device.
 template <Device Dev>

@@ -121,14 +121,20 @@ static_assert(sizeof(block_q8_0) == 34 && sizeof(block_q4_0) == 18 && sizeof(blo
               sizeof(block_mxfp4_ggml) == 17, "ggml block layouts must be packed exactly");
 
 namespace detail {
-template <class Block, dtype_code Code>
+/// `ScalePlaneBytes`: bytes per block held in a separate scale plane (OpenAI MXFP4 keeps its E8M0
+/// scales in their own tensor; 0 for the ggml formats, whose block struct holds everything). The
+/// one source of truth for sizes: `sizeof(block_type)` is the struct one plane holds, and
+/// `stored_bytes` = sizeof(block_type) + ScalePlaneBytes is what one block of 32 values occupies in
+/// storage over all planes (what a kernel streams, what a file must hold).
+template <class Block, dtype_code Code, std::size_t ScalePlaneBytes = 0>
 struct block_traits_base {
-  using block_type = Block;                          // one block in memory
+  using block_type = Block;                          // one block in memory (of the main plane)
   static constexpr bool is_floating = false;
   static constexpr bool is_integer = false;
   static constexpr bool is_block = true;
   static constexpr std::size_t block_size = 32;      // values per block
-  static constexpr std::size_t block_bytes = sizeof(Block);
+  static constexpr std::size_t scale_plane_bytes = ScalePlaneBytes;
+  static constexpr std::size_t stored_bytes = sizeof(Block) + ScalePlaneBytes;  // all planes
   static constexpr int bits = static_cast<int>(sizeof(Block) * 8);  // bits per *block*
   static constexpr dtype_code code = Code;
 };
@@ -142,10 +148,9 @@ template <> struct dtype_traits<q8_0>       : detail::block_traits_base<block_q8
 template <> struct dtype_traits<q4_0>       : detail::block_traits_base<block_q4_0, dtype_code::q4_0>       { static constexpr std::string_view name = "q4_0";       static constexpr std::optional<int> ggml_type = 2;  };
 template <> struct dtype_traits<q4_1>       : detail::block_traits_base<block_q4_1, dtype_code::q4_1>       { static constexpr std::string_view name = "q4_1";       static constexpr std::optional<int> ggml_type = 3;  };
 template <> struct dtype_traits<mxfp4_ggml> : detail::block_traits_base<block_mxfp4_ggml, dtype_code::mxfp4_ggml> { static constexpr std::string_view name = "mxfp4_ggml"; static constexpr std::optional<int> ggml_type = 39; };
-template <> struct dtype_traits<mxfp4>      : detail::block_traits_base<detail::mxfp4_nibbles, dtype_code::mxfp4> {
+template <> struct dtype_traits<mxfp4>      : detail::block_traits_base<detail::mxfp4_nibbles, dtype_code::mxfp4, 1> {
   static constexpr std::string_view name = "mxfp4";
   static constexpr std::optional<int> ggml_type = std::nullopt;  // stored as two U8 tensors in safetensors
-  static constexpr std::size_t block_bytes = 17;                  // 16 nibble bytes + 1 scale byte
 };
 // clang-format on
 

@@ -12,7 +12,7 @@
 #include <utility>    // std::exchange
 
 #include <precis/core/config.hpp>       // precis::index_t, tensor_alignment
-#include <precis/core/device.hpp>       // precis::cpu, device_allocator
+#include <precis/core/device.hpp>       // precis::host, device_allocator
 #include <precis/core/dtype.hpp>        // precis::ElementDtype, storage_t
 #include <precis/core/error.hpp>        // precis::shape_error
 #include <precis/core/tensor_view.hpp>  // precis::TensorView
@@ -20,7 +20,7 @@
 namespace precis {
 
 template <>
-struct device_allocator<cpu> {
+struct device_allocator<host> {
   [[nodiscard]] static void* allocate(std::size_t bytes) {
     return ::operator new(bytes == 0 ? tensor_alignment : bytes, std::align_val_t{tensor_alignment});
   }
@@ -33,7 +33,7 @@ struct device_allocator<cpu> {
 template <class D, class Dev>
 concept no_f64_on_device = !(std::same_as<D, f64> && std::same_as<Dev, cuda>);
 
-template <class D, std::size_t Rank, Device Dev = cpu>
+template <class D, std::size_t Rank, Device Dev = host>
   requires ElementDtype<D> && (!std::is_const_v<D>) && no_f64_on_device<D, Dev>
 class Tensor {
  public:
@@ -68,7 +68,7 @@ class Tensor {
 
   /// A deep copy (explicit: tensors are not copied by accident).
   [[nodiscard]] Tensor clone() const
-    requires std::same_as<Dev, cpu>
+    requires std::same_as<Dev, host>
   {
     Tensor r(extents_);
     if (numel() > 0) std::memcpy(r.data_, data_, bytes());
@@ -97,22 +97,22 @@ class Tensor {
   operator TensorView<const D, Rank, Dev>() const&& = delete;
 
   template <class... Idx>
-    requires(sizeof...(Idx) == Rank && std::same_as<Dev, cpu>)
+    requires(sizeof...(Idx) == Rank && std::same_as<Dev, host>)
   [[nodiscard]] element_type& operator()(Idx... idx) noexcept {
     return view()(idx...);
   }
   template <class... Idx>
-    requires(sizeof...(Idx) == Rank && std::same_as<Dev, cpu>)
+    requires(sizeof...(Idx) == Rank && std::same_as<Dev, host>)
   [[nodiscard]] const element_type& operator()(Idx... idx) const noexcept {
     return cview()(idx...);
   }
   template <class... Idx>
-    requires(sizeof...(Idx) == Rank && std::same_as<Dev, cpu>)
+    requires(sizeof...(Idx) == Rank && std::same_as<Dev, host>)
   [[nodiscard]] element_type& at(Idx... idx) {
     return view().at(idx...);
   }
   template <class... Idx>
-    requires(sizeof...(Idx) == Rank && std::same_as<Dev, cpu>)
+    requires(sizeof...(Idx) == Rank && std::same_as<Dev, host>)
   [[nodiscard]] const element_type& at(Idx... idx) const {
     return cview().at(idx...);
   }

@@ -11,7 +11,7 @@
 #include <type_traits>  // std::conditional_t, std::is_const_v
 
 #include <precis/core/config.hpp>  // precis::index_t, PRECIS_HD
-#include <precis/core/device.hpp>  // precis::cpu, precis::Device
+#include <precis/core/device.hpp>  // precis::host, precis::Device
 #include <precis/core/dtype.hpp>   // precis::ElementDtype, storage_t
 #include <precis/core/error.hpp>   // precis::shape_error
 
@@ -39,7 +39,7 @@ template <std::size_t Rank>
   return n;
 }
 
-template <class D, std::size_t Rank, Device Dev = cpu>
+template <class D, std::size_t Rank, Device Dev = host>
   requires ElementDtype<D>
 class TensorView {
  public:
@@ -71,7 +71,7 @@ class TensorView {
 
   /// Host element access (unchecked, like operator[] of the standard containers).
   template <class... Idx>
-    requires(sizeof...(Idx) == Rank && std::same_as<Dev, cpu>)
+    requires(sizeof...(Idx) == Rank && std::same_as<Dev, host>)
   [[nodiscard]] constexpr element_type& operator()(Idx... idx) const noexcept {
     const extents_t<Rank> i{static_cast<index_t>(idx)...};  // std::array: valid for Rank 0 too
     index_t off = 0;
@@ -81,7 +81,7 @@ class TensorView {
 
   /// Bounds-checked host element access: throws range_error naming the axis.
   template <class... Idx>
-    requires(sizeof...(Idx) == Rank && std::same_as<Dev, cpu>)
+    requires(sizeof...(Idx) == Rank && std::same_as<Dev, host>)
   [[nodiscard]] element_type& at(Idx... idx) const {
     const extents_t<Rank> i{static_cast<index_t>(idx)...};  // std::array: valid for Rank 0 too
     for (std::size_t d = 0; d < Rank; ++d)

@@ -32,7 +32,7 @@
 #include <precis/core/error.hpp>            // io_error, config_error, fail
 #include <precis/io/gguf.hpp>               // io::GgufFile
 #include <precis/models/causal_lm.hpp>      // CausalLM, precision
-#include <precis/models/load_model.hpp>     // load_model
+#include <precis/runtime/load_model.hpp>     // load_model
 #include <precis/models/model_config.hpp>   // HfConfig, GgufConfig
 #include <precis/models/model_loading.hpp>  // LoadOptions
 #include <precis/text/tokenizer.hpp>        // text::Tokenizer

@@ -27,7 +27,7 @@
 #include <utility>      // std::move
 
 #include <precis/core/config.hpp>            // precis::index_t
-#include <precis/core/device.hpp>            // precis::cpu
+#include <precis/core/device.hpp>            // precis::host
 #include <precis/core/dtype.hpp>             // ElementDtype, dtype_traits, storage_t
 #include <precis/core/error.hpp>             // dtype_error, shape_error, format_error
 #include <precis/core/precision_policy.hpp>  // PrecisionPolicy, role_dtype_t, role::*, is_pinned_role
@@ -281,7 +281,7 @@ namespace precis {
 template <class D, std::size_t Rank>
 struct tensor_traits<io::Loaded<D, Rank>> {
   using dtype = D;
-  using device = cpu;
+  using device = host;
   static constexpr std::size_t rank = Rank;
   static constexpr bool writable = false;
 };

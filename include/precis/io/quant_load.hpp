@@ -23,7 +23,7 @@
 #include <utility>      // std::move
 
 #include <precis/core/config.hpp>       // precis::index_t
-#include <precis/core/device.hpp>       // precis::cpu
+#include <precis/core/device.hpp>       // precis::host
 #include <precis/core/dtype.hpp>        // BlockFormat, dtype_traits, mxfp4
 #include <precis/core/error.hpp>        // dtype_error, shape_error, format_error
 #include <precis/core/tensor_view.hpp>  // precis::extents_t
@@ -43,7 +43,7 @@ concept single_array_block_format = BlockFormat<F> && !std::same_as<std::remove_
 /// struct. The view does not keep the file alive (see load_quant).
 template <BlockFormat F, std::size_t R>
   requires single_array_block_format<F> && (R >= 1)
-[[nodiscard]] QuantView<F, R, cpu> quant_view(const AnyTensor& t) {
+[[nodiscard]] QuantView<F, R, host> quant_view(const AnyTensor& t) {
   using block_type = typename dtype_traits<F>::block_type;
   constexpr dtype_code declared = dtype_traits<F>::code;
   constexpr auto block = static_cast<index_t>(dtype_traits<F>::block_size);
@@ -68,14 +68,17 @@ template <BlockFormat F, std::size_t R>
     fail<shape_error>("[quant_view<", dtype_name<F>, ">] tensor '", t.name(), "' ('", t.source(), "'): innermost extent ",
                       extents[R - 1], " of shape ", shape_string(t.shape()), " is not a multiple of the block size ",
                       block);
+  // One tensor holds one plane: the block struct. A format with a separate scale plane (OpenAI
+  // MXFP4) is two tensors and is loaded by io::load_mxfp4, never through here.
+  static_assert(dtype_traits<F>::scale_plane_bytes == 0, "quant_view reads one-plane block formats; use io::load_mxfp4");
+  constexpr std::size_t block_bytes = sizeof(typename dtype_traits<F>::block_type);
   std::size_t need = 0;
-  overflow = overflow || __builtin_mul_overflow(static_cast<std::size_t>(numel / block),
-                                                dtype_traits<F>::block_bytes, &need);
+  overflow = overflow || __builtin_mul_overflow(static_cast<std::size_t>(numel / block), block_bytes, &need);
   if (overflow || t.bytes().size() != need)
     fail<format_error>("[quant_view<", dtype_name<F>, ">] tensor '", t.name(), "' ('", t.source(), "'): ",
                        t.bytes().size(), " bytes for shape ", shape_string(t.shape()), " (needs ",
                        overflow ? std::string("more than 2^64") : std::to_string(need), ": ", dtype_name<F>, " stores ",
-                       block, " values in ", dtype_traits<F>::block_bytes, " bytes)");
+                       block, " values in ", block_bytes, " bytes)");
   const std::byte* p = t.bytes().data();
   // Block structs hold f16 fields (alignof 2 for q8_0/q4_*); GGUF's alignment (≥ 2 in practice,
   // 32 by default) keeps them aligned. A file with general.alignment 1 and an odd offset cannot
@@ -84,20 +87,20 @@ template <BlockFormat F, std::size_t R>
     fail<format_error>("[quant_view<", dtype_name<F>, ">] tensor '", t.name(), "' ('", t.source(),
                        "'): data is not aligned to ", alignof(block_type), " bytes (the block struct's alignment)");
   // The mapping holds ggml block structs byte for byte (static_asserts in io/gguf_ggml_type.hpp).
-  return QuantView<F, R, cpu>(reinterpret_cast<const block_type*>(p), extents);
+  return QuantView<F, R, host>(reinterpret_cast<const block_type*>(p), extents);
 }
 
 /// A QuantView<F, R> that keeps the storage it views (e.g. a GGUF mapping) alive.
 template <BlockFormat F, std::size_t R>
 class LoadedQuant {
  public:
-  LoadedQuant(QuantView<F, R, cpu> view, std::shared_ptr<const void> owner) : view_(view), owner_(std::move(owner)) {}
-  [[nodiscard]] const QuantView<F, R, cpu>& view() const noexcept { return view_; }
-  operator const QuantView<F, R, cpu>&() const noexcept { return view_; }  // NOLINT(google-explicit-constructor)
+  LoadedQuant(QuantView<F, R, host> view, std::shared_ptr<const void> owner) : view_(view), owner_(std::move(owner)) {}
+  [[nodiscard]] const QuantView<F, R, host>& view() const noexcept { return view_; }
+  operator const QuantView<F, R, host>&() const noexcept { return view_; }  // NOLINT(google-explicit-constructor)
   [[nodiscard]] const extents_t<R>& extents() const noexcept { return view_.extents(); }
 
  private:
-  QuantView<F, R, cpu> view_;
+  QuantView<F, R, host> view_;
   std::shared_ptr<const void> owner_;
 };
 

@@ -31,7 +31,7 @@
 
 #include <precis/core/cast.hpp>             // precis::cast
 #include <precis/core/config.hpp>           // precis::index_t
-#include <precis/core/device.hpp>           // precis::cpu
+#include <precis/core/device.hpp>           // precis::host
 #include <precis/core/dtype.hpp>            // ElementDtype, dtype_traits, dtype_code
 #include <precis/core/error.hpp>            // dtype_error, format_error, io_error
 #include <precis/core/tensor_view.hpp>      // TensorView, TensorLike, for_each_offset
@@ -46,7 +46,7 @@ concept save_keeps_values = std::same_as<D, Stored> || exact_float_widening<D, S
 
 /// A host tensor or view the writer can read.
 template <class X>
-concept WritableSource = TensorLike<X> && std::same_as<device_of<X>, cpu>;
+concept WritableSource = TensorLike<X> && std::same_as<device_of<X>, host>;
 
 class SafetensorsWriter {
  public:

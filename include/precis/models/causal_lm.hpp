@@ -1,7 +1,7 @@
 // precis/models/causal_lm.hpp — CausalLM: the small type-erased interface command-line tools
 // use to run any model, whatever its architecture and precision policy.
 //
-//   std::unique_ptr<CausalLM> lm = load_model(path, precision::bf16, {});   // models/load_model.hpp
+//   std::unique_ptr<CausalLM> lm = load_model(path, precision::bf16, {});   // runtime/load_model.hpp
 //   SequenceId s = lm->new_sequence();
 //   Tensor<f32, 2> logits = lm->forward(s, prompt);        // prefill: [T, vocab]
 //   Tensor<f32, 2> next = lm->forward(s, {&token, 1});     // one decode step: [1, vocab]
@@ -9,9 +9,10 @@
 //   Tensor<f32, 2> rows = lm->decode_batch(seqs, tokens);  // B sequences, one token each: [B, vocab]
 //   lm->set_expert_selector(hook);                         // MoE models: nn/layer_expert_selector.hpp
 //
-// The typed models (Llama<Policy>, …) stay typed: CausalLMFor<Model> wraps one behind virtual
-// calls, and every call runs inside the model's own oneTBB task_arena, so LoadOptions::n_threads
-// limits the threads of that model only (no process-wide global_control). Token ids cross the
+// The typed models (Llama<Policy, Backend>, …) stay typed: CausalLMFor<Model> wraps one behind
+// virtual calls. Each call runs in the model's backend's execution context (models/decoder.hpp:
+// the CPU backend's own oneTBB task_arena, so LoadOptions::n_threads limits the threads of that
+// model only, with no process-wide global_control). Token ids cross the
 // interface as int64 (the width of HF's `input_ids`), logits always as f32 [rows, vocab].
 //
 // A model class plugs in by providing (checked by the `TypedCausalLM` concept):
@@ -38,8 +39,6 @@
 #include <string_view>  // std::string_view
 #include <utility>      // std::move
 #include <vector>       // std::vector
-
-#include <oneapi/tbb/task_arena.h>  // tbb::task_arena
 
 #include <precis/core/dtype.hpp>            // f32, i64
 #include <precis/core/error.hpp>            // config_error, shape_error
@@ -70,12 +69,6 @@ enum class precision {
 /// A sequence of a loaded model (a slot of its KV cache; stale once released).
 using SequenceId = KvSeqId;
 
-/// Which positions of a forward pass produce logits: every one (conformance, scoring), or only
-/// the last (generation: a prefill of T tokens then costs one lm_head row instead of T).
-enum class logits_rows {
-  all,   ///< [T, vocab]
-  last,  ///< [1, vocab]: the row of the last token
-};
 
 /// What was loaded, for `--info`-style output and for tests.
 struct ModelInfo {
@@ -194,26 +187,23 @@ concept TakesMropePositions = requires(M& m, KvSeqId s, std::span<const std::int
 template <class M>
 concept TakesExpertSelector = requires(M& m, LayerExpertSelector s) { m.set_expert_selector(std::move(s)); };
 
-/// CausalLM over a typed model; every call runs in the model's task_arena.
+/// CausalLM over a typed model (which runs each call in its backend's context).
 template <TypedCausalLM Model>
 class CausalLMFor final : public CausalLM {
  public:
-  CausalLMFor(Model model, ModelInfo info, int n_threads)
-      : model_(std::move(model)),
-        info_(std::move(info)),
-        arena_(n_threads > 0 ? n_threads : tbb::task_arena::automatic) {}
+  CausalLMFor(Model model, ModelInfo info) : model_(std::move(model)), info_(std::move(info)) {}
 
   [[nodiscard]] SequenceId new_sequence() override { return model_.new_sequence(); }
   void release(SequenceId seq) override { model_.release(seq); }
   [[nodiscard]] index_t length(SequenceId seq) const override { return model_.length(seq); }
 
   [[nodiscard]] Tensor<f32, 2> forward(SequenceId seq, std::span<const std::int64_t> tokens) override {
-    return arena_.execute([&] { return model_.forward(seq, tokens); });
+    return model_.forward(seq, tokens);
   }
 
   [[nodiscard]] Tensor<f32, 2> forward_last(SequenceId seq, std::span<const std::int64_t> tokens) override {
     if constexpr (SelectsLogitsRows<Model>) {
-      return arena_.execute([&] { return model_.forward(seq, tokens, logits_rows::last); });
+      return model_.forward(seq, tokens, logits_rows::last);
     } else {
       const Tensor<f32, 2> all = forward(seq, tokens);  // [T, vocab]
       Tensor<f32, 2> last({1, all.extent(1)});          // [1, vocab]
@@ -228,7 +218,7 @@ class CausalLMFor final : public CausalLM {
     PRECIS_CHECK(positions.extent(0) == 3 && positions.extent(1) == n, shape_error, "[", info_.architecture,
                  "] positions ", format_extents(positions.extents()), " for ", n, " tokens: expected [3, ", n, "]");
     if constexpr (TakesMropePositions<Model>) {
-      return arena_.execute([&] { return model_.forward(seq, tokens, positions); });
+      return model_.forward(seq, tokens, positions);
     } else {
       const index_t start = model_.length(seq);
       for (index_t r = 0; r < 3; ++r)
@@ -242,7 +232,7 @@ class CausalLMFor final : public CausalLM {
 
   [[nodiscard]] Tensor<f32, 2> decode_batch(std::span<const SequenceId> seqs,
                                             std::span<const std::int64_t> tokens) override {
-    return arena_.execute([&] { return model_.decode_batch(seqs, tokens); });
+    return model_.decode_batch(seqs, tokens);
   }
 
   void set_expert_selector(LayerExpertSelector selector) override {
@@ -262,7 +252,6 @@ class CausalLMFor final : public CausalLM {
  private:
   Model model_;
   ModelInfo info_;
-  tbb::task_arena arena_;
 };
 
 /// The files a model is loaded from, as load_model found them.

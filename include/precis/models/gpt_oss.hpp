@@ -1,5 +1,5 @@
 // precis/models/gpt_oss.hpp — OpenAI gpt-oss (20b, 120b): GptOssConfig, GptOssWeights,
-// GptOss<Policy>::forward. Reads top to bottom like llama.hpp: embed → per layer {RMSNorm →
+// GptOss<Policy, Backend>::run. Reads top to bottom like llama.hpp: embed → per layer {RMSNorm →
 // q/k/v (+bias) → YaRN RoPE → KV cache (ring on sliding layers) → attention with sinks →
 // o_proj (+bias) → residual → RMSNorm → router (+bias) → top-k → softmax → clamped-SwiGLU
 // experts (+biases) → residual} → final RMSNorm → lm_head.
@@ -47,16 +47,15 @@
 #include <variant>      // std::get_if
 #include <vector>       // std::vector
 
-#include <precis/backends/cpu/attention.hpp>   // backends::cpu::attention_prefill, attention_decode
-#include <precis/backends/cpu/rmsnorm.hpp>     // backends::cpu::rms_norm
-#include <precis/backends/cpu/rope.hpp>        // backends::cpu::apply_rope_inplace
+#include <precis/backends/backend.hpp>        // backends::Backend, tensor_of, weight_of, param_of, experts_of
 #include <precis/core/error.hpp>               // config_error, range_error, shape_error
 #include <precis/core/precision_policy.hpp>    // PrecisionPolicy, role::*
 #include <precis/core/scalar.hpp>              // Scalar<f32>
 #include <precis/core/tensor.hpp>              // Tensor
 #include <precis/io/conversion.hpp>            // ConversionReport, widen
 #include <precis/io/load.hpp>                  // io::load, io::Loaded
-#include <precis/models/any_weight.hpp>        // AnyWeight, linear, embed_rows
+#include <precis/weights/any_weight.hpp>       // AnyWeight, activation_quantization
+#include <precis/models/decoder.hpp>           // Decoder
 #include <precis/models/causal_lm.hpp>         // CausalLM, CausalLMFor, ModelFiles, ModelInfo
 #include <precis/models/model_config.hpp>      // HfConfig, GgufConfig, RopeSpec, rope_from_hf, rope_from_gguf
 #include <precis/models/model_loading.hpp>     // LoadOptions, load_role_tensor, check_layer_count
@@ -69,7 +68,6 @@
 #include <precis/nn/rope.hpp>                  // InvFreq, RopeTable, yarn_bounds
 #include <precis/nn/layer_expert_selector.hpp>  // LayerExpertSelector, BoundLayerSelector
 #include <precis/nn/router.hpp>                // TopKThenSoftmax, Routing
-#include <precis/ops/elementwise.hpp>          // precis::add
 
 namespace precis::models {
 
@@ -240,18 +238,18 @@ struct GptOssTensorNames {
   std::string embed, final_norm, lm_head, layer_prefix;
   std::string input_norm, q, k, v, o, post_norm, router;  // per layer, without ".weight"
   std::string sinks;                                       // per layer, the full suffix (HF has no ".weight")
-  bool gguf = false;  // experts as split ffn_*_exps (else HF interleaved MXFP4 / float)
+  expert_layout experts_as = expert_layout::hf;  // split ffn_*_exps (gguf) or HF interleaved MXFP4 / float
 
   /// HF GptOssForCausalLM.
   [[nodiscard]] static GptOssTensorNames hf() {
     return {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight", "model.layers.",
             "input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-            "post_attention_layernorm", "mlp.router", "self_attn.sinks", false};
+            "post_attention_layernorm", "mlp.router", "self_attn.sinks", expert_layout::hf};
   }
   /// llama.cpp GGUF (gguf-py TENSOR_NAMES for gpt-oss).
   [[nodiscard]] static GptOssTensorNames gguf_names() {
     return {"token_embd.weight", "output_norm.weight", "output.weight", "blk.", "attn_norm", "attn_q", "attn_k",
-            "attn_v", "attn_output", "post_attention_norm", "ffn_gate_inp", "attn_sinks.weight", true};
+            "attn_v", "attn_output", "post_attention_norm", "ffn_gate_inp", "attn_sinks.weight", expert_layout::gguf};
   }
 
   [[nodiscard]] std::string layer(index_t l, const std::string& part, const char* suffix = ".weight") const {
@@ -263,37 +261,46 @@ struct GptOssTensorNames {
 // Weights
 // ---------------------------------------------------------------------------------------------
 
-template <PrecisionPolicy P>
+/// One decoder layer (HF names), in backend B's memory.
+template <PrecisionPolicy P, backends::Backend B>
 struct GptOssLayerWeights {
   using act = typename P::activation;
   using bias_t = role_dtype_t<role::bias, P>;
+  using weight = backends::weight_of<B>;
+  template <class D>
+  using param = backends::param_of<B, D, 1>;
 
-  io::Loaded<f32, 1> input_layernorm;           // [hidden] f32 (HF _keep_in_fp32_modules)
-  AnyWeight q_proj;                             // [H·D, hidden]
-  AnyWeight k_proj;                             // [Hkv·D, hidden]
-  AnyWeight v_proj;                             // [Hkv·D, hidden]
-  AnyWeight o_proj;                             // [hidden, H·D]
-  io::Loaded<bias_t, 1> q_bias;                 // [H·D]
-  io::Loaded<bias_t, 1> k_bias;                 // [Hkv·D]
-  io::Loaded<bias_t, 1> v_bias;                 // [Hkv·D]
-  io::Loaded<bias_t, 1> o_bias;                 // [hidden]
-  io::Loaded<f32, 1> sinks;                     // [H] f32 (role::sinks, pinned)
-  io::Loaded<f32, 1> post_attention_layernorm;  // [hidden] f32
-  AnyWeight router;                             // [E, hidden]
-  io::Loaded<f32, 1> router_bias;               // [E] f32 (role::router_bias, pinned)
-  AnyMoeExperts<ClampedSwiglu, act> experts;    // gate/up [E, 2I, hidden] (or split), down [E, hidden, I]
+  param<f32> input_layernorm;                           // [hidden] f32 (HF _keep_in_fp32_modules)
+  weight q_proj;                                        // [H·D, hidden]
+  weight k_proj;                                        // [Hkv·D, hidden]
+  weight v_proj;                                        // [Hkv·D, hidden]
+  weight o_proj;                                        // [hidden, H·D]
+  param<bias_t> q_bias;                                 // [H·D]
+  param<bias_t> k_bias;                                 // [Hkv·D]
+  param<bias_t> v_bias;                                 // [Hkv·D]
+  param<bias_t> o_bias;                                 // [hidden]
+  param<f32> sinks;                                     // [H] f32 (role::sinks, pinned)
+  param<f32> post_attention_layernorm;                  // [hidden] f32
+  weight router;                                        // [E, hidden]
+  param<f32> router_bias;                               // [E] f32 (role::router_bias, pinned)
+  backends::experts_of<B, ClampedSwiglu, act> experts;  // gate/up [E, 2I, hidden] (or split), down [E, hidden, I]
 };
 
-template <PrecisionPolicy P>
+template <PrecisionPolicy P, backends::Backend B>
 struct GptOssWeights {
-  AnyWeight embed_tokens;                      // [vocab, hidden]
-  std::vector<GptOssLayerWeights<P>> layers;   // [num_hidden_layers]
-  io::Loaded<f32, 1> norm;                     // [hidden] f32
-  AnyWeight lm_head;                           // [vocab, hidden]
-  bool tied = false;
-  io::ConversionReport conversions;
+  using weight = backends::weight_of<B>;
 
-  [[nodiscard]] static GptOssWeights load(WeightSource& w, const GptOssConfig& c, const GptOssTensorNames& names,
+  weight embed_tokens;                           // [vocab, hidden]
+  std::vector<GptOssLayerWeights<P, B>> layers;  // [num_hidden_layers]
+  backends::param_of<B, f32, 1> norm;            // [hidden] f32
+  std::optional<weight> lm_head;                 // [vocab, hidden]; absent when tied to embed_tokens
+  io::ConversionReport conversions;
+  std::size_t bytes_copied = 0;                  // host bytes the load had to copy
+
+  [[nodiscard]] bool tied() const noexcept { return !lm_head.has_value(); }
+  [[nodiscard]] const weight& head() const noexcept { return lm_head ? *lm_head : embed_tokens; }
+
+  [[nodiscard]] static GptOssWeights load(B& be, WeightSource& w, const GptOssConfig& c, const GptOssTensorNames& names,
                                           mxfp4_experts mxfp4 = mxfp4_experts::as_stored) {
     using act = typename P::activation;
     const auto& k = c.keys;
@@ -311,44 +318,48 @@ struct GptOssWeights {
     const std::string vocab_why = k.vocab + "=" + std::to_string(vocab);
 
     io::ConversionReport report;
+    std::size_t copied = 0;
     const auto weight = [&](const std::string& name, index_t rows, index_t cols, const std::string& why) {
-      return AnyWeight::from(w.tensor(name, {{rows, cols}, why}));
+      return be.upload(counted(AnyWeight::from(w.tensor(name, {{rows, cols}, why})), copied));
     };
     // Norm gains are kept in f32 under every policy (HF `_keep_in_fp32_modules`; MultiplyThenCast
     // multiplies in f32 anyway): a bf16 gain widens exactly, logged.
     const auto norm = [&](const std::string& name) {
-      return io::load<f32, 1>(w.tensor(name, {{hidden}, hid}), report, io::widen<bf16, f32>{}, io::widen<f16, f32>{});
+      return be.upload(
+          io::load<f32, 1>(w.tensor(name, {{hidden}, hid}), report, io::widen<bf16, f32>{}, io::widen<f16, f32>{}));
     };
     const auto bias = [&](const std::string& name, index_t n, const std::string& why) {
-      return load_role_tensor<role::bias, P>(w.tensor(name, {{n}, why}), report);
+      return be.upload(load_role_tensor<role::bias, P>(w.tensor(name, {{n}, why}), report));
     };
     const auto bias2 = [&](const std::string& name, index_t rows, index_t cols, const std::string& why) {
       return load_role_tensor<role::bias, P, 2>(w.tensor(name, {{rows, cols}, why}), report).to_tensor();
     };
 
-    AnyWeight embed = weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
-    std::vector<GptOssLayerWeights<P>> layers;
+    auto embed = weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
+    std::vector<GptOssLayerWeights<P, B>> layers;
     layers.reserve(static_cast<std::size_t>(c.num_hidden_layers));
     const ClampedSwiglu act_fn{Scalar<f32>::from(c.swiglu_alpha), Scalar<f32>::from(c.swiglu_limit)};
     for (index_t l = 0; l < c.num_hidden_layers; ++l) {
       const auto n = [&](const std::string& part, const char* suffix = ".weight") { return names.layer(l, part, suffix); };
       std::optional<AnyMoeExperts<ClampedSwiglu, act>> experts;
-      if (names.gguf) {
+      if (names.experts_as == expert_layout::gguf) {
         const std::string blk = names.layer_prefix + std::to_string(l);
         ExpertTensors e = load_gguf_experts(w, blk, ne, ni, hidden, moe_why);
         Tensor<act, 2> gu_bias = concat_halves(bias2(blk + ".ffn_gate_exps.bias", ne, ni, moe_why),
                                                bias2(blk + ".ffn_up_exps.bias", ne, ni, moe_why));  // [E, 2I]
         experts.emplace(AnyMoeExperts<ClampedSwiglu, act>::separate_gate_up(
-            act_fn, std::move(e.gate), std::move(e.up), std::move(e.down), std::move(gu_bias),
+            act_fn, counted(std::move(e.gate), copied), counted(std::move(e.up), copied),
+            counted(std::move(e.down), copied), std::move(gu_bias),
             bias2(blk + ".ffn_down_exps.bias", ne, hidden, moe_why)));
       } else {
         const std::string pre = names.layer_prefix + std::to_string(l) + ".mlp.experts";
         InterleavedExpertTensors e = load_hf_gpt_oss_experts(w, pre, ne, ni, hidden, moe_why, mxfp4);
         experts.emplace(AnyMoeExperts<ClampedSwiglu, act>::interleaved_gate_up(
-            act_fn, std::move(e.gate_up), std::move(e.down), bias2(pre + ".gate_up_proj_bias", ne, 2 * ni, moe_why),
+            act_fn, counted(std::move(e.gate_up), copied), counted(std::move(e.down), copied),
+            bias2(pre + ".gate_up_proj_bias", ne, 2 * ni, moe_why),
             bias2(pre + ".down_proj_bias", ne, hidden, moe_why)));
       }
-      layers.push_back(GptOssLayerWeights<P>{
+      layers.push_back(GptOssLayerWeights<P, B>{
           norm(n(names.input_norm)),
           weight(n(names.q), q_rows, hidden, q_why + ", " + hid),
           weight(n(names.k), kv_rows, hidden, kv_why + ", " + hid),
@@ -358,20 +369,22 @@ struct GptOssWeights {
           bias(n(names.k, ".bias"), kv_rows, kv_why),
           bias(n(names.v, ".bias"), kv_rows, kv_why),
           bias(n(names.o, ".bias"), hidden, hid),
-          load_role_tensor<role::sinks, P>(w.tensor(n(names.sinks, ""), {{c.num_attention_heads}, heads_why}), report),
+          be.upload(load_role_tensor<role::sinks, P>(w.tensor(n(names.sinks, ""), {{c.num_attention_heads}, heads_why}),
+                                                     report)),
           norm(n(names.post_norm)),
           weight(n(names.router), ne, hidden, e_why + ", " + hid),
-          load_role_tensor<role::router_bias, P>(w.tensor(n(names.router, ".bias"), {{ne}, e_why}), report),
-          std::move(*experts),
+          be.upload(load_role_tensor<role::router_bias, P>(w.tensor(n(names.router, ".bias"), {{ne}, e_why}), report)),
+          be.upload(std::move(*experts)),
       });
     }
-    io::Loaded<f32, 1> final_norm = norm(names.final_norm);
+    auto final_norm = norm(names.final_norm);
 
-    OutputHead head = output_head(w, "gpt_oss", c.source, c.tie_word_embeddings, names.lm_head, embed,
-                                  [&] { return weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid); });
+    std::optional<backends::weight_of<B>> head;
+    if (!ties_output_head(w, "gpt_oss", c.source, c.tie_word_embeddings, names.lm_head))
+      head = weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
     check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
-    return GptOssWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head.weight),
-                         head.tied, std::move(report)};
+    return GptOssWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head),
+                         std::move(report), copied};
   }
 };
 
@@ -379,33 +392,43 @@ struct GptOssWeights {
 // Model
 // ---------------------------------------------------------------------------------------------
 
-template <PrecisionPolicy P>
+/// gpt-oss under policy P on backend B (shared plumbing: models/decoder.hpp).
+template <PrecisionPolicy P, backends::Backend B>
   requires std::same_as<typename P::kv_store, typename P::activation>
-class GptOss {
+class GptOss : public Decoder<GptOss<P, B>, B, typename P::activation> {
+  using base = Decoder<GptOss<P, B>, B, typename P::activation>;
+
  public:
   using policy = P;
   using act = typename P::activation;
+  template <std::size_t R>
+  using tensor = backends::tensor_of<B, act, R>;
+  template <std::size_t R>
+  using view = backends::view_of<B, act, R>;
 
   /// Tokens one append brings at most: prompts are prefilled in chunks of this many, and a
   /// sliding layer's ring holds window − 1 + prefill_chunk positions (nn/kv_cache.hpp). 256 keeps
   /// the rings of gpt-oss (window 128) at 383 positions per sequence, whatever the context.
   static constexpr index_t default_prefill_chunk = 256;
 
-  [[nodiscard]] static GptOss load(WeightSource& w, const GptOssConfig& config, const GptOssTensorNames& names,
-                                   const LoadOptions& options, mxfp4_experts mxfp4 = mxfp4_experts::as_stored,
+  [[nodiscard]] static GptOss load(B backend, WeightSource& w, const GptOssConfig& config,
+                                   const GptOssTensorNames& names, const LoadOptions& options,
+                                   mxfp4_experts mxfp4 = mxfp4_experts::as_stored,
                                    index_t prefill_chunk = default_prefill_chunk) {
-    return GptOss(config, GptOssWeights<P>::load(w, config, names, mxfp4), options, prefill_chunk);
+    GptOssWeights<P, B> weights = GptOssWeights<P, B>::load(backend, w, config, names, mxfp4);
+    return GptOss(std::move(backend), config, std::move(weights), options, prefill_chunk);
   }
 
-  GptOss(GptOssConfig config, GptOssWeights<P> weights, const LoadOptions& options,
+  GptOss(B backend, GptOssConfig config, GptOssWeights<P, B> weights, const LoadOptions& options,
          index_t prefill_chunk = default_prefill_chunk)
-      : cfg_(std::move(config)),
+      : base(std::move(backend), "gpt_oss", config.source,
+             context_for(options, config.max_position_embeddings, config.source), config.max_position_embeddings,
+             KvLayerPlan(config.windows), kv_size(options, config, prefill_chunk)),
+        cfg_(std::move(config)),
         w_(std::move(weights)),
         inv_freq_(cfg_.rope.inv_freq()),
         eps_(Scalar<f32>::from(cfg_.rms_norm_eps)),
-        context_(context_for(options, cfg_.max_position_embeddings, cfg_.source)),
-        chunk_(checked_chunk(prefill_chunk, context_)),
-        cache_(KvLayerPlan(cfg_.windows), kv_size(options)) {
+        chunk_(checked_chunk(prefill_chunk, this->context_length())) {
     check_exact_activations_only(options, "gpt_oss");
     for (const index_t win : cfg_.windows)
       attn_.push_back({.n_heads = cfg_.num_attention_heads, .n_kv_heads = cfg_.num_key_value_heads,
@@ -413,129 +436,79 @@ class GptOss {
   }
 
   [[nodiscard]] const GptOssConfig& config() const noexcept { return cfg_; }
-  [[nodiscard]] const GptOssWeights<P>& weights() const noexcept { return w_; }
-  [[nodiscard]] const PagedKvCache<act>& cache() const noexcept { return cache_; }
+  [[nodiscard]] const GptOssWeights<P, B>& weights() const noexcept { return w_; }
   [[nodiscard]] const InvFreq& inv_freq() const noexcept { return inv_freq_; }
-  [[nodiscard]] index_t context_length() const noexcept { return context_; }
   [[nodiscard]] index_t prefill_chunk() const noexcept { return chunk_; }
   /// Positions a sliding layer's ring keeps per sequence: window − 1 + prefill_chunk.
   [[nodiscard]] index_t ring_positions(index_t layer) const {
-    const index_t win = cache_.window(layer);
-    return win == 0 ? context_ : win - 1 + chunk_;
+    const index_t win = this->cache().window(layer);
+    return win == 0 ? this->context_length() : win - 1 + chunk_;
   }
 
   /// Installs a selection hook on every layer's routing (nn/layer_expert_selector.hpp); an empty
   /// one restores the model's own ranking.
   void set_expert_selector(LayerExpertSelector selector) { selector_ = std::move(selector); }
 
-  [[nodiscard]] KvSeqId new_sequence() { return cache_.add_sequence(); }
-  void release(KvSeqId seq) { cache_.remove_sequence(seq); }
-  [[nodiscard]] index_t length(KvSeqId seq) const { return cache_.length(seq, 0); }
-
-  /// Runs `tokens` [T] of `seq` at positions length(seq) + t (in chunks of ≤ prefill_chunk).
-  /// Returns logits [T, vocab].
-  [[nodiscard]] Tensor<f32, 2> forward(KvSeqId seq, std::span<const std::int64_t> tokens) {
+  /// Runs `tokens` [T] of `seq` at positions length(seq) + t, in chunks of ≤ prefill_chunk (the
+  /// sliding rings hold window − 1 + prefill_chunk positions). Returns logits [T, vocab], or the
+  /// last token's [1, vocab] with rows = logits_rows::last.
+  [[nodiscard]] Tensor<f32, 2> forward(KvSeqId seq, std::span<const std::int64_t> tokens,
+                                       logits_rows rows = logits_rows::all) {
     const auto n = static_cast<index_t>(tokens.size());
-    check_context(length(seq), n, seq);
-    Tensor<f32, 2> logits({n, cfg_.vocab_size});  // [T, vocab]
+    this->check_context(this->length(seq), n, seq);
+    Tensor<f32, 2> logits({rows == logits_rows::all ? n : 1, cfg_.vocab_size});  // [T or 1, vocab]
     for (index_t t0 = 0; t0 < n; t0 += chunk_) {
-      const index_t m = std::min(chunk_, n - t0), start = length(seq);
-      Tensor<i64, 1> positions({m});  // [m]
-      for (index_t t = 0; t < m; ++t) positions(t) = start + t;
-      const Tensor<f32, 2> part = run(std::span<const KvSeqId>(&seq, 1),
-                                      tokens.subspan(static_cast<std::size_t>(t0), static_cast<std::size_t>(m)),
-                                      positions);  // [m, vocab]
-      for (index_t t = 0; t < m; ++t)
-        for (index_t j = 0; j < cfg_.vocab_size; ++j) logits(t0 + t, j) = part(t, j);
+      const index_t m = std::min(chunk_, n - t0);
+      const auto part_tokens = tokens.subspan(static_cast<std::size_t>(t0), static_cast<std::size_t>(m));
+      const Tensor<f32, 2> part = base::forward(seq, part_tokens, rows);  // [m or 1, vocab]: models/decoder.hpp
+      const index_t dst = rows == logits_rows::all ? t0 : 0;
+      for (index_t t = 0; t < part.extent(0); ++t)
+        for (index_t j = 0; j < cfg_.vocab_size; ++j) logits(dst + t, j) = part(t, j);
     }
     return logits;
   }
 
-  /// One decode step for several sequences: tokens[b] continues seqs[b]. Returns [B, vocab].
-  [[nodiscard]] Tensor<f32, 2> decode_batch(std::span<const KvSeqId> seqs, std::span<const std::int64_t> tokens) {
-    const auto b = static_cast<index_t>(seqs.size());
-    PRECIS_CHECK(tokens.size() == seqs.size(), shape_error, "[gpt_oss::decode_batch] ", tokens.size(), " tokens for ",
-                 b, " sequences (one token each)");
-    Tensor<i64, 1> positions({b});  // [B]
-    for (index_t i = 0; i < b; ++i) {
-      for (index_t j = 0; j < i; ++j)
-        PRECIS_CHECK(!(seqs[static_cast<std::size_t>(i)] == seqs[static_cast<std::size_t>(j)]), config_error,
-                     "[gpt_oss::decode_batch] sequence (slot ", seqs[static_cast<std::size_t>(i)].slot,
-                     ") appears twice in one batch");
-      positions(i) = length(seqs[static_cast<std::size_t>(i)]);
-      check_context(positions(i), 1, seqs[static_cast<std::size_t>(i)]);
+  /// The forward pass over N token rows (one sequence with N ≤ prefill_chunk tokens, or N
+  /// sequences with one token each) at absolute positions [N] (models/decoder.hpp).
+  [[nodiscard]] backends::tensor_of<B, f32, 2> run(std::span<const KvSeqId> seqs, std::span<const std::int64_t> tokens,
+                                                   const Tensor<i64, 1>& positions, logits_rows rows) {
+    B& be = this->backend();
+    const index_t n = positions.extent(0), H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads,
+                  D = cfg_.head_dim;
+    constexpr activation_quantization exact = activation_quantization::none;
+    // YaRN: cos and sin carry mscale (InvFreq::attention_factor), applied to q and k alike.
+    const auto rope = be.upload(RopeTable<f32>::from_positions(positions, inv_freq_));  // [N, D/2]
+
+    tensor<2> x = be.template embed<act>(w_.embed_tokens, tokens);  // [N, hidden]
+    for (index_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+      const GptOssLayerWeights<P, B>& L = w_.layers[static_cast<std::size_t>(l)];
+
+      // --- self-attention with sinks (HF-GO GptOssAttention, eager_attention_forward) ------------
+      const tensor<2> h = be.template rms_norm<MultiplyThenCast>(x, L.input_layernorm, eps_);  // [N, hidden]
+      tensor<2> q = be.linear(h, L.q_proj, L.q_bias, exact);                                 // [N, H·D]
+      tensor<2> k = be.linear(h, L.k_proj, L.k_bias, exact);                                 // [N, Hkv·D]
+      const tensor<2> v = be.linear(h, L.v_proj, L.v_bias, exact);                           // [N, Hkv·D]
+      const view<3> q3 = q.view().template reshape<3>({n, H, D});                            // [N, H, D]
+      const view<3> k3 = k.view().template reshape<3>({n, Hkv, D});                          // [N, Hkv, D]
+      const auto v3 = v.cview().template reshape<3>({n, Hkv, D});                            // [N, Hkv, D]
+      be.template rope<rope_layout::half_split>(q3, rope);
+      be.template rope<rope_layout::half_split>(k3, rope);
+      const tensor<3> o3 = this->attend(l, seqs, q3, k3, v3, attn_[static_cast<std::size_t>(l)], L.sinks);  // [N, H, D]
+      be.add_inplace(x.view(), be.linear(o3.cview().template reshape<2>({n, H * D}), L.o_proj, L.o_bias, exact));  // [N, hidden]
+
+      // --- MoE: router (+bias) → top-k → softmax → clamped-SwiGLU experts (+biases) -----------
+      const tensor<2> h2 = be.template rms_norm<MultiplyThenCast>(x, L.post_attention_layernorm, eps_);  // [N, hidden]
+      const auto logits = be.template linear<f32>(h2, L.router, L.router_bias, exact);  // [N, E] f32
+      const auto r = be.route(TopKThenSoftmax{}, logits, cfg_.num_experts_per_tok,
+                              BoundLayerSelector(selector_, l));  // top-k of raw logits, softmax
+      be.add_inplace(x.view(), be.moe(L.experts, h2, r));         // [N, hidden]
     }
-    return run(seqs, tokens, positions);
+    const auto out = x.cview().slice(0, rows == logits_rows::last ? n - 1 : 0, n);   // [N or 1, hidden]
+    const tensor<2> hf = be.template rms_norm<MultiplyThenCast>(out, w_.norm, eps_);  // [N or 1, hidden]
+    return be.template linear<f32>(hf, w_.head(), exact);                            // [N or 1, vocab], f32
   }
 
  private:
-  /// The forward pass over N token rows (one sequence with N ≤ prefill_chunk tokens, or N
-  /// sequences with one token each) at absolute positions [N].
-  [[nodiscard]] Tensor<f32, 2> run(std::span<const KvSeqId> seqs, std::span<const std::int64_t> tokens,
-                                   const Tensor<i64, 1>& positions) {
-    namespace kern = backends::cpu;
-    const index_t n = positions.extent(0), H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads,
-                  D = cfg_.head_dim;
-    // YaRN: cos and sin carry mscale (InvFreq::attention_factor), applied to q and k alike.
-    const RopeTable<f32> rope = RopeTable<f32>::from_positions(positions, inv_freq_);  // [N, D/2]
-
-    Tensor<act, 2> x = embed_rows<act>(w_.embed_tokens, tokens);  // [N, hidden]
-    for (index_t l = 0; l < cfg_.num_hidden_layers; ++l) {
-      const GptOssLayerWeights<P>& L = w_.layers[static_cast<std::size_t>(l)];
-
-      // --- self-attention with sinks (HF-GO GptOssAttention, eager_attention_forward) ------------
-      const Tensor<act, 2> h = kern::rms_norm<MultiplyThenCast>(x, L.input_layernorm, eps_);  // [N, hidden]
-      Tensor<act, 2> q = linear(h, L.q_proj, L.q_bias);                                      // [N, H·D]
-      Tensor<act, 2> k = linear(h, L.k_proj, L.k_bias);                                      // [N, Hkv·D]
-      const Tensor<act, 2> v = linear(h, L.v_proj, L.v_bias);                                // [N, Hkv·D]
-      const TensorView<act, 3> q3 = q.view().template reshape<3>({n, H, D});                 // [N, H, D]
-      const TensorView<act, 3> k3 = k.view().template reshape<3>({n, Hkv, D});               // [N, Hkv, D]
-      const TensorView<const act, 3> v3 = v.cview().template reshape<3>({n, Hkv, D});        // [N, Hkv, D]
-      kern::apply_rope_inplace<rope_layout::half_split>(q3, rope);
-      kern::apply_rope_inplace<rope_layout::half_split>(k3, rope);
-      const Tensor<act, 3> o3 = attend(l, seqs, q3, k3, v3, L.sinks.view());                // [N, H, D]
-      x = add(x, linear(o3.cview().template reshape<2>({n, H * D}), L.o_proj, L.o_bias));    // [N, hidden]
-
-      // --- MoE: router (+bias) → top-k → softmax → clamped-SwiGLU experts (+biases) -----------
-      const Tensor<act, 2> h2 = kern::rms_norm<MultiplyThenCast>(x, L.post_attention_layernorm, eps_);  // [N, hidden]
-      const Tensor<f32, 2> logits = linear<f32>(h2, L.router, L.router_bias);  // [N, E] f32
-      const Routing r = TopKThenSoftmax{}(logits, cfg_.num_experts_per_tok,
-                                            BoundLayerSelector(selector_, l));  // top-k of raw logits, softmax
-      x = add(x, L.experts(h2, r));                                              // [N, hidden]
-    }
-    const Tensor<act, 2> hf = kern::rms_norm<MultiplyThenCast>(x, w_.norm, eps_);  // [N, hidden]
-    return linear<f32>(hf, w_.lm_head);                                            // [N, vocab], f32
-  }
-
-  /// Appends k, v to layer `l` (a page table or a sliding ring) and attends with the layer's
-  /// window and the sinks.
-  [[nodiscard]] Tensor<act, 3> attend(index_t l, std::span<const KvSeqId> seqs, const TensorView<act, 3>& q,
-                                      const TensorView<act, 3>& k, const TensorView<const act, 3>& v,
-                                      TensorView<const f32, 1> sinks) {
-    namespace kern = backends::cpu;
-    const AttentionConfig& cfg = attn_[static_cast<std::size_t>(l)];
-    if (seqs.size() == 1) {
-      cache_.append(seqs[0], l, k, v);
-      return kern::attention_prefill(q, cache_.sequence(seqs[0], l), cfg, sinks);
-    }
-    std::vector<KvSequenceView<act>> views;
-    views.reserve(seqs.size());
-    for (std::size_t b = 0; b < seqs.size(); ++b) {
-      const auto i = static_cast<index_t>(b);
-      cache_.append(seqs[b], l, k.slice(0, i, i + 1), v.slice(0, i, i + 1));
-      views.push_back(cache_.sequence(seqs[b], l));
-    }
-    return kern::attention_decode(q, views, cfg, sinks);
-  }
-
-  void check_context(index_t start, index_t n, KvSeqId seq) const {
-    PRECIS_CHECK(n > 0, shape_error, "[gpt_oss] no tokens to run for sequence (slot ", seq.slot, ")");
-    PRECIS_CHECK(start + n <= context_, range_error, "[gpt_oss] sequence (slot ", seq.slot, "): ", start,
-                 " cached + ", n, " new tokens exceed the context length ", context_, " (max_position_embeddings ",
-                 cfg_.max_position_embeddings, " of '", cfg_.source,
-                 "', or the smaller max_context the model was loaded with)");
-  }
-
   [[nodiscard]] static index_t checked_chunk(index_t chunk, index_t context) {
     PRECIS_CHECK(chunk >= 1, config_error, "[gpt_oss] prefill_chunk must be ≥ 1, got ", chunk);
     return std::min(chunk, context);
@@ -543,47 +516,37 @@ class GptOss {
 
   /// The paged cache for full layers (every position of every sequence) and the rings of the
   /// sliding layers (window − 1 + prefill_chunk each).
-  [[nodiscard]] PagedKvSize kv_size(const LoadOptions& options) const {
-    PagedKvSize s = kv_size_for(options, context_, cfg_.num_key_value_heads, cfg_.head_dim);
-    s.max_append = chunk_;
+  [[nodiscard]] static PagedKvSize kv_size(const LoadOptions& options, const GptOssConfig& c, index_t prefill_chunk) {
+    const index_t context = context_for(options, c.max_position_embeddings, c.source);
+    PagedKvSize s = kv_size_for(options, context, c.num_key_value_heads, c.head_dim);
+    s.max_append = checked_chunk(prefill_chunk, context);
     return s;
   }
 
   GptOssConfig cfg_;
-  GptOssWeights<P> w_;
+  GptOssWeights<P, B> w_;
   InvFreq inv_freq_;  // [D/2] YaRN, f32, with the attention factor mscale
   Scalar<f32> eps_;
-  index_t context_;
   index_t chunk_;
   std::vector<AttentionConfig> attn_;  // per layer: the window of that layer
-  PagedKvCache<act> cache_;
   LayerExpertSelector selector_;  // the user's selection hook; empty = the model's own ranking
 };
 
 // ---------------------------------------------------------------------------------------------
-// load_model's entry (models/load_model.hpp)
+// load_model's entry (runtime/load_model.hpp picks the backend)
 // ---------------------------------------------------------------------------------------------
 
 namespace detail {
-template <PrecisionPolicy P>
+template <PrecisionPolicy P, backends::Backend B>
 [[nodiscard]] std::unique_ptr<CausalLM> make_gpt_oss(ModelFiles& files, const GptOssConfig& cfg,
                                                      const GptOssTensorNames& names, const LoadOptions& options,
-                                                     precision p) {
-  GptOss<P> model = GptOss<P>::load(files.weights, cfg, names, options);
+                                                     precision p, B backend) {
+  GptOss<P, B> model = GptOss<P, B>::load(std::move(backend), files.weights, cfg, names, options);
   ModelInfo info;
   fill_common_info(info, "gpt_oss", cfg, model, files.weights, options, p);
   info.n_experts = cfg.num_experts;
   info.n_experts_per_token = cfg.num_experts_per_tok;
-  const auto& w = model.weights();
-  const auto copied = [&](const AnyWeight& a) { info.bytes_copied += a.is_zero_copy() ? 0 : a.file_bytes().size(); };
-  copied(w.embed_tokens);
-  if (!w.tied) copied(w.lm_head);
-  for (const auto& L : w.layers) {
-    for (const AnyWeight* a : {&L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.router}) copied(*a);
-    for (const AnyExpertStack& s : L.experts.stacks())
-      if (!s.is_zero_copy())
-        info.bytes_copied += s.stored_bytes();
-  }
+  info.bytes_copied = model.weights().bytes_copied;
   // Full layers: the shared page pool; sliding layers: a ring per sequence slot.
   const auto& c = model.cache();
   std::size_t positions = 0;
@@ -592,13 +555,15 @@ template <PrecisionPolicy P>
                                   : static_cast<std::size_t>(options.max_sequences * model.ring_positions(l));
   info.kv_cache_bytes = 2 * positions * static_cast<std::size_t>(c.n_kv_heads() * c.head_dim()) *
                         sizeof(storage_t<typename P::activation>);
-  return std::make_unique<CausalLMFor<GptOss<P>>>(std::move(model), std::move(info), options.n_threads);
+  return std::make_unique<CausalLMFor<GptOss<P, B>>>(std::move(model), std::move(info));
 }
 }  // namespace detail
 
 /// Loads a gpt-oss from an HF checkpoint (config.json + safetensors, MXFP4 experts) or a GGUF
-/// file of architecture `gpt-oss`, under the f32 or bf16 policy.
-[[nodiscard]] inline std::unique_ptr<CausalLM> load_gpt_oss(ModelFiles& files, precision p, const LoadOptions& options) {
+/// file of architecture `gpt-oss`, under the f32 or bf16 policy, onto `backend`.
+template <backends::Backend B>
+[[nodiscard]] std::unique_ptr<CausalLM> load_gpt_oss(ModelFiles& files, precision p, const LoadOptions& options,
+                                                     B backend) {
   GptOssConfig cfg;
   GptOssTensorNames names;
   if (files.weights.format() == weight_format::gguf) {
@@ -610,8 +575,8 @@ template <PrecisionPolicy P>
     cfg = GptOssConfig::from_hf(*files.config);
     names = GptOssTensorNames::hf();
   }
-  if (p == precision::f32) return detail::make_gpt_oss<f32_policy>(files, cfg, names, options, p);
-  return detail::make_gpt_oss<bf16_policy>(files, cfg, names, options, p);
+  if (p == precision::f32) return detail::make_gpt_oss<f32_policy>(files, cfg, names, options, p, std::move(backend));
+  return detail::make_gpt_oss<bf16_policy>(files, cfg, names, options, p, std::move(backend));
 }
 
 }  // namespace precis::models

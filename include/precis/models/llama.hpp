@@ -18,9 +18,10 @@
 //                rope_layout::interleaved and an HF file with rope_layout::half_split — the
 //                layout is part of RopeSpec, chosen by where the weights came from.
 //
-// Precision: `Llama<Policy>` computes in `Policy::activation` (f32 or bf16). Weights stay in
-// their stored format (models/any_weight.hpp: f32/bf16/f16 storage or ggml blocks), read by the
-// matmul kernels and accumulated in f32. RMSNorm gains and biases are typed by their roles
+// Precision: `Llama<Policy, Backend>` computes in `Policy::activation` (f32 or bf16) with the ops of
+// `Backend` (backends/backend.hpp; the model names no kernel). Weights stay in their stored format
+// (weights/any_weight.hpp: f32/bf16/f16 storage or ggml blocks), read by the backend's matmul and
+// accumulated in f32. RMSNorm gains and biases are typed by their roles
 // (role::norm_weight, role::bias → the activation dtype): a bf16 gain under the f32 policy goes
 // through the named, exact `widen<bf16, f32>`; an f32 gain under the bf16 policy through the
 // named `narrow<f32, bf16>` — what running an f32 checkpoint in bf16 means (HF's
@@ -28,10 +29,10 @@
 // in the ConversionReport that info() prints. Logits are computed with an f32 output (the
 // declared-f32 GEMM), whatever the activation dtype.
 //
-// State: one PagedKvCache<Act> shared by every sequence (nn/kv_cache.hpp): prefill and decode
-// append to the same pages, and decode_batch() runs several sequences' next tokens as one
-// stacked [B, hidden] matrix through every projection, with attention per sequence
-// (backends/cpu/attention.hpp's batched decode). Positions are checked against the context the
+// State: one paged KV cache in the backend's memory, shared by every sequence (models/decoder.hpp,
+// nn/kv_cache.hpp): prefill and decode append to the same pages, and decode_batch() runs several
+// sequences' next tokens as one stacked [B, hidden] matrix through every projection, with
+// attention per sequence (the backend's batched decode attention). Positions are checked against the context the
 // cache was sized for, token ids against the vocabulary, before anything is computed.
 #pragma once
 
@@ -43,27 +44,24 @@
 #include <utility>      // std::move
 #include <vector>       // std::vector
 
-#include <precis/backends/cpu/activation.hpp>  // backends::cpu::glu
-#include <precis/backends/cpu/attention.hpp>   // backends::cpu::attention_prefill, attention_decode
-#include <precis/backends/cpu/rmsnorm.hpp>     // backends::cpu::rms_norm
-#include <precis/backends/cpu/rope.hpp>        // backends::cpu::apply_rope_inplace
+#include <precis/backends/backend.hpp>        // backends::Backend, tensor_of, weight_of, param_of
 #include <precis/core/error.hpp>               // config_error, range_error, shape_error
 #include <precis/core/precision_policy.hpp>    // PrecisionPolicy, role::*
 #include <precis/core/scalar.hpp>              // Scalar<f32>
 #include <precis/core/tensor.hpp>              // Tensor
 #include <precis/io/conversion.hpp>            // ConversionReport, widen, narrow
 #include <precis/io/load.hpp>                  // io::load_role, io::Loaded
-#include <precis/models/any_weight.hpp>        // AnyWeight, linear, embed_rows
 #include <precis/models/causal_lm.hpp>         // CausalLM, CausalLMFor, ModelFiles, ModelInfo
+#include <precis/models/decoder.hpp>           // Decoder
 #include <precis/models/model_config.hpp>      // HfConfig, RopeSpec, rope_from_hf
 #include <precis/models/model_loading.hpp>     // LoadOptions, load_role_weight, check_layer_count
 #include <precis/models/weight_source.hpp>     // WeightSource, ExpectedShape
 #include <precis/nn/activation.hpp>            // SiluGate
 #include <precis/nn/attention.hpp>             // AttentionConfig
-#include <precis/nn/kv_cache.hpp>              // PagedKvCache, KvSeqId, KvLayerPlan
+#include <precis/nn/kv_cache.hpp>              // KvSeqId, KvLayerPlan
+#include <precis/weights/any_weight.hpp>       // AnyWeight, activation_quantization
 #include <precis/nn/norm.hpp>                  // NormThenCast
 #include <precis/nn/rope.hpp>                  // InvFreq, RopeTable, rope_layout
-#include <precis/ops/elementwise.hpp>          // precis::add
 
 namespace precis::models {
 
@@ -227,43 +225,53 @@ struct LlamaTensorNames {
 // Weights
 // ---------------------------------------------------------------------------------------------
 
-/// The tensors of one decoder layer (HF names; shapes [rows, cols], D = head_dim).
-template <PrecisionPolicy P>
+/// The tensors of one decoder layer (HF names; shapes [rows, cols], D = head_dim), held in the
+/// memory of backend B (uploaded once at load).
+template <PrecisionPolicy P, backends::Backend B>
 struct LlamaLayerWeights {
   using norm_t = role_dtype_t<role::norm_weight, P>;
   using bias_t = role_dtype_t<role::bias, P>;
+  using weight = backends::weight_of<B>;
+  template <class D>
+  using param = backends::param_of<B, D, 1>;
 
-  io::Loaded<norm_t, 1> input_layernorm;           // [hidden]
-  AnyWeight q_proj;                                // [H·D, hidden]
-  AnyWeight k_proj;                                // [Hkv·D, hidden]
-  AnyWeight v_proj;                                // [Hkv·D, hidden]
-  AnyWeight o_proj;                                // [hidden, H·D]
-  std::optional<io::Loaded<bias_t, 1>> q_bias;     // [H·D]    (attention_bias)
-  std::optional<io::Loaded<bias_t, 1>> k_bias;     // [Hkv·D]
-  std::optional<io::Loaded<bias_t, 1>> v_bias;     // [Hkv·D]
-  std::optional<io::Loaded<bias_t, 1>> o_bias;     // [hidden]
-  io::Loaded<norm_t, 1> post_attention_layernorm;  // [hidden]
-  AnyWeight gate_proj;                             // [ffn, hidden]
-  AnyWeight up_proj;                               // [ffn, hidden]
-  AnyWeight down_proj;                             // [hidden, ffn]
-  std::optional<io::Loaded<bias_t, 1>> gate_bias;  // [ffn]    (mlp_bias)
-  std::optional<io::Loaded<bias_t, 1>> up_bias;    // [ffn]
-  std::optional<io::Loaded<bias_t, 1>> down_bias;  // [hidden]
+  param<norm_t> input_layernorm;           // [hidden]
+  weight q_proj;                           // [H·D, hidden]
+  weight k_proj;                           // [Hkv·D, hidden]
+  weight v_proj;                           // [Hkv·D, hidden]
+  weight o_proj;                           // [hidden, H·D]
+  std::optional<param<bias_t>> q_bias;     // [H·D]    (attention_bias)
+  std::optional<param<bias_t>> k_bias;     // [Hkv·D]
+  std::optional<param<bias_t>> v_bias;     // [Hkv·D]
+  std::optional<param<bias_t>> o_bias;     // [hidden]
+  param<norm_t> post_attention_layernorm;  // [hidden]
+  weight gate_proj;                        // [ffn, hidden]
+  weight up_proj;                          // [ffn, hidden]
+  weight down_proj;                        // [hidden, ffn]
+  std::optional<param<bias_t>> gate_bias;  // [ffn]    (mlp_bias)
+  std::optional<param<bias_t>> up_bias;    // [ffn]
+  std::optional<param<bias_t>> down_bias;  // [hidden]
 };
 
-template <PrecisionPolicy P>
+template <PrecisionPolicy P, backends::Backend B>
 struct LlamaWeights {
   using norm_t = role_dtype_t<role::norm_weight, P>;
+  using weight = backends::weight_of<B>;
 
-  AnyWeight embed_tokens;                         // [vocab, hidden]
-  std::vector<LlamaLayerWeights<P>> layers;       // [num_hidden_layers]
-  io::Loaded<norm_t, 1> norm;                     // [hidden]
-  AnyWeight lm_head;                              // [vocab, hidden] (= embed_tokens when tied)
-  bool tied = false;
+  weight embed_tokens;                            // [vocab, hidden]
+  std::vector<LlamaLayerWeights<P, B>> layers;    // [num_hidden_layers]
+  backends::param_of<B, norm_t, 1> norm;          // [hidden]
+  std::optional<weight> lm_head;                  // [vocab, hidden]; absent when tied to embed_tokens
   io::ConversionReport conversions;               // every named conversion the load performed
+  std::size_t bytes_copied = 0;                   // host bytes the load had to copy (misaligned tensors)
 
-  /// Loads and checks every tensor against `c` (shapes, dtypes) from `w`, named by `names`.
-  [[nodiscard]] static LlamaWeights load(WeightSource& w, const LlamaConfig& c, const LlamaTensorNames& names) {
+  [[nodiscard]] bool tied() const noexcept { return !lm_head.has_value(); }
+  /// The output projection: lm_head, or the embedding table itself (one copy, never two).
+  [[nodiscard]] const weight& head() const noexcept { return lm_head ? *lm_head : embed_tokens; }
+
+  /// Loads and checks every tensor against `c` (shapes, dtypes) from `w`, named by `names`, and
+  /// uploads it to `be`.
+  [[nodiscard]] static LlamaWeights load(B& be, WeightSource& w, const LlamaConfig& c, const LlamaTensorNames& names) {
     const auto& k = c.keys;
     const index_t hidden = c.hidden_size, d = c.head_dim, q_rows = c.num_attention_heads * d,
                   kv_rows = c.num_key_value_heads * d, ffn = c.intermediate_size, vocab = c.vocab_size;
@@ -276,24 +284,28 @@ struct LlamaWeights {
     const std::string vocab_why = k.vocab + "=" + std::to_string(vocab);
 
     io::ConversionReport report;
+    std::size_t copied = 0;
+    const auto host_weight = [&](const std::string& name, index_t rows, index_t cols, const std::string& why) {
+      return counted(AnyWeight::from(w.tensor(name, {{rows, cols}, why})), copied);
+    };
     const auto weight = [&](const std::string& name, index_t rows, index_t cols, const std::string& why) {
-      return AnyWeight::from(w.tensor(name, {{rows, cols}, why}));
+      return be.upload(host_weight(name, rows, cols, why));
     };
     const auto norm = [&](const std::string& name) {
-      return load_role_tensor<role::norm_weight, P>(w.tensor(name, {{hidden}, hid}), report);
+      return be.upload(load_role_tensor<role::norm_weight, P>(w.tensor(name, {{hidden}, hid}), report));
     };
     const auto bias = [&](bool present, const std::string& name, index_t n, const std::string& why)
-        -> std::optional<io::Loaded<role_dtype_t<role::bias, P>, 1>> {
+        -> std::optional<backends::param_of<B, role_dtype_t<role::bias, P>, 1>> {
       if (!present) return std::nullopt;
-      return load_role_tensor<role::bias, P>(w.tensor(name, {{n}, why}), report);
+      return be.upload(load_role_tensor<role::bias, P>(w.tensor(name, {{n}, why}), report));
     };
 
-    AnyWeight embed = weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
-    std::vector<LlamaLayerWeights<P>> layers;
+    const AnyWeight embed_host = host_weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
+    std::vector<LlamaLayerWeights<P, B>> layers;
     layers.reserve(static_cast<std::size_t>(c.num_hidden_layers));
     for (index_t l = 0; l < c.num_hidden_layers; ++l) {
       const auto n = [&](const std::string& part, const char* suffix = ".weight") { return names.layer(l, part, suffix); };
-      layers.push_back(LlamaLayerWeights<P>{
+      layers.push_back(LlamaLayerWeights<P, B>{
           norm(n(names.input_norm)),
           weight(n(names.q), q_rows, hidden, q_why + ", " + hid),
           weight(n(names.k), kv_rows, hidden, kv_why + ", " + hid),
@@ -312,17 +324,18 @@ struct LlamaWeights {
           bias(c.mlp_bias, n(names.down, ".bias"), hidden, hid),
       });
     }
-    io::Loaded<norm_t, 1> final_norm = norm(names.final_norm);
+    auto final_norm = norm(names.final_norm);
 
     // The head: its own tensor, or the embedding table (tied). A config that says "not tied"
     // while a safetensors file has no head is inconsistent. One that says "tied" while the file
     // also holds a head is what HF ties anyway (the stored head is ignored): it shows up in
     // unused(). GGUF has no tie flag: llama.cpp uses token_embd when output.weight is absent.
-    OutputHead head = output_head(w, "llama", c.source, c.tie_word_embeddings, names.lm_head, embed,
-                                  [&] { return weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid); });
+    std::optional<backends::weight_of<B>> head;
+    if (!ties_output_head(w, "llama", c.source, c.tie_word_embeddings, names.lm_head))
+      head = weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
     check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
-    return LlamaWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head.weight),
-                        head.tied, std::move(report)};
+    return LlamaWeights{be.upload(embed_host), std::move(layers), std::move(final_norm), std::move(head),
+                        std::move(report), copied};
   }
 };
 
@@ -334,185 +347,132 @@ struct LlamaWeights {
 template <class P>
 concept llama_kv_store_is_activation = std::same_as<typename P::kv_store, typename P::activation>;
 
-template <PrecisionPolicy P>
+/// A Llama under precision policy P on backend B. The shared decoder plumbing (sequences, the
+/// paged KV cache, context checks, forward / decode_batch) is models/decoder.hpp; this class is
+/// the config, the weights and the layer.
+template <PrecisionPolicy P, backends::Backend B>
   requires llama_kv_store_is_activation<P>
-class Llama {
+class Llama : public Decoder<Llama<P, B>, B, typename P::activation> {
+  using base = Decoder<Llama<P, B>, B, typename P::activation>;
+
  public:
   using policy = P;
   using act = typename P::activation;  // f32 or bf16: what every hidden state is
+  template <std::size_t R>
+  using tensor = backends::tensor_of<B, act, R>;
+  template <std::size_t R>
+  using view = backends::view_of<B, act, R>;
 
-  /// Loads the weights named by `names` from `w` for `config`; sizes the KV cache for
-  /// `options.max_sequences` sequences of `options.max_context` positions.
-  [[nodiscard]] static Llama load(WeightSource& w, const LlamaConfig& config, const LlamaTensorNames& names,
+  /// Loads the weights named by `names` from `w` for `config` onto `backend`; sizes the KV cache
+  /// for `options.max_sequences` sequences of `options.max_context` positions.
+  [[nodiscard]] static Llama load(B backend, WeightSource& w, const LlamaConfig& config, const LlamaTensorNames& names,
                                   const LoadOptions& options) {
-    return Llama(config, LlamaWeights<P>::load(w, config, names), options);
+    LlamaWeights<P, B> weights = LlamaWeights<P, B>::load(backend, w, config, names);
+    return Llama(std::move(backend), config, std::move(weights), options);
   }
 
-  Llama(LlamaConfig config, LlamaWeights<P> weights, const LoadOptions& options)
-      : cfg_(std::move(config)),
+  Llama(B backend, LlamaConfig config, LlamaWeights<P, B> weights, const LoadOptions& options)
+      : base(std::move(backend), "llama", config.source, context_for(options, config.max_position_embeddings, config.source),
+             config.max_position_embeddings, KvLayerPlan(full_attention_layers{}, config.num_hidden_layers),
+             kv_size_for(options, context_for(options, config.max_position_embeddings, config.source),
+                         config.num_key_value_heads, config.head_dim)),
+        cfg_(std::move(config)),
         w_(std::move(weights)),
         inv_freq_(cfg_.rope.inv_freq()),
         eps_(Scalar<f32>::from(cfg_.rms_norm_eps)),
         attn_{.n_heads = cfg_.num_attention_heads, .n_kv_heads = cfg_.num_key_value_heads, .head_dim = cfg_.head_dim},
-        context_(context_for(options, cfg_.max_position_embeddings, cfg_.source)),
-        aq_(options.quantize_activations),
-        cache_(KvLayerPlan(full_attention_layers{}, cfg_.num_hidden_layers),
-               kv_size_for(options, context_, cfg_.num_key_value_heads, cfg_.head_dim)) {}
+        aq_(options.quantize_activations) {}
 
   [[nodiscard]] const LlamaConfig& config() const noexcept { return cfg_; }
-  [[nodiscard]] const LlamaWeights<P>& weights() const noexcept { return w_; }
-  [[nodiscard]] const PagedKvCache<act>& cache() const noexcept { return cache_; }
-  /// Positions one sequence may hold (≤ the model's context length).
-  [[nodiscard]] index_t context_length() const noexcept { return context_; }
+  [[nodiscard]] const LlamaWeights<P, B>& weights() const noexcept { return w_; }
 
-  [[nodiscard]] KvSeqId new_sequence() { return cache_.add_sequence(); }
-  void release(KvSeqId seq) { cache_.remove_sequence(seq); }
-  /// Tokens cached for `seq` (the position of its next token).
-  [[nodiscard]] index_t length(KvSeqId seq) const { return cache_.length(seq, 0); }
+  /// The forward pass over N token rows: either one sequence with N tokens, or N sequences with
+  /// one token each (seqs.size() == N). positions [N] are the rows' absolute positions
+  /// (models/decoder.hpp checked them). Returns f32 logits [N, vocab], or [1, vocab] for
+  /// logits_rows::last (only the last row goes through the final norm and lm_head).
+  [[nodiscard]] backends::tensor_of<B, f32, 2> run(std::span<const KvSeqId> seqs, std::span<const std::int64_t> tokens,
+                                                   const Tensor<i64, 1>& positions, logits_rows rows) {
+    B& be = this->backend();
+    const index_t n = positions.extent(0), H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads,
+                  D = cfg_.head_dim;
+    const auto rope = be.upload(RopeTable<f32>::from_positions(positions, inv_freq_));  // [N, rd/2]
 
-  /// Runs `tokens` [T] of `seq` at positions length(seq) .. length(seq) + T − 1, appending their
-  /// K/V to the cache: a prefill (T > 1) or one decode step (T = 1). Returns logits [T, vocab].
-  /// With `rows = logits_rows::last` only the last token's logits are computed: [1, vocab].
-  [[nodiscard]] Tensor<f32, 2> forward(KvSeqId seq, std::span<const std::int64_t> tokens,
-                                       logits_rows rows = logits_rows::all) {
-    const auto n = static_cast<index_t>(tokens.size());
-    const index_t start = length(seq);
-    check_context(start, n, seq);
-    Tensor<i64, 1> positions({n});  // [T]
-    for (index_t t = 0; t < n; ++t) positions(t) = start + t;
-    return run(std::span<const KvSeqId>(&seq, 1), tokens, positions, rows);
-  }
+    tensor<2> x = be.template embed<act>(w_.embed_tokens, tokens);                                  // [N, hidden]
+    for (index_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+      const LlamaLayerWeights<P, B>& L = w_.layers[static_cast<std::size_t>(l)];
 
-  /// One decode step for several sequences: token b of `tokens` [B] continues seqs[b]. The B rows
-  /// go through every projection as one matrix; attention reads each sequence's own cache.
-  /// Returns logits [B, vocab], row b for seqs[b].
-  [[nodiscard]] Tensor<f32, 2> decode_batch(std::span<const KvSeqId> seqs, std::span<const std::int64_t> tokens) {
-    const auto b = static_cast<index_t>(seqs.size());
-    PRECIS_CHECK(tokens.size() == seqs.size(), shape_error, "[llama::decode_batch] ", tokens.size(), " tokens for ", b,
-                 " sequences (one token each)");
-    Tensor<i64, 1> positions({b});  // [B]
-    for (index_t i = 0; i < b; ++i) {
-      for (index_t j = 0; j < i; ++j)
-        PRECIS_CHECK(!(seqs[static_cast<std::size_t>(i)] == seqs[static_cast<std::size_t>(j)]), config_error,
-                     "[llama::decode_batch] sequence (slot ", seqs[static_cast<std::size_t>(i)].slot,
-                     ") appears twice in one batch");
-      positions(i) = length(seqs[static_cast<std::size_t>(i)]);
-      check_context(positions(i), 1, seqs[static_cast<std::size_t>(i)]);
+      // --- self-attention -----------------------------------------------------------------------
+      const tensor<2> h = be.template rms_norm<NormThenCast>(x, L.input_layernorm, eps_);           // [N, hidden]
+      tensor<2> q = linear(be, h, L.q_proj, L.q_bias);                                              // [N, H·D]
+      tensor<2> k = linear(be, h, L.k_proj, L.k_bias);                                              // [N, Hkv·D]
+      const tensor<2> v = linear(be, h, L.v_proj, L.v_bias);                                        // [N, Hkv·D]
+      const view<3> q3 = q.view().template reshape<3>({n, H, D});                                   // [N, H, D]
+      const view<3> k3 = k.view().template reshape<3>({n, Hkv, D});                                 // [N, Hkv, D]
+      const auto v3 = v.cview().template reshape<3>({n, Hkv, D});                                   // [N, Hkv, D]
+      rotate(be, q3, rope);
+      rotate(be, k3, rope);
+      const tensor<3> o3 = this->attend(l, seqs, q3, k3, v3, attn_);                                // [N, H, D]
+      const tensor<2> o = linear(be, o3.cview().template reshape<2>({n, H * D}), L.o_proj, L.o_bias);  // [N, hidden]
+      be.add_inplace(x.view(), o);                                                                  // residual
+
+      // --- MLP --------------------------------------------------------------------------------
+      const tensor<2> h2 = be.template rms_norm<NormThenCast>(x, L.post_attention_layernorm, eps_);  // [N, hidden]
+      const tensor<2> gate = linear(be, h2, L.gate_proj, L.gate_bias);                              // [N, ffn]
+      const tensor<2> up = linear(be, h2, L.up_proj, L.up_bias);                                    // [N, ffn]
+      const tensor<2> m = be.glu(SiluGate{}, gate, up);                                             // [N, ffn]
+      be.add_inplace(x.view(), linear(be, m, L.down_proj, L.down_bias));                            // [N, hidden]
     }
-    return run(seqs, tokens, positions, logits_rows::all);
+    const auto out = x.cview().slice(0, rows == logits_rows::last ? n - 1 : 0, n);                  // [N or 1, hidden]
+    const tensor<2> h = be.template rms_norm<NormThenCast>(out, w_.norm, eps_);                     // [N or 1, hidden]
+    return be.template linear<f32>(h, w_.head(), aq_);                                              // [N or 1, vocab]
   }
 
  private:
-  /// The forward pass over N token rows: either one sequence with N tokens, or N sequences with
-  /// one token each (seqs.size() == N). positions [N] are the rows' absolute positions.
-  [[nodiscard]] Tensor<f32, 2> run(std::span<const KvSeqId> seqs, std::span<const std::int64_t> tokens,
-                                   const Tensor<i64, 1>& positions, logits_rows rows) {
-    namespace kern = backends::cpu;
-    const index_t n = positions.extent(0), H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads,
-                  D = cfg_.head_dim;
-    const RopeTable<f32> rope = RopeTable<f32>::from_positions(positions, inv_freq_);  // [N, rd/2]
-
-    Tensor<act, 2> x = embed_rows<act>(w_.embed_tokens, tokens);                                    // [N, hidden]
-    for (index_t l = 0; l < cfg_.num_hidden_layers; ++l) {
-      const LlamaLayerWeights<P>& L = w_.layers[static_cast<std::size_t>(l)];
-
-      // --- self-attention -----------------------------------------------------------------------
-      const Tensor<act, 2> h = kern::rms_norm<NormThenCast>(x, L.input_layernorm, eps_);            // [N, hidden]
-      Tensor<act, 2> q = linear(h, L.q_proj, L.q_bias, aq_);                                        // [N, H·D]
-      Tensor<act, 2> k = linear(h, L.k_proj, L.k_bias, aq_);                                        // [N, Hkv·D]
-      const Tensor<act, 2> v = linear(h, L.v_proj, L.v_bias, aq_);                                  // [N, Hkv·D]
-      const TensorView<act, 3> q3 = q.view().template reshape<3>({n, H, D});                        // [N, H, D]
-      const TensorView<act, 3> k3 = k.view().template reshape<3>({n, Hkv, D});                      // [N, Hkv, D]
-      const TensorView<const act, 3> v3 = v.cview().template reshape<3>({n, Hkv, D});               // [N, Hkv, D]
-      rotate(q3, rope);
-      rotate(k3, rope);
-      const Tensor<act, 3> o3 = attend(l, seqs, q3, k3, v3);                                        // [N, H, D]
-      const TensorView<const act, 2> o2 = o3.cview().template reshape<2>({n, H * D});              // [N, H·D]
-      const Tensor<act, 2> o = linear(o2, L.o_proj, L.o_bias, aq_);                                 // [N, hidden]
-      x = add(x, o);                                                                                // residual
-
-      // --- MLP --------------------------------------------------------------------------------
-      const Tensor<act, 2> h2 = kern::rms_norm<NormThenCast>(x, L.post_attention_layernorm, eps_);  // [N, hidden]
-      const Tensor<act, 2> gate = linear(h2, L.gate_proj, L.gate_bias, aq_);                        // [N, ffn]
-      const Tensor<act, 2> up = linear(h2, L.up_proj, L.up_bias, aq_);                              // [N, ffn]
-      const Tensor<act, 2> m = kern::glu(SiluGate{}, gate, up);                                     // [N, ffn]
-      x = add(x, linear(m, L.down_proj, L.down_bias, aq_));                                         // [N, hidden]
-    }
-    const TensorView<const act, 2> out = x.cview().slice(0, rows == logits_rows::last ? n - 1 : 0, n);  // [N or 1, hidden]
-    const Tensor<act, 2> h = kern::rms_norm<NormThenCast>(out, w_.norm, eps_);                      // [N or 1, hidden]
-    return linear<f32>(h, w_.lm_head, aq_);                                                         // [N or 1, vocab]
+  /// x·Wᵀ (+ b) in the activation dtype, with the load's activation quantization.
+  template <class X, class Bias>
+  [[nodiscard]] tensor<2> linear(B& be, const X& x, const backends::weight_of<B>& w,
+                                 const std::optional<Bias>& bias) const {
+    if (bias) return be.linear(x, w, *bias, aq_);
+    return be.linear(x, w, aq_);
   }
 
   /// RoPE in place on q or k [N, heads, D], in the layout the weights were written for.
-  void rotate(const TensorView<act, 3>& x, const RopeTable<f32>& table) const {
-    if (cfg_.rope.layout == rope_layout::interleaved) backends::cpu::apply_rope_inplace<rope_layout::interleaved>(x, table);
-    else backends::cpu::apply_rope_inplace<rope_layout::half_split>(x, table);
-  }
-
-  /// Appends k, v to the cache of layer `l` and attends: one sequence (prefill or one step), or
-  /// one token for each of several sequences (batched decode).
-  [[nodiscard]] Tensor<act, 3> attend(index_t l, std::span<const KvSeqId> seqs, const TensorView<act, 3>& q,
-                                      const TensorView<act, 3>& k, const TensorView<const act, 3>& v) {
-    namespace kern = backends::cpu;
-    if (seqs.size() == 1) {
-      cache_.append(seqs[0], l, k, v);
-      return kern::attention_prefill(q, cache_.sequence(seqs[0], l), attn_);
-    }
-    std::vector<KvSequenceView<act>> views;
-    views.reserve(seqs.size());
-    for (std::size_t b = 0; b < seqs.size(); ++b) {
-      const auto i = static_cast<index_t>(b);
-      cache_.append(seqs[b], l, k.slice(0, i, i + 1), v.slice(0, i, i + 1));
-      views.push_back(cache_.sequence(seqs[b], l));
-    }
-    return kern::attention_decode(q, views, attn_);
-  }
-
-  void check_context(index_t start, index_t n, KvSeqId seq) const {
-    PRECIS_CHECK(n > 0, shape_error, "[llama] no tokens to run for sequence (slot ", seq.slot, ")");
-    PRECIS_CHECK(start + n <= context_, range_error, "[llama] sequence (slot ", seq.slot, "): ", start,
-                 " cached + ", n, " new tokens exceed the context length ", context_, " (max_position_embeddings ",
-                 cfg_.max_position_embeddings, " of '", cfg_.source, "', or the smaller max_context the model was "
-                 "loaded with)");
+  void rotate(B& be, const view<3>& x, const typename B::rope_table& table) const {
+    if (cfg_.rope.layout == rope_layout::interleaved) be.template rope<rope_layout::interleaved>(x, table);
+    else be.template rope<rope_layout::half_split>(x, table);
   }
 
   LlamaConfig cfg_;
-  LlamaWeights<P> w_;
+  LlamaWeights<P, B> w_;
   InvFreq inv_freq_;      // [rotary_dim/2], f32 (role::rope_table)
   Scalar<f32> eps_;
   AttentionConfig attn_;
-  index_t context_;
   activation_quantization aq_;  // how activations meet block-quantized weights (LoadOptions)
-  PagedKvCache<act> cache_;
 };
 
 // ---------------------------------------------------------------------------------------------
-// load_model's entry (models/load_model.hpp)
+// load_model's entry (runtime/load_model.hpp picks the backend)
 // ---------------------------------------------------------------------------------------------
 
 namespace detail {
-template <PrecisionPolicy P>
+template <PrecisionPolicy P, backends::Backend B>
 [[nodiscard]] std::unique_ptr<CausalLM> make_llama(ModelFiles& files, const LlamaConfig& cfg,
                                                    const LlamaTensorNames& names, const LoadOptions& options,
-                                                   precision p) {
-  Llama<P> model = Llama<P>::load(files.weights, cfg, names, options);
+                                                   precision p, B backend) {
+  Llama<P, B> model = Llama<P, B>::load(std::move(backend), files.weights, cfg, names, options);
   ModelInfo info;
   fill_common_info(info, "llama", cfg, model, files.weights, options, p);
-  const auto& w = model.weights();
-  const auto copied = [&](const AnyWeight& a) { info.bytes_copied += a.is_zero_copy() ? 0 : a.file_bytes().size(); };
-  copied(w.embed_tokens);
-  if (!w.tied) copied(w.lm_head);
-  for (const auto& L : w.layers)
-    for (const AnyWeight* a : {&L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.gate_proj, &L.up_proj, &L.down_proj})
-      copied(*a);
+  info.bytes_copied = model.weights().bytes_copied;
   info.kv_cache_bytes = paged_kv_pool_bytes(model.cache(), sizeof(storage_t<typename P::activation>));
-  return std::make_unique<CausalLMFor<Llama<P>>>(std::move(model), std::move(info), options.n_threads);
+  return std::make_unique<CausalLMFor<Llama<P, B>>>(std::move(model), std::move(info));
 }
 }  // namespace detail
 
 /// Loads a Llama from an HF checkpoint (config.json + safetensors) or a GGUF file of
-/// architecture `llama`, under the f32 or bf16 policy.
-[[nodiscard]] inline std::unique_ptr<CausalLM> load_llama(ModelFiles& files, precision p, const LoadOptions& options) {
+/// architecture `llama`, under the f32 or bf16 policy, onto `backend`.
+template <backends::Backend B>
+[[nodiscard]] std::unique_ptr<CausalLM> load_llama(ModelFiles& files, precision p, const LoadOptions& options,
+                                                   B backend) {
   LlamaConfig cfg;
   LlamaTensorNames names;
   if (files.weights.format() == weight_format::gguf) {
@@ -524,8 +484,8 @@ template <PrecisionPolicy P>
     cfg = LlamaConfig::from_hf(*files.config);
     names = LlamaTensorNames::hf();
   }
-  if (p == precision::f32) return detail::make_llama<f32_policy>(files, cfg, names, options, p);
-  return detail::make_llama<bf16_policy>(files, cfg, names, options, p);
+  if (p == precision::f32) return detail::make_llama<f32_policy>(files, cfg, names, options, p, std::move(backend));
+  return detail::make_llama<bf16_policy>(files, cfg, names, options, p, std::move(backend));
 }
 
 }  // namespace precis::models

@@ -26,11 +26,35 @@
 #include <precis/io/any_tensor.hpp>          // io::AnyTensor
 #include <precis/io/conversion.hpp>          // io::ConversionReport, widen, narrow
 #include <precis/io/load.hpp>                // io::load_role, io::Loaded
-#include <precis/models/any_weight.hpp>      // activation_quantization
+#include <precis/weights/any_experts.hpp>     // AnyExpertStack
+#include <precis/weights/any_weight.hpp>      // AnyWeight, activation_quantization
 #include <precis/models/weight_source.hpp>   // WeightSource
 #include <precis/nn/kv_cache.hpp>            // PagedKvSize
 
 namespace precis::models {
+
+// Load options whose types live with the weights (weights/): named here too, as LoadOptions' fields.
+using precis::activation_quantization;
+using precis::mxfp4_experts;
+using precis::to_string;  // to_string(activation_quantization), beside the models' own overloads
+
+/// Which backend a model runs its ops on (runtime/load_model.hpp constructs it).
+enum class backend_kind {
+  cpu,        ///< backends::Cpu: the xsimd + oneTBB kernels (the default)
+  reference,  ///< backends::Reference: the scalar reference ops, single-threaded (checking, not speed)
+  cuda,       ///< a CUDA backend (refused by builds without one, with a message)
+};
+
+[[nodiscard]] constexpr std::string_view to_string(backend_kind b) noexcept {
+  return b == backend_kind::cpu ? "cpu" : b == backend_kind::reference ? "reference" : "cuda";
+}
+
+/// Which positions of a forward pass produce logits: every one (conformance, scoring), or only
+/// the last (generation: a prefill of T tokens then costs one lm_head row instead of T).
+enum class logits_rows {
+  all,   ///< [T, vocab]
+  last,  ///< [1, vocab]: the row of the last token
+};
 
 /// How a model is loaded: how long and how many sequences its KV cache holds, and threads.
 struct LoadOptions {
@@ -39,9 +63,21 @@ struct LoadOptions {
   index_t kv_page_size = 64;  ///< positions per KV-cache page
   int n_threads = 0;          ///< worker threads for the CPU kernels; 0: oneTBB's default
   /// Activations meeting block-quantized weights: exact f32 (default), or quantized to 8-bit
-  /// blocks with integer dot products as ggml does (models/any_weight.hpp).
+  /// blocks with integer dot products as ggml does (weights/any_weight.hpp).
   activation_quantization quantize_activations = activation_quantization::none;
+  backend_kind backend = backend_kind::cpu;  ///< where the ops run (runtime/load_model.hpp)
 };
+
+/// `w`, adding its bytes to `copied` when the load had to copy it (a misaligned safetensors
+/// tensor): ModelInfo::bytes_copied, counted before the weight is uploaded to its backend.
+[[nodiscard]] inline AnyWeight counted(AnyWeight w, std::size_t& copied) {
+  if (!w.is_zero_copy()) copied += w.file_bytes().size();
+  return w;
+}
+[[nodiscard]] inline AnyExpertStack counted(AnyExpertStack s, std::size_t& copied) {
+  if (!s.is_zero_copy()) copied += s.stored_bytes();
+  return s;
+}
 
 /// `t` typed by its role under policy P, through the conversions the header comment lists.
 template <class Role, PrecisionPolicy P, std::size_t Rank = 1>
@@ -107,26 +143,19 @@ inline void check_layer_count(const WeightSource& w, std::string_view prefix, in
                      .max_append = context};
 }
 
-/// The output projection and whether it is the embedding table. HF ties the head to the
-/// embedding when config.json says tie_word_embeddings (a stored lm_head.weight is then not read:
-/// HF's tying replaces it, and it shows in the unused-tensor list); GGUF has no flag, llama.cpp
-/// uses token_embd when output.weight is absent, and the GGUF configs set tie_word_embeddings from
-/// exactly that. An untied safetensors checkpoint without the tensor is a config_error.
-struct OutputHead {
-  AnyWeight weight;
-  bool tied = false;
-};
-
-/// `fetch()` loads the untied head (the caller checks its shape against the config).
-template <class Fetch>
-[[nodiscard]] OutputHead output_head(const WeightSource& w, std::string_view model, const std::string& source,
-                                     bool tie_word_embeddings, const std::string& name, const AnyWeight& embedding,
-                                     Fetch&& fetch) {
-  if (!tie_word_embeddings && w.contains(name)) return {std::forward<Fetch>(fetch)(), false};
+/// Whether the output projection is the embedding table. HF ties the head to the embedding when
+/// config.json says tie_word_embeddings (a stored lm_head.weight is then not read: HF's tying
+/// replaces it, and it shows in the unused-tensor list); GGUF has no flag, llama.cpp uses
+/// token_embd when output.weight is absent, and the GGUF configs set tie_word_embeddings from
+/// exactly that. An untied safetensors checkpoint without the tensor is a config_error. A tied
+/// head is the embedding weight itself: one copy in the backend's memory, never two.
+[[nodiscard]] inline bool ties_output_head(const WeightSource& w, std::string_view model, const std::string& source,
+                                           bool tie_word_embeddings, const std::string& name) {
+  if (!tie_word_embeddings && w.contains(name)) return false;
   if (!tie_word_embeddings && w.format() == weight_format::safetensors)
     fail<config_error>("[", model, "] '", source, "' says tie_word_embeddings = false but '", w.path().string(),
                        "' has no tensor '", name, "'");
-  return {embedding, true};
+  return true;
 }
 
 /// Models whose kernels take only exact activations refuse LoadOptions::quantize_activations

@@ -27,11 +27,11 @@
 // separate tensors per projection (viewed in place, models/moe_weights.hpp) or transformers-5's
 // fused gate_up_proj; GGUF experts as stacked ffn_*_exps in any ggml format.
 //
-// Precision: Qwen3Moe<Policy> computes in Policy::activation; weights stay in their stored format
+// Precision: Qwen3Moe<Policy, Backend> computes in Policy::activation with Backend's ops; weights stay in their stored format
 // (AnyWeight, AnyExpertStack). Router logits are f32 (role::router_logits is pinned, dtype-bugs
 // E18): an f32-output GEMM from the activations, where HF's bf16 model rounds the logits to bf16
 // before its f32 softmax — the bf16 path here is the more accurate of the two. Expert outputs
-// are combined in f32 and rounded once (backends/cpu/moe.hpp).
+// are combined in f32 and rounded once (the backend's `moe` op; nn/moe.hpp is its reference).
 //
 // Positions: the decoder core `run` takes a RopeTable, so the same code serves 1-D positions
 // (Qwen3-MoE: position = cached length + t) and MRoPE positions [3, T] (the thinker).
@@ -48,17 +48,15 @@
 #include <variant>      // std::variant, std::get_if
 #include <vector>       // std::vector
 
-#include <precis/backends/cpu/activation.hpp>  // backends::cpu::glu
-#include <precis/backends/cpu/attention.hpp>   // backends::cpu::attention_prefill, attention_decode
-#include <precis/backends/cpu/rmsnorm.hpp>     // backends::cpu::rms_norm
-#include <precis/backends/cpu/rope.hpp>        // backends::cpu::apply_rope_inplace
+#include <precis/backends/backend.hpp>        // backends::Backend, tensor_of, weight_of, param_of, experts_of
 #include <precis/core/error.hpp>               // config_error, range_error, shape_error
 #include <precis/core/precision_policy.hpp>    // PrecisionPolicy, role::*
 #include <precis/core/scalar.hpp>              // Scalar<f32>
 #include <precis/core/tensor.hpp>              // Tensor
 #include <precis/io/conversion.hpp>            // ConversionReport
 #include <precis/io/load.hpp>                  // io::Loaded
-#include <precis/models/any_weight.hpp>        // AnyWeight, linear, embed_rows
+#include <precis/weights/any_weight.hpp>       // AnyWeight, activation_quantization
+#include <precis/models/decoder.hpp>           // Decoder
 #include <precis/models/causal_lm.hpp>         // CausalLM, CausalLMFor, ModelFiles, ModelInfo
 #include <precis/models/model_config.hpp>      // HfConfig, GgufConfig, RopeSpec, rope_from_hf, rope_from_gguf
 #include <precis/models/model_loading.hpp>     // LoadOptions, load_role_tensor, check_layer_count
@@ -71,7 +69,6 @@
 #include <precis/nn/rope.hpp>                  // InvFreq, RopeTable
 #include <precis/nn/layer_expert_selector.hpp>  // LayerExpertSelector, BoundLayerSelector
 #include <precis/nn/router.hpp>                // SoftmaxThenTopK, Routing
-#include <precis/ops/elementwise.hpp>          // precis::add
 
 namespace precis::models {
 
@@ -259,7 +256,7 @@ struct Qwen3MoeTensorNames {
   std::string input_norm, q, k, v, o, q_norm, k_norm, post_norm;
   std::string router;                  // the MoE gate [E, hidden]
   std::string dense_gate, dense_up, dense_down;
-  bool gguf = false;                   // experts stacked as ffn_*_exps (else HF per-expert / fused)
+  expert_layout experts_as = expert_layout::hf;  // how the files store the experts (a named policy)
 
   /// HF Qwen3MoeForCausalLM.
   [[nodiscard]] static Qwen3MoeTensorNames hf() { return hf_with("model.", "lm_head.weight"); }
@@ -269,7 +266,7 @@ struct Qwen3MoeTensorNames {
   [[nodiscard]] static Qwen3MoeTensorNames gguf_names() {
     return {"token_embd.weight", "output_norm.weight", "output.weight", "blk.", "attn_norm", "attn_q", "attn_k",
             "attn_v", "attn_output", "attn_q_norm", "attn_k_norm", "ffn_norm", "ffn_gate_inp", "ffn_gate", "ffn_up",
-            "ffn_down", true};
+            "ffn_down", expert_layout::gguf};
   }
 
   [[nodiscard]] std::string layer(index_t l, const std::string& part, const char* suffix = ".weight") const {
@@ -277,7 +274,7 @@ struct Qwen3MoeTensorNames {
   }
   /// "model.layers.3.mlp.experts" (HF) or "blk.3" (GGUF): where a layer's experts live.
   [[nodiscard]] std::string experts(index_t l) const {
-    return gguf ? layer_prefix + std::to_string(l) : layer_prefix + std::to_string(l) + ".mlp.experts";
+    return experts_as == expert_layout::gguf ? layer_prefix + std::to_string(l) : layer_prefix + std::to_string(l) + ".mlp.experts";
   }
 
  private:
@@ -285,7 +282,7 @@ struct Qwen3MoeTensorNames {
     return {model + "embed_tokens.weight", model + "norm.weight", head, model + "layers.", "input_layernorm",
             "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "self_attn.q_norm",
             "self_attn.k_norm", "post_attention_layernorm", "mlp.gate", "mlp.gate_proj", "mlp.up_proj",
-            "mlp.down_proj", false};
+            "mlp.down_proj", expert_layout::hf};
   }
 };
 
@@ -294,56 +291,64 @@ struct Qwen3MoeTensorNames {
 // ---------------------------------------------------------------------------------------------
 
 /// Q3M `Qwen3MoeMLP`: a dense SiLU-gated MLP of intermediate_size (layers in mlp_only_layers).
+template <backends::Backend B>
 struct Qwen3DenseMlp {
-  AnyWeight gate_proj;  // [ffn, hidden]
-  AnyWeight up_proj;    // [ffn, hidden]
-  AnyWeight down_proj;  // [hidden, ffn]
+  backends::weight_of<B> gate_proj;  // [ffn, hidden]
+  backends::weight_of<B> up_proj;    // [ffn, hidden]
+  backends::weight_of<B> down_proj;  // [hidden, ffn]
 };
 
 /// Q3M `Qwen3MoeSparseMoeBlock`: the router and the experts (no shared expert, no biases).
-template <ActivationDtype Act>
+template <ActivationDtype Act, backends::Backend B>
 struct Qwen3SparseMoe {
-  AnyWeight gate;                         // [E, hidden]      mlp.gate.weight: the router
-  AnyMoeExperts<SiluGate, Act> experts;   // gate/up [E, I, hidden], down [E, hidden, I]
+  backends::weight_of<B> gate;                       // [E, hidden]      mlp.gate.weight: the router
+  backends::experts_of<B, SiluGate, Act> experts;    // gate/up [E, I, hidden], down [E, hidden, I]
 };
 
-/// One decoder layer (HF names; shapes [rows, cols], D = head_dim).
-template <PrecisionPolicy P>
+/// One decoder layer (HF names; shapes [rows, cols], D = head_dim), in backend B's memory.
+template <PrecisionPolicy P, backends::Backend B>
 struct Qwen3MoeLayerWeights {
   using act = typename P::activation;
   using norm_t = role_dtype_t<role::norm_weight, P>;
   using bias_t = role_dtype_t<role::bias, P>;
+  using weight = backends::weight_of<B>;
+  template <class D>
+  using param = backends::param_of<B, D, 1>;
 
-  io::Loaded<norm_t, 1> input_layernorm;           // [hidden]
-  AnyWeight q_proj;                                // [H·D, hidden]
-  AnyWeight k_proj;                                // [Hkv·D, hidden]
-  AnyWeight v_proj;                                // [Hkv·D, hidden]
-  AnyWeight o_proj;                                // [hidden, H·D]
-  std::optional<io::Loaded<bias_t, 1>> q_bias;     // [H·D]    (attention_bias)
-  std::optional<io::Loaded<bias_t, 1>> k_bias;     // [Hkv·D]
-  std::optional<io::Loaded<bias_t, 1>> v_bias;     // [Hkv·D]
-  std::optional<io::Loaded<bias_t, 1>> o_bias;     // [hidden]
-  io::Loaded<norm_t, 1> q_norm;                    // [D]
-  io::Loaded<norm_t, 1> k_norm;                    // [D]
-  io::Loaded<norm_t, 1> post_attention_layernorm;  // [hidden]
-  std::variant<Qwen3DenseMlp, Qwen3SparseMoe<act>> mlp;
+  param<norm_t> input_layernorm;           // [hidden]
+  weight q_proj;                           // [H·D, hidden]
+  weight k_proj;                           // [Hkv·D, hidden]
+  weight v_proj;                           // [Hkv·D, hidden]
+  weight o_proj;                           // [hidden, H·D]
+  std::optional<param<bias_t>> q_bias;     // [H·D]    (attention_bias)
+  std::optional<param<bias_t>> k_bias;     // [Hkv·D]
+  std::optional<param<bias_t>> v_bias;     // [Hkv·D]
+  std::optional<param<bias_t>> o_bias;     // [hidden]
+  param<norm_t> q_norm;                    // [D]
+  param<norm_t> k_norm;                    // [D]
+  param<norm_t> post_attention_layernorm;  // [hidden]
+  std::variant<Qwen3DenseMlp<B>, Qwen3SparseMoe<act, B>> mlp;
 };
 
-template <PrecisionPolicy P>
+template <PrecisionPolicy P, backends::Backend B>
 struct Qwen3MoeWeights {
   using act = typename P::activation;
   using norm_t = role_dtype_t<role::norm_weight, P>;
+  using weight = backends::weight_of<B>;
 
-  AnyWeight embed_tokens;                      // [vocab, hidden]
-  std::vector<Qwen3MoeLayerWeights<P>> layers;  // [num_hidden_layers]
-  io::Loaded<norm_t, 1> norm;                  // [hidden]
-  AnyWeight lm_head;                           // [vocab, hidden] (= embed_tokens when tied)
-  bool tied = false;
-  io::ConversionReport conversions;            // every named conversion the load performed
+  weight embed_tokens;                             // [vocab, hidden]
+  std::vector<Qwen3MoeLayerWeights<P, B>> layers;  // [num_hidden_layers]
+  backends::param_of<B, norm_t, 1> norm;           // [hidden]
+  std::optional<weight> lm_head;                   // [vocab, hidden]; absent when tied to embed_tokens
+  io::ConversionReport conversions;                // every named conversion the load performed
+  std::size_t bytes_copied = 0;                    // host bytes the load had to copy
 
-  /// Loads and checks every tensor against `c` from `w`, named by `names`.
-  [[nodiscard]] static Qwen3MoeWeights load(WeightSource& w, const Qwen3MoeConfig& c, const Qwen3MoeTensorNames& names,
-                                            const std::string& model = "qwen3_moe") {
+  [[nodiscard]] bool tied() const noexcept { return !lm_head.has_value(); }
+  [[nodiscard]] const weight& head() const noexcept { return lm_head ? *lm_head : embed_tokens; }
+
+  /// Loads and checks every tensor against `c` from `w`, named by `names`, onto `be`.
+  [[nodiscard]] static Qwen3MoeWeights load(B& be, WeightSource& w, const Qwen3MoeConfig& c,
+                                            const Qwen3MoeTensorNames& names, const std::string& model = "qwen3_moe") {
     const auto& k = c.keys;
     const index_t hidden = c.hidden_size, d = c.head_dim, q_rows = c.num_attention_heads * d,
                   kv_rows = c.num_key_value_heads * d, vocab = c.vocab_size;
@@ -359,39 +364,41 @@ struct Qwen3MoeWeights {
                                 std::to_string(c.moe_intermediate_size) + ", " + hid;
 
     io::ConversionReport report;
+    std::size_t copied = 0;
     const auto weight = [&](const std::string& name, index_t rows, index_t cols, const std::string& why) {
-      return AnyWeight::from(w.tensor(name, {{rows, cols}, why}));
+      return be.upload(counted(AnyWeight::from(w.tensor(name, {{rows, cols}, why})), copied));
     };
     const auto norm = [&](const std::string& name, index_t n, const std::string& why) {
-      return load_role_tensor<role::norm_weight, P>(w.tensor(name, {{n}, why}), report);
+      return be.upload(load_role_tensor<role::norm_weight, P>(w.tensor(name, {{n}, why}), report));
     };
     const auto bias = [&](const std::string& name, index_t n, const std::string& why)
-        -> std::optional<io::Loaded<role_dtype_t<role::bias, P>, 1>> {
+        -> std::optional<backends::param_of<B, role_dtype_t<role::bias, P>, 1>> {
       if (!c.attention_bias) return std::nullopt;
-      return load_role_tensor<role::bias, P>(w.tensor(name, {{n}, why}), report);
+      return be.upload(load_role_tensor<role::bias, P>(w.tensor(name, {{n}, why}), report));
     };
 
-    AnyWeight embed = weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
-    std::vector<Qwen3MoeLayerWeights<P>> layers;
+    auto embed = weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
+    std::vector<Qwen3MoeLayerWeights<P, B>> layers;
     layers.reserve(static_cast<std::size_t>(c.num_hidden_layers));
     for (index_t l = 0; l < c.num_hidden_layers; ++l) {
       const auto n = [&](const std::string& part, const char* suffix = ".weight") { return names.layer(l, part, suffix); };
-      std::variant<Qwen3DenseMlp, Qwen3SparseMoe<act>> mlp;
+      std::variant<Qwen3DenseMlp<B>, Qwen3SparseMoe<act, B>> mlp;
       if (c.is_sparse(l)) {
         const index_t ne = c.num_experts, ni = c.moe_intermediate_size;
-        ExpertTensors e = names.gguf ? load_gguf_experts(w, names.experts(l), ne, ni, hidden, moe_why)
+        ExpertTensors e = names.experts_as == expert_layout::gguf ? load_gguf_experts(w, names.experts(l), ne, ni, hidden, moe_why)
                                      : load_hf_qwen3_experts(w, names.experts(l), ne, ni, hidden, moe_why);
-        mlp.template emplace<Qwen3SparseMoe<act>>(Qwen3SparseMoe<act>{
+        mlp.template emplace<Qwen3SparseMoe<act, B>>(Qwen3SparseMoe<act, B>{
             weight(n(names.router), ne, hidden, k.experts + "=" + std::to_string(ne) + ", " + hid),
-            AnyMoeExperts<SiluGate, act>::separate_gate_up(SiluGate{}, std::move(e.gate), std::move(e.up),
-                                                           std::move(e.down))});
+            be.upload(AnyMoeExperts<SiluGate, act>::separate_gate_up(SiluGate{}, counted(std::move(e.gate), copied),
+                                                                     counted(std::move(e.up), copied),
+                                                                     counted(std::move(e.down), copied)))});
       } else {
         const index_t ffn = c.intermediate_size;
-        mlp.template emplace<Qwen3DenseMlp>(Qwen3DenseMlp{weight(n(names.dense_gate), ffn, hidden, ffn_why + ", " + hid),
+        mlp.template emplace<Qwen3DenseMlp<B>>(Qwen3DenseMlp<B>{weight(n(names.dense_gate), ffn, hidden, ffn_why + ", " + hid),
                                                           weight(n(names.dense_up), ffn, hidden, ffn_why + ", " + hid),
                                                           weight(n(names.dense_down), hidden, ffn, hid + ", " + ffn_why)});
       }
-      layers.push_back(Qwen3MoeLayerWeights<P>{
+      layers.push_back(Qwen3MoeLayerWeights<P, B>{
           norm(n(names.input_norm), hidden, hid),
           weight(n(names.q), q_rows, hidden, q_why + ", " + hid),
           weight(n(names.k), kv_rows, hidden, kv_why + ", " + hid),
@@ -407,13 +414,14 @@ struct Qwen3MoeWeights {
           std::move(mlp),
       });
     }
-    io::Loaded<norm_t, 1> final_norm = norm(names.final_norm, hidden, hid);
+    auto final_norm = norm(names.final_norm, hidden, hid);
 
-    OutputHead head = output_head(w, model, c.source, c.tie_word_embeddings, names.lm_head, embed,
-                                  [&] { return weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid); });
+    std::optional<backends::weight_of<B>> head;
+    if (!ties_output_head(w, model, c.source, c.tie_word_embeddings, names.lm_head))
+      head = weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
     check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
-    return Qwen3MoeWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head.weight),
-                           head.tied, std::move(report)};
+    return Qwen3MoeWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head),
+                           std::move(report), copied};
   }
 };
 
@@ -425,218 +433,164 @@ struct Qwen3MoeWeights {
 template <class P>
 concept moe_kv_store_is_activation = std::same_as<typename P::kv_store, typename P::activation>;
 
-template <PrecisionPolicy P>
+/// A Qwen3-MoE decoder under policy P on backend B (shared plumbing: models/decoder.hpp).
+template <PrecisionPolicy P, backends::Backend B>
   requires moe_kv_store_is_activation<P>
-class Qwen3Moe {
+class Qwen3Moe : public Decoder<Qwen3Moe<P, B>, B, typename P::activation> {
+  using base = Decoder<Qwen3Moe<P, B>, B, typename P::activation>;
+
  public:
   using policy = P;
   using act = typename P::activation;  // f32 or bf16: what every hidden state is
+  template <std::size_t R>
+  using tensor = backends::tensor_of<B, act, R>;
 
-  [[nodiscard]] static Qwen3Moe load(WeightSource& w, const Qwen3MoeConfig& config, const Qwen3MoeTensorNames& names,
-                                     const LoadOptions& options, const std::string& model = "qwen3_moe") {
-    return Qwen3Moe(config, Qwen3MoeWeights<P>::load(w, config, names, model), options, model);
+  [[nodiscard]] static Qwen3Moe load(B backend, WeightSource& w, const Qwen3MoeConfig& config,
+                                     const Qwen3MoeTensorNames& names, const LoadOptions& options,
+                                     const std::string& model = "qwen3_moe") {
+    Qwen3MoeWeights<P, B> weights = Qwen3MoeWeights<P, B>::load(backend, w, config, names, model);
+    return Qwen3Moe(std::move(backend), config, std::move(weights), options, model);
   }
 
-  Qwen3Moe(Qwen3MoeConfig config, Qwen3MoeWeights<P> weights, const LoadOptions& options,
-           std::string model = "qwen3_moe")
-      : cfg_(std::move(config)),
+  Qwen3Moe(B backend, Qwen3MoeConfig config, Qwen3MoeWeights<P, B> weights, const LoadOptions& options,
+           const std::string& model = "qwen3_moe")
+      : base(std::move(backend), model, config.source,
+             context_for(options, config.max_position_embeddings, config.source), config.max_position_embeddings,
+             KvLayerPlan(full_attention_layers{}, config.num_hidden_layers),
+             kv_size_for(options, context_for(options, config.max_position_embeddings, config.source),
+                         config.num_key_value_heads, config.head_dim)),
+        cfg_(std::move(config)),
         w_(std::move(weights)),
-        name_(std::move(model)),
         inv_freq_(cfg_.rope.inv_freq()),
         eps_(Scalar<f32>::from(cfg_.rms_norm_eps)),
         attn_{.n_heads = cfg_.num_attention_heads, .n_kv_heads = cfg_.num_key_value_heads, .head_dim = cfg_.head_dim},
-        route_{.norm_topk_prob = cfg_.norm_topk_prob},
-        context_(context_for(options, cfg_.max_position_embeddings, cfg_.source)),
-        cache_(KvLayerPlan(full_attention_layers{}, cfg_.num_hidden_layers),
-               kv_size_for(options, context_, cfg_.num_key_value_heads, cfg_.head_dim)) {
-    check_exact_activations_only(options, name_);
+        route_{.norm_topk_prob = cfg_.norm_topk_prob} {
+    check_exact_activations_only(options, model);
   }
 
   [[nodiscard]] const Qwen3MoeConfig& config() const noexcept { return cfg_; }
-  [[nodiscard]] const Qwen3MoeWeights<P>& weights() const noexcept { return w_; }
-  [[nodiscard]] const PagedKvCache<act>& cache() const noexcept { return cache_; }
+  [[nodiscard]] const Qwen3MoeWeights<P, B>& weights() const noexcept { return w_; }
   [[nodiscard]] const InvFreq& inv_freq() const noexcept { return inv_freq_; }
-  /// Positions one sequence may hold (≤ the model's context length).
-  [[nodiscard]] index_t context_length() const noexcept { return context_; }
 
   /// Installs a selection hook on every sparse layer's routing (nn/layer_expert_selector.hpp);
   /// an empty one restores the model's own ranking.
   void set_expert_selector(LayerExpertSelector selector) { selector_ = std::move(selector); }
 
-  [[nodiscard]] KvSeqId new_sequence() { return cache_.add_sequence(); }
-  void release(KvSeqId seq) { cache_.remove_sequence(seq); }
-  /// Tokens cached for `seq` (the position of its next token).
-  [[nodiscard]] index_t length(KvSeqId seq) const { return cache_.length(seq, 0); }
-
-  /// Runs `tokens` [T] of `seq` at positions length(seq) + t, appending their K/V (a prefill,
-  /// or one decode step). Returns logits [T, vocab].
-  [[nodiscard]] Tensor<f32, 2> forward(KvSeqId seq, std::span<const std::int64_t> tokens) {
-    const auto n = static_cast<index_t>(tokens.size());
-    const index_t start = length(seq);
-    check_context(start, n, seq);
-    Tensor<i64, 1> positions({n});  // [T]
-    for (index_t t = 0; t < n; ++t) positions(t) = start + t;
-    return run(std::span<const KvSeqId>(&seq, 1), tokens, RopeTable<f32>::from_positions(positions, inv_freq_));
+  /// The decoder over N token rows at 1-D positions [N] (models/decoder.hpp).
+  [[nodiscard]] backends::tensor_of<B, f32, 2> run(std::span<const KvSeqId> seqs, std::span<const std::int64_t> tokens,
+                                                   const Tensor<i64, 1>& positions, logits_rows rows) {
+    return run_table(seqs, tokens, RopeTable<f32>::from_positions(positions, inv_freq_), rows);
   }
 
-  /// One decode step for several sequences: tokens[b] continues seqs[b]. Returns [B, vocab].
-  [[nodiscard]] Tensor<f32, 2> decode_batch(std::span<const KvSeqId> seqs, std::span<const std::int64_t> tokens) {
-    const Tensor<i64, 1> positions = batch_positions(seqs, tokens);  // [B]
-    return run(seqs, tokens, RopeTable<f32>::from_positions(positions, inv_freq_));
-  }
-
-  /// The decoder over N token rows with their RoPE table [N, rd/2] (1-D or MRoPE): one sequence
-  /// with N tokens, or N sequences with one token each. The position check is the caller's.
-  [[nodiscard]] Tensor<f32, 2> run(std::span<const KvSeqId> seqs, std::span<const std::int64_t> tokens,
-                                   const RopeTable<f32>& rope) {
-    namespace kern = backends::cpu;
-    const auto n = static_cast<index_t>(tokens.size());
-    const index_t H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads, D = cfg_.head_dim;
-    PRECIS_CHECK(rope.n_positions() == n, shape_error, "[", name_, "] RoPE table of ", rope.n_positions(),
-                 " positions for ", n, " tokens");
-
-    Tensor<act, 2> x = embed_rows<act>(w_.embed_tokens, tokens);  // [N, hidden]
-    for (index_t l = 0; l < cfg_.num_hidden_layers; ++l) {
-      const Qwen3MoeLayerWeights<P>& L = w_.layers[static_cast<std::size_t>(l)];
-
-      // --- self-attention (Q3M Qwen3MoeAttention.forward) ---------------------------------------
-      const Tensor<act, 2> h = kern::rms_norm<NormThenCast>(x, L.input_layernorm, eps_);  // [N, hidden]
-      const Tensor<act, 2> q = linear(h, L.q_proj, L.q_bias);                            // [N, H·D]
-      const Tensor<act, 2> k = linear(h, L.k_proj, L.k_bias);                            // [N, Hkv·D]
-      const Tensor<act, 2> v = linear(h, L.v_proj, L.v_bias);                            // [N, Hkv·D]
-      // q/k RMSNorm per head over D, before RoPE; v is not normalised.
-      Tensor<act, 3> qn = kern::rms_norm<NormThenCast>(q.cview().template reshape<3>({n, H, D}), L.q_norm, eps_);
-      Tensor<act, 3> kn = kern::rms_norm<NormThenCast>(k.cview().template reshape<3>({n, Hkv, D}), L.k_norm, eps_);
-      const TensorView<const act, 3> v3 = v.cview().template reshape<3>({n, Hkv, D});   // [N, Hkv, D]
-      kern::apply_rope_inplace<rope_layout::half_split>(qn.view(), rope);                 // [N, H, D]
-      kern::apply_rope_inplace<rope_layout::half_split>(kn.view(), rope);                 // [N, Hkv, D]
-      const Tensor<act, 3> o3 = attend(l, seqs, qn.cview(), kn.cview(), v3);             // [N, H, D]
-      x = add(x, linear(o3.cview().template reshape<2>({n, H * D}), L.o_proj, L.o_bias));  // [N, hidden]
-
-      // --- MLP: the sparse MoE block or the dense MLP --------------------------------------------
-      const Tensor<act, 2> h2 = kern::rms_norm<NormThenCast>(x, L.post_attention_layernorm, eps_);  // [N, hidden]
-      if (const auto* moe = std::get_if<Qwen3SparseMoe<act>>(&L.mlp)) {
-        const Tensor<f32, 2> logits = linear<f32>(h2, moe->gate);                  // [N, E] f32 router logits
-        const Routing r = route_(logits, cfg_.num_experts_per_tok, BoundLayerSelector(selector_, l));  // softmax → top-k → renorm
-        x = add(x, moe->experts(h2, r));                                           // [N, hidden]
-      } else {
-        const auto& mlp = std::get<Qwen3DenseMlp>(L.mlp);
-        const Tensor<act, 2> gate = linear(h2, mlp.gate_proj);                     // [N, ffn]
-        const Tensor<act, 2> up = linear(h2, mlp.up_proj);                         // [N, ffn]
-        x = add(x, linear(kern::glu(SiluGate{}, gate, up), mlp.down_proj));        // [N, hidden]
-      }
-    }
-    const Tensor<act, 2> hf = kern::rms_norm<NormThenCast>(x, w_.norm, eps_);  // [N, hidden]
-    return linear<f32>(hf, w_.lm_head);                                        // [N, vocab], f32
-  }
-
-  /// Checks `n` new tokens at `start` against the context (range_error naming the sequence).
-  void check_context(index_t start, index_t n, KvSeqId seq) const {
-    PRECIS_CHECK(n > 0, shape_error, "[", name_, "] no tokens to run for sequence (slot ", seq.slot, ")");
-    PRECIS_CHECK(start + n <= context_, range_error, "[", name_, "] sequence (slot ", seq.slot, "): ", start,
-                 " cached + ", n, " new tokens exceed the context length ", context_, " (max_position_embeddings ",
-                 cfg_.max_position_embeddings, " of '", cfg_.source,
-                 "', or the smaller max_context the model was loaded with)");
-  }
-
-  /// The positions [B] of one decode step of `seqs` (each checked; a sequence may appear once).
-  [[nodiscard]] Tensor<i64, 1> batch_positions(std::span<const KvSeqId> seqs, std::span<const std::int64_t> tokens) const {
-    const auto b = static_cast<index_t>(seqs.size());
-    PRECIS_CHECK(tokens.size() == seqs.size(), shape_error, "[", name_, "::decode_batch] ", tokens.size(),
-                 " tokens for ", b, " sequences (one token each)");
-    Tensor<i64, 1> positions({b});  // [B]
-    for (index_t i = 0; i < b; ++i) {
-      for (index_t j = 0; j < i; ++j)
-        PRECIS_CHECK(!(seqs[static_cast<std::size_t>(i)] == seqs[static_cast<std::size_t>(j)]), config_error, "[",
-                     name_, "::decode_batch] sequence (slot ", seqs[static_cast<std::size_t>(i)].slot,
-                     ") appears twice in one batch");
-      positions(i) = length(seqs[static_cast<std::size_t>(i)]);
-      check_context(positions(i), 1, seqs[static_cast<std::size_t>(i)]);
-    }
-    return positions;
+  /// As forward, with a RoPE table the caller built (the thinker's MRoPE rows): checks nothing
+  /// but the table's length, so the caller has checked the context.
+  [[nodiscard]] Tensor<f32, 2> forward_table(std::span<const KvSeqId> seqs, std::span<const std::int64_t> tokens,
+                                             RopeTable<f32> rope) {
+    return this->execute([&] { return this->backend().to_host(run_table(seqs, tokens, std::move(rope), logits_rows::all)); });
   }
 
  private:
-  /// Appends k, v to layer `l`'s cache and attends: one sequence (prefill or one step), or one
-  /// token for each of several sequences (batched decode).
-  [[nodiscard]] Tensor<act, 3> attend(index_t l, std::span<const KvSeqId> seqs, const TensorView<const act, 3>& q,
-                                      const TensorView<const act, 3>& k, const TensorView<const act, 3>& v) {
-    namespace kern = backends::cpu;
-    if (seqs.size() == 1) {
-      cache_.append(seqs[0], l, k, v);
-      return kern::attention_prefill(q, cache_.sequence(seqs[0], l), attn_);
+  /// The decoder over N token rows with their RoPE table [N, rd/2] (1-D or MRoPE): one sequence
+  /// with N tokens, or N sequences with one token each.
+  [[nodiscard]] backends::tensor_of<B, f32, 2> run_table(std::span<const KvSeqId> seqs,
+                                                         std::span<const std::int64_t> tokens, RopeTable<f32> table,
+                                                         logits_rows rows) {
+    B& be = this->backend();
+    const auto n = static_cast<index_t>(tokens.size());
+    const index_t H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads, D = cfg_.head_dim;
+    PRECIS_CHECK(table.n_positions() == n, shape_error, "[", this->name(), "] RoPE table of ", table.n_positions(),
+                 " positions for ", n, " tokens");
+    const auto rope = be.upload(std::move(table));  // [N, rd/2]
+
+    tensor<2> x = be.template embed<act>(w_.embed_tokens, tokens);  // [N, hidden]
+    for (index_t l = 0; l < cfg_.num_hidden_layers; ++l) {
+      const Qwen3MoeLayerWeights<P, B>& L = w_.layers[static_cast<std::size_t>(l)];
+
+      // --- self-attention (Q3M Qwen3MoeAttention.forward) ---------------------------------------
+      const tensor<2> h = be.template rms_norm<NormThenCast>(x, L.input_layernorm, eps_);  // [N, hidden]
+      const tensor<2> q = linear(be, h, L.q_proj, L.q_bias);                              // [N, H·D]
+      const tensor<2> k = linear(be, h, L.k_proj, L.k_bias);                              // [N, Hkv·D]
+      const tensor<2> v = linear(be, h, L.v_proj, L.v_bias);                              // [N, Hkv·D]
+      // q/k RMSNorm per head over D, before RoPE; v is not normalised.
+      tensor<3> qn = be.template rms_norm<NormThenCast>(q.cview().template reshape<3>({n, H, D}), L.q_norm, eps_);
+      tensor<3> kn = be.template rms_norm<NormThenCast>(k.cview().template reshape<3>({n, Hkv, D}), L.k_norm, eps_);
+      const auto v3 = v.cview().template reshape<3>({n, Hkv, D});                         // [N, Hkv, D]
+      be.template rope<rope_layout::half_split>(qn.view(), rope);                          // [N, H, D]
+      be.template rope<rope_layout::half_split>(kn.view(), rope);                          // [N, Hkv, D]
+      const tensor<3> o3 = this->attend(l, seqs, qn.cview(), kn.cview(), v3, attn_);     // [N, H, D]
+      be.add_inplace(x.view(), linear(be, o3.cview().template reshape<2>({n, H * D}), L.o_proj, L.o_bias));  // [N, hidden]
+
+      // --- MLP: the sparse MoE block or the dense MLP --------------------------------------------
+      const tensor<2> h2 = be.template rms_norm<NormThenCast>(x, L.post_attention_layernorm, eps_);  // [N, hidden]
+      if (const auto* moe = std::get_if<Qwen3SparseMoe<act, B>>(&L.mlp)) {
+        const auto logits = be.template linear<f32>(h2, moe->gate, activation_quantization::none);  // [N, E] f32 router logits
+        const auto r = be.route(route_, logits, cfg_.num_experts_per_tok, BoundLayerSelector(selector_, l));  // softmax → top-k → renorm
+        be.add_inplace(x.view(), be.moe(moe->experts, h2, r));                    // [N, hidden]
+      } else {
+        const auto& mlp = std::get<Qwen3DenseMlp<B>>(L.mlp);
+        const tensor<2> gate = be.linear(h2, mlp.gate_proj, activation_quantization::none);  // [N, ffn]
+        const tensor<2> up = be.linear(h2, mlp.up_proj, activation_quantization::none);      // [N, ffn]
+        be.add_inplace(x.view(), be.linear(be.glu(SiluGate{}, gate, up), mlp.down_proj, activation_quantization::none));  // [N, hidden]
+      }
     }
-    std::vector<KvSequenceView<act>> views;
-    views.reserve(seqs.size());
-    for (std::size_t b = 0; b < seqs.size(); ++b) {
-      const auto i = static_cast<index_t>(b);
-      cache_.append(seqs[b], l, k.slice(0, i, i + 1), v.slice(0, i, i + 1));
-      views.push_back(cache_.sequence(seqs[b], l));
-    }
-    return kern::attention_decode(q, views, attn_);
+    const auto out = x.cview().slice(0, rows == logits_rows::last ? n - 1 : 0, n);             // [N or 1, hidden]
+    const tensor<2> hf = be.template rms_norm<NormThenCast>(out, w_.norm, eps_);               // [N or 1, hidden]
+    return be.template linear<f32>(hf, w_.head(), activation_quantization::none);              // [N or 1, vocab], f32
+  }
+
+  /// x·Wᵀ (+ b) in the activation dtype (exact activations: MoE models refuse q8).
+  template <class X, class Bias>
+  [[nodiscard]] tensor<2> linear(B& be, const X& x, const backends::weight_of<B>& w,
+                                 const std::optional<Bias>& bias) const {
+    if (bias) return be.linear(x, w, *bias, activation_quantization::none);
+    return be.linear(x, w, activation_quantization::none);
   }
 
   Qwen3MoeConfig cfg_;
-  Qwen3MoeWeights<P> w_;
-  std::string name_;       // "qwen3_moe" / "qwen3_omni_thinker", for messages
+  Qwen3MoeWeights<P, B> w_;
   InvFreq inv_freq_;       // [rotary_dim/2], f32 (role::rope_table)
   Scalar<f32> eps_;
   AttentionConfig attn_;
   SoftmaxThenTopK route_;  // Qwen3 routing order (model-semantics §1.7 item 2)
   LayerExpertSelector selector_;  // the user's selection hook; empty = the model's own ranking
-  index_t context_;
-  PagedKvCache<act> cache_;
 };
 
 // ---------------------------------------------------------------------------------------------
-// load_model's entry (models/load_model.hpp)
+// load_model's entry (runtime/load_model.hpp picks the backend)
 // ---------------------------------------------------------------------------------------------
 
 namespace detail {
 
 /// The ModelInfo fields every Qwen3-MoE-based model fills the same way.
-template <PrecisionPolicy P>
-void fill_qwen3_moe_info(ModelInfo& info, const Qwen3Moe<P>& model, const WeightSource& w, const LoadOptions& options,
+template <PrecisionPolicy P, backends::Backend B>
+void fill_qwen3_moe_info(ModelInfo& info, const Qwen3Moe<P, B>& model, const WeightSource& w, const LoadOptions& options,
                          precision p) {
   const Qwen3MoeConfig& cfg = model.config();
   fill_common_info(info, info.architecture, cfg, model, w, options, p);
   info.n_experts = cfg.num_experts;
   info.n_experts_per_token = cfg.num_experts_per_tok;
-  const auto& ws = model.weights();
-  const auto copied = [&](const AnyWeight& a) { info.bytes_copied += a.is_zero_copy() ? 0 : a.file_bytes().size(); };
-  copied(ws.embed_tokens);
-  if (!ws.tied) copied(ws.lm_head);
-  for (const auto& L : ws.layers) {
-    for (const AnyWeight* a : {&L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj}) copied(*a);
-    if (const auto* moe = std::get_if<Qwen3SparseMoe<typename P::activation>>(&L.mlp)) {
-      copied(moe->gate);
-      for (const AnyExpertStack& s : moe->experts.stacks())
-        if (!s.is_zero_copy()) info.bytes_copied += s.stored_bytes();
-    } else {
-      const auto& d = std::get<Qwen3DenseMlp>(L.mlp);
-      for (const AnyWeight* a : {&d.gate_proj, &d.up_proj, &d.down_proj}) copied(*a);
-    }
-  }
+  info.bytes_copied = model.weights().bytes_copied;
   info.kv_cache_bytes = paged_kv_pool_bytes(model.cache(), sizeof(storage_t<typename P::activation>));
 }
 
-template <PrecisionPolicy P>
+template <PrecisionPolicy P, backends::Backend B>
 [[nodiscard]] std::unique_ptr<CausalLM> make_qwen3_moe(ModelFiles& files, const Qwen3MoeConfig& cfg,
                                                        const Qwen3MoeTensorNames& names, const LoadOptions& options,
-                                                       precision p) {
-  Qwen3Moe<P> model = Qwen3Moe<P>::load(files.weights, cfg, names, options);
+                                                       precision p, B backend) {
+  Qwen3Moe<P, B> model = Qwen3Moe<P, B>::load(std::move(backend), files.weights, cfg, names, options);
   ModelInfo info;
   info.architecture = "qwen3_moe";
   fill_qwen3_moe_info(info, model, files.weights, options, p);
-  return std::make_unique<CausalLMFor<Qwen3Moe<P>>>(std::move(model), std::move(info), options.n_threads);
+  return std::make_unique<CausalLMFor<Qwen3Moe<P, B>>>(std::move(model), std::move(info));
 }
 
 }  // namespace detail
 
 /// Loads a Qwen3-MoE from an HF checkpoint (config.json + safetensors) or a GGUF file of
-/// architecture `qwen3moe`, under the f32 or bf16 policy.
-[[nodiscard]] inline std::unique_ptr<CausalLM> load_qwen3_moe(ModelFiles& files, precision p,
-                                                              const LoadOptions& options) {
+/// architecture `qwen3moe`, under the f32 or bf16 policy, onto `backend`.
+template <backends::Backend B>
+[[nodiscard]] std::unique_ptr<CausalLM> load_qwen3_moe(ModelFiles& files, precision p, const LoadOptions& options,
+                                                       B backend) {
   Qwen3MoeConfig cfg;
   Qwen3MoeTensorNames names;
   if (files.weights.format() == weight_format::gguf) {
@@ -652,8 +606,8 @@ template <PrecisionPolicy P>
   if (cfg.rope.mrope)
     fail<config_error>("[qwen3_moe] the config describes MRoPE (", cfg.rope.source,
                        "); Qwen3-MoE uses 1-D RoPE (the Qwen3-Omni thinker is its MRoPE variant)");
-  if (p == precision::f32) return detail::make_qwen3_moe<f32_policy>(files, cfg, names, options, p);
-  return detail::make_qwen3_moe<bf16_policy>(files, cfg, names, options, p);
+  if (p == precision::f32) return detail::make_qwen3_moe<f32_policy>(files, cfg, names, options, p, std::move(backend));
+  return detail::make_qwen3_moe<bf16_policy>(files, cfg, names, options, p, std::move(backend));
 }
 
 }  // namespace precis::models

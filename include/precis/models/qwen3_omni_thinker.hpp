@@ -63,24 +63,24 @@ struct Qwen3OmniThinkerConfig {
   }
 };
 
-template <PrecisionPolicy P>
+template <PrecisionPolicy P, backends::Backend B>
   requires moe_kv_store_is_activation<P>
 class Qwen3OmniThinker {
  public:
   using policy = P;
   using act = typename P::activation;
 
-  [[nodiscard]] static Qwen3OmniThinker load(WeightSource& w, const Qwen3OmniThinkerConfig& config,
+  [[nodiscard]] static Qwen3OmniThinker load(B backend, WeightSource& w, const Qwen3OmniThinkerConfig& config,
                                              const LoadOptions& options) {
-    return Qwen3OmniThinker(
-        Qwen3Moe<P>::load(w, config.decoder, Qwen3MoeTensorNames::hf_thinker(), options, "qwen3_omni_thinker"),
-        config.mrope, options);
+    return Qwen3OmniThinker(Qwen3Moe<P, B>::load(std::move(backend), w, config.decoder,
+                                                 Qwen3MoeTensorNames::hf_thinker(), options, "qwen3_omni_thinker"),
+                            config.mrope, options);
   }
 
-  Qwen3OmniThinker(Qwen3Moe<P> decoder, const mrope::interleaved& layout, const LoadOptions& options)
+  Qwen3OmniThinker(Qwen3Moe<P, B> decoder, const mrope::interleaved& layout, const LoadOptions& options)
       : decoder_(std::move(decoder)), mrope_(layout), next_(static_cast<std::size_t>(options.max_sequences), 0) {}
 
-  [[nodiscard]] const Qwen3Moe<P>& decoder() const noexcept { return decoder_; }
+  [[nodiscard]] const Qwen3Moe<P, B>& decoder() const noexcept { return decoder_; }
   [[nodiscard]] const Qwen3MoeConfig& config() const noexcept { return decoder_.config(); }
   [[nodiscard]] const mrope::interleaved& mrope_layout() const noexcept { return mrope_; }
   [[nodiscard]] index_t context_length() const noexcept { return decoder_.context_length(); }
@@ -115,8 +115,8 @@ class Qwen3OmniThinker {
                      positions(r, t), "; positions are ≥ 0");
         top = std::max<index_t>(top, positions(r, t));
       }
-    const RopeTable<f32> rope = RopeTable<f32>::from_positions(positions, decoder_.inv_freq(), mrope_);  // [T, D/2]
-    Tensor<f32, 2> logits = decoder_.run(std::span<const KvSeqId>(&seq, 1), tokens, rope);
+    RopeTable<f32> rope = RopeTable<f32>::from_positions(positions, decoder_.inv_freq(), mrope_);  // [T, D/2]
+    Tensor<f32, 2> logits = decoder_.forward_table(std::span<const KvSeqId>(&seq, 1), tokens, std::move(rope));
     next_at(seq) = top + 1;
     return logits;
   }
@@ -137,8 +137,8 @@ class Qwen3OmniThinker {
     Tensor<i64, 2> positions({3, b});              // [3, B]
     for (index_t r = 0; r < 3; ++r)
       for (index_t i = 0; i < b; ++i) positions(r, i) = next_position(seqs[static_cast<std::size_t>(i)]);
-    const RopeTable<f32> rope = RopeTable<f32>::from_positions(positions, decoder_.inv_freq(), mrope_);
-    Tensor<f32, 2> logits = decoder_.run(seqs, tokens, rope);
+    RopeTable<f32> rope = RopeTable<f32>::from_positions(positions, decoder_.inv_freq(), mrope_);  // [B, D/2]
+    Tensor<f32, 2> logits = decoder_.forward_table(seqs, tokens, std::move(rope));
     for (const KvSeqId s : seqs) ++next_at(s);
     return logits;
   }
@@ -146,36 +146,38 @@ class Qwen3OmniThinker {
  private:
   index_t& next_at(KvSeqId seq) { return next_[static_cast<std::size_t>(seq.slot)]; }
 
-  Qwen3Moe<P> decoder_;
+  Qwen3Moe<P, B> decoder_;
   mrope::interleaved mrope_;
   std::vector<index_t> next_;  // per sequence slot: one past the largest position seen
 };
 
 // ---------------------------------------------------------------------------------------------
-// load_model's entry (models/load_model.hpp)
+// load_model's entry (runtime/load_model.hpp picks the backend)
 // ---------------------------------------------------------------------------------------------
 
 namespace detail {
-template <PrecisionPolicy P>
+template <PrecisionPolicy P, backends::Backend B>
 [[nodiscard]] std::unique_ptr<CausalLM> make_qwen3_omni_thinker(ModelFiles& files, const Qwen3OmniThinkerConfig& cfg,
-                                                                const LoadOptions& options, precision p) {
-  Qwen3OmniThinker<P> model = Qwen3OmniThinker<P>::load(files.weights, cfg, options);
+                                                                const LoadOptions& options, precision p, B backend) {
+  Qwen3OmniThinker<P, B> model = Qwen3OmniThinker<P, B>::load(std::move(backend), files.weights, cfg, options);
   ModelInfo info;
   info.architecture = "qwen3_omni_thinker";
   fill_qwen3_moe_info(info, model.decoder(), files.weights, options, p);
-  return std::make_unique<CausalLMFor<Qwen3OmniThinker<P>>>(std::move(model), std::move(info), options.n_threads);
+  return std::make_unique<CausalLMFor<Qwen3OmniThinker<P, B>>>(std::move(model), std::move(info));
 }
 }  // namespace detail
 
-/// Loads the thinker text model of a Qwen3-Omni-MoE HF checkpoint, under the f32 or bf16 policy.
-[[nodiscard]] inline std::unique_ptr<CausalLM> load_qwen3_omni_thinker(ModelFiles& files, precision p,
-                                                                       const LoadOptions& options) {
+/// Loads the thinker text model of a Qwen3-Omni-MoE HF checkpoint, under the f32 or bf16 policy,
+/// onto `backend`.
+template <backends::Backend B>
+[[nodiscard]] std::unique_ptr<CausalLM> load_qwen3_omni_thinker(ModelFiles& files, precision p,
+                                                                const LoadOptions& options, B backend) {
   if (files.weights.format() != weight_format::safetensors || !files.config)
     fail<config_error>("[qwen3_omni_thinker] '", files.weights.path().string(),
                        "': the thinker is loaded from an HF checkpoint directory (config.json + safetensors)");
   const Qwen3OmniThinkerConfig cfg = Qwen3OmniThinkerConfig::from_hf(*files.config);
-  if (p == precision::f32) return detail::make_qwen3_omni_thinker<f32_policy>(files, cfg, options, p);
-  return detail::make_qwen3_omni_thinker<bf16_policy>(files, cfg, options, p);
+  if (p == precision::f32) return detail::make_qwen3_omni_thinker<f32_policy>(files, cfg, options, p, std::move(backend));
+  return detail::make_qwen3_omni_thinker<bf16_policy>(files, cfg, options, p, std::move(backend));
 }
 
 }  // namespace precis::models

@@ -11,11 +11,12 @@
 #pragma once
 
 #include <concepts>  // std::same_as
+#include <type_traits>  // std::is_convertible_v
 #include <cstddef>   // std::size_t
 #include <sstream>   // std::ostringstream
 #include <string>    // std::string
 
-#include <precis/core/device.hpp>       // precis::cpu
+#include <precis/core/device.hpp>       // precis::host
 #include <precis/core/tensor.hpp>       // precis::Tensor, tensor_traits<Tensor>
 #include <precis/core/tensor_view.hpp>  // precis::TensorView, TensorLike, dtype_of, rank_of, device_of
 
@@ -23,13 +24,20 @@ namespace precis {
 
 /// A Tensor or TensorView in host memory.
 template <class X>
-concept HostTensor = TensorLike<X> && std::same_as<device_of<X>, cpu>;
+concept HostTensor = TensorLike<X> && std::same_as<device_of<X>, host>;
 
 /// A host tensor-like argument of rank `R`.
 template <class X, std::size_t R>
 concept HostTensorOfRank = HostTensor<X> && (rank_of<X> == R);
 
 /// Two operands of one rank: precis never broadcasts implicitly.
+/// A writable host tensor argument of rank R that an output can be written through: a Tensor
+/// lvalue, or a TensorView of a non-const dtype. A temporary Tensor (its memory would die with the
+/// call) and read-only views do not qualify.
+template <class Y, std::size_t R>
+concept writable_host_tensor = TensorLike<Y> && std::same_as<device_of<Y>, host> && rank_of<Y> == R &&
+                               std::is_convertible_v<Y, TensorView<dtype_of<Y>, R>>;
+
 template <class A, class B>
 concept same_rank_no_broadcast = TensorLike<A> && TensorLike<B> && (rank_of<A> == rank_of<B>);
 

@@ -19,15 +19,15 @@
 #include <utility>      // std::exchange
 
 #include <precis/core/config.hpp>        // precis::index_t, tensor_alignment
-#include <precis/core/device.hpp>        // precis::cpu, device_allocator
+#include <precis/core/device.hpp>        // precis::host, device_allocator
 #include <precis/core/dtype.hpp>         // precis::BlockFormat, dtype_traits, mxfp4
-#include <precis/core/tensor.hpp>        // device_allocator<cpu>
+#include <precis/core/tensor.hpp>        // device_allocator<host>
 #include <precis/core/tensor_view.hpp>   // precis::extents_t, product
 #include <precis/quant/quant_view.hpp>   // precis::QuantView, detail::check_quant_extents
 
 namespace precis {
 
-template <BlockFormat F, std::size_t Rank, Device Dev = cpu>
+template <BlockFormat F, std::size_t Rank, Device Dev = host>
 class QuantTensor {
   static_assert(Rank >= 1, "QUANT_RANK: a quantized tensor has at least its K axis");
   static_assert(!std::is_const_v<F>, "QUANT_FORMAT_CV: name the bare format tag");
@@ -65,7 +65,7 @@ class QuantTensor {
 
   /// A deep copy (explicit: weights are not copied by accident).
   [[nodiscard]] QuantTensor clone() const
-    requires std::same_as<Dev, cpu>
+    requires std::same_as<Dev, host>
   {
     QuantTensor r(extents_);
     if (data_ != nullptr) std::memcpy(r.data_, data_, allocation_bytes());
@@ -86,7 +86,7 @@ class QuantTensor {
   [[nodiscard]] index_t num_blocks() const noexcept { return numel() / detail::block_values<F>; }
   /// Stored bytes (both planes for mxfp4), excluding alignment padding.
   [[nodiscard]] std::size_t bytes() const noexcept {
-    return static_cast<std::size_t>(num_blocks()) * dtype_traits<F>::block_bytes;
+    return static_cast<std::size_t>(num_blocks()) * dtype_traits<F>::stored_bytes;
   }
 
   [[nodiscard]] block_type* blocks() noexcept

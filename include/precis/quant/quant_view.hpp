@@ -25,7 +25,7 @@
 #include <type_traits>  // std::is_const_v
 
 #include <precis/core/config.hpp>       // precis::index_t
-#include <precis/core/device.hpp>       // precis::cpu, precis::Device
+#include <precis/core/device.hpp>       // precis::host, precis::Device
 #include <precis/core/dtype.hpp>        // precis::BlockFormat, dtype_traits, mxfp4, dtype_name
 #include <precis/core/error.hpp>        // precis::shape_error, range_error, PRECIS_CHECK
 #include <precis/core/tensor_view.hpp>  // precis::extents_t, product
@@ -54,7 +54,7 @@ void check_quant_extents(const extents_t<Rank>& e, const char* who) {
 
 }  // namespace detail
 
-template <BlockFormat F, std::size_t Rank, Device Dev = cpu>
+template <BlockFormat F, std::size_t Rank, Device Dev = host>
 class QuantView {
   static_assert(Rank >= 1, "QUANT_RANK: a quantized tensor has at least its K axis");
   static_assert(!std::is_const_v<F>, "QUANT_FORMAT_CV: a quant view is always read-only; name the bare format tag");
@@ -92,7 +92,7 @@ class QuantView {
   [[nodiscard]] index_t num_blocks() const noexcept { return numel() / detail::block_values<F>; }
   /// Total stored bytes (both planes for mxfp4: 16 + 1 per block).
   [[nodiscard]] std::size_t bytes() const noexcept {
-    return static_cast<std::size_t>(num_blocks()) * dtype_traits<F>::block_bytes;
+    return static_cast<std::size_t>(num_blocks()) * dtype_traits<F>::stored_bytes;
   }
 
   /// The sub-view at index `i` of the leading axis (one expert of [E, N, K], one row of [N, K]).

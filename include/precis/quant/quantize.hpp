@@ -60,7 +60,7 @@ template <BlockFormat F, std::size_t R>
 
 /// Any host f32 tensor-like argument (Tensor<f32, R>, TensorView<f32, R>).
 template <BlockFormat F, class X>
-  requires TensorLike<X> && std::same_as<dtype_of<X>, f32> && std::same_as<device_of<X>, cpu> &&
+  requires TensorLike<X> && std::same_as<dtype_of<X>, f32> && std::same_as<device_of<X>, host> &&
            (!std::same_as<std::remove_cvref_t<X>, TensorView<const f32, rank_of<X>>>)
 [[nodiscard]] QuantTensor<F, rank_of<X>> quantize(const X& x) {
   return quantize<F, rank_of<X>>(TensorView<const f32, rank_of<X>>(x));

@@ -47,7 +47,7 @@
 
 using namespace precis;
 using namespace precis::test;
-namespace kernels = precis::backends::cpu;  // (not `cpu`: precis::cpu is the device tag)
+namespace kernels = precis::backends::cpu;  // (the CPU kernels; precis::host is the memory tag)
 
 namespace {
 

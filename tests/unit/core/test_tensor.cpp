@@ -23,11 +23,11 @@ using namespace precis;  // NOLINT(google-build-using-namespace): tests read bet
 namespace {
 
 /// `Tensor<D, R, Dev>` names a valid type (its constraints hold).
-template <class D, std::size_t R, class Dev = cpu>
+template <class D, std::size_t R, class Dev = host>
 concept can_form_tensor = requires { typename Tensor<D, R, Dev>; };
 
 /// `TensorView<D, R, Dev>` names a valid type.
-template <class D, std::size_t R, class Dev = cpu>
+template <class D, std::size_t R, class Dev = host>
 concept can_form_view = requires { typename TensorView<D, R, Dev>; };
 
 /// An element reached through `v(0, 0)` can be assigned: false for read-only views.
@@ -271,7 +271,7 @@ TEST_CASE("views convert only from writable to read-only of the same dtype and r
   STATIC_REQUIRE_FALSE(std::is_convertible_v<TensorView<bf16, 2>, TensorView<const f32, 2>>);
   STATIC_REQUIRE_FALSE(std::is_constructible_v<TensorView<const f16, 2>, TensorView<bf16, 2>>);
   STATIC_REQUIRE_FALSE(std::is_convertible_v<TensorView<bf16, 2>, TensorView<const bf16, 3>>);
-  STATIC_REQUIRE_FALSE(std::is_convertible_v<TensorView<f32, 1, cuda>, TensorView<const f32, 1, cpu>>);
+  STATIC_REQUIRE_FALSE(std::is_convertible_v<TensorView<f32, 1, cuda>, TensorView<const f32, 1, host>>);
   // A read-only view's elements cannot be assigned.
   STATIC_REQUIRE(writable_through<TensorView<bf16, 2>>);
   STATIC_REQUIRE_FALSE(writable_through<TensorView<const bf16, 2>>);
@@ -300,7 +300,7 @@ TEST_CASE("block formats, const dtypes and f64 on the GPU are not tensors", "[co
   STATIC_REQUIRE_FALSE(can_form_tensor<const f32, 1>);
   STATIC_REQUIRE(can_form_view<const f32, 1>);
   // f64 stays on the host (dtype-bugs E15, seed bug 2).
-  STATIC_REQUIRE(can_form_tensor<f64, 1, cpu>);
+  STATIC_REQUIRE(can_form_tensor<f64, 1, host>);
   STATIC_REQUIRE_FALSE(can_form_tensor<f64, 1, cuda>);
   // Not a dtype at all.
   STATIC_REQUIRE_FALSE(can_form_tensor<float, 1>);

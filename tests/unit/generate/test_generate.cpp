@@ -17,7 +17,7 @@
 #include <precis/generate/chat_format.hpp>
 #include <precis/generate/generator.hpp>
 #include <precis/generate/perplexity.hpp>
-#include <precis/models/load_model.hpp>
+#include <precis/runtime/load_model.hpp>
 #include <precis/text/tokenizer.hpp>
 
 namespace pg = precis::generate;

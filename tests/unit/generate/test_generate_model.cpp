@@ -20,7 +20,7 @@
 #include <precis/generate/default_model.hpp>
 #include <precis/generate/generator.hpp>
 #include <precis/generate/perplexity.hpp>
-#include <precis/models/load_model.hpp>
+#include <precis/runtime/load_model.hpp>
 #include <precis/text/tokenizer.hpp>
 
 namespace pg = precis::generate;

@@ -21,7 +21,7 @@
 #include <vector>   // std::vector
 
 #include <precis/core/error.hpp>               // config_error, range_error
-#include <precis/models/load_model.hpp>        // load_model
+#include <precis/runtime/load_model.hpp>        // load_model
 #include <precis/nn/layer_expert_selector.hpp>  // LayerExpertSelector, on_every_layer
 
 #include "test_moe_models_support.hpp"  // MoeReference, moe_fixture, rel_l2

@@ -26,10 +26,11 @@
 
 #include <nlohmann/json.hpp>  // nlohmann::json (the llama.cpp references)
 
+#include <precis/backends/cpu/backend.hpp>  // backends::Cpu
 #include <precis/generate/default_model.hpp>  // precis::generate::default_model_path
 #include <precis/core/error.hpp>            // range_error
 #include <precis/models/llama.hpp>          // Llama, LlamaConfig
-#include <precis/models/load_model.hpp>     // load_model
+#include <precis/runtime/load_model.hpp>     // load_model
 #include <precis/models/weight_source.hpp>  // WeightSource
 #include <precis/nn/sampling.hpp>           // argmax
 
@@ -49,10 +50,10 @@ namespace {
 
 /// Loads the checkpoint written into `dir` as Llama<P>.
 template <class P>
-[[nodiscard]] pm::Llama<P> load_llama(const std::filesystem::path& dir, pm::LoadOptions opts = {}) {
+[[nodiscard]] pm::Llama<P, backends::Cpu> load_llama(const std::filesystem::path& dir, pm::LoadOptions opts = {}) {
   pm::WeightSource w = pm::WeightSource::open(dir);
   const pm::LlamaConfig cfg = pm::LlamaConfig::from_hf(pm::HfConfig::open(dir / "config.json"));
-  return pm::Llama<P>::load(w, cfg, pm::LlamaTensorNames::hf(), opts);
+  return pm::Llama<P, backends::Cpu>::load(backends::Cpu{}, w, cfg, pm::LlamaTensorNames::hf(), opts);
 }
 
 const std::vector<std::int64_t> prompt = {3, 17, 42, 5, 88, 1, 64, 23, 9, 71, 30, 2};
@@ -73,7 +74,7 @@ TEST_CASE("Llama f32 policy matches a float64 reference forward pass", "[models]
       TempDir dir;
       ckpt.write(dir.path());
       auto model = load_llama<f32_policy>(dir.path());
-      CHECK(model.weights().tied == tied);
+      CHECK(model.weights().tied() == tied);
       const auto seq = model.new_sequence();
       const Tensor<f32, 2> logits = model.forward(seq, prompt);  // [T, vocab]
       REQUIRE(logits.extent(0) == static_cast<index_t>(prompt.size()));

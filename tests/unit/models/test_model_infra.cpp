@@ -1,6 +1,6 @@
 // tests/unit/models/test_model_infra.cpp — the model layer's shared infrastructure:
 // models/model_config.hpp (config.json fields, both RoPE spellings, Qwen3-Omni nesting),
-// models/any_weight.hpp (linear and embed_rows for every stored format), models/weight_source.hpp
+// weights/any_weight.hpp (AnyWeight; the Cpu and Reference backends' linear and embed for every stored format), models/weight_source.hpp
 // and the loaders' error paths (every message names the tensor or key), load_model's model
 // selection, and zero-copy loading (weights are read inside the file mapping).
 //
@@ -24,9 +24,11 @@
 #include <nlohmann/json.hpp>  // nlohmann::json
 
 #include <precis/core/error.hpp>           // config_error, shape_error, dtype_error, range_error, format_error
-#include <precis/models/any_weight.hpp>    // AnyWeight, linear, embed_rows
+#include <precis/backends/cpu/backend.hpp>        // backends::Cpu
+#include <precis/backends/reference/backend.hpp>  // backends::Reference
+#include <precis/weights/any_weight.hpp>  // AnyWeight, embed_rows
 #include <precis/models/llama.hpp>         // Llama, LlamaConfig
-#include <precis/models/load_model.hpp>    // load_model, model_registry
+#include <precis/runtime/load_model.hpp>    // load_model, model_registry
 #include <precis/models/model_config.hpp>  // HfConfig, rope_from_hf
 #include <precis/quant/dequantize.hpp>     // dequantize
 #include <precis/quant/quantize.hpp>       // quantize
@@ -255,23 +257,26 @@ template <class D>
   return s;
 }
 
-[[nodiscard]] pm::AnyWeight any_weight(const StoredWeight& s, index_t n, index_t k) {
+[[nodiscard]] AnyWeight any_weight(const StoredWeight& s, index_t n, index_t k) {
   if (s.code == dtype_code::mxfp4)
-    return pm::AnyWeight::from_mxfp4(io::AnyTensor("w_blocks", dtype_code::u8, {n, k / 32, 16}, s.bytes, "test"),
+    return AnyWeight::from_mxfp4(io::AnyTensor("w_blocks", dtype_code::u8, {n, k / 32, 16}, s.bytes, "test"),
                                      io::AnyTensor("w_scales", dtype_code::u8, {n, k / 32}, s.scales, "test"));
-  return pm::AnyWeight::from(io::AnyTensor("w", s.code, {n, k}, s.bytes, "test"));
+  return AnyWeight::from(io::AnyTensor("w", s.code, {n, k}, s.bytes, "test"));
 }
 
-template <class Act>
+template <class Act, class Backend>
 void check_linear(const StoredWeight& s, index_t n, index_t k, index_t m) {
+  Backend be;
+  constexpr auto exact = activation_quantization::none;
+  INFO("backend " << Backend::name());
   auto rng = make_rng(7);
   const Tensor<Act, 2> x = random_tensor<Act, 2>({m, k}, rng);
-  const pm::AnyWeight w = any_weight(s, n, k);
+  const AnyWeight w = any_weight(s, n, k);
   REQUIRE(w.rows() == n);
   REQUIRE(w.cols() == k);
   CHECK(w.format() == s.code);
-  const Tensor<Act, 2> y = pm::linear(x, w);            // [M, N], Act
-  const Tensor<f32, 2> y32 = pm::linear<f32>(x, w);     // [M, N], declared f32
+  const Tensor<Act, 2> y = be.linear(x, w, exact);                  // [M, N], Act
+  const Tensor<f32, 2> y32 = be.template linear<f32>(x, w, exact);   // [M, N], declared f32
   const std::vector<double> xv = to_f64(x), yv = to_f64(y), y32v = to_f64(y32);
   const double u = 0x1p-24, gamma = (2.0 * static_cast<double>(k) + 4) * u / (1 - (2.0 * static_cast<double>(k) + 4) * u);
   for (index_t i = 0; i < m; ++i)
@@ -293,7 +298,7 @@ void check_linear(const StoredWeight& s, index_t n, index_t k, index_t m) {
   // The named opt-in: activations quantized to 8-bit blocks (d = amax/127 per 32 values) before
   // block-quantized weights. It moves each product by at most Σ_b (d_b/2)(1 + 2^-15)·Σ_{k∈b}|w_k|
   // (backends/cpu/q8_activation.hpp); float weights ignore it (bit-identical to the exact path).
-  const Tensor<f32, 2> yq = pm::linear<f32>(x, w, pm::activation_quantization::q8_blocks);
+  const Tensor<f32, 2> yq = be.template linear<f32>(x, w, activation_quantization::q8_blocks);
   const bool block_format = s.code != dtype_code::f32 && s.code != dtype_code::bf16 && s.code != dtype_code::f16;
   if (!block_format) {
     CHECK(std::memcmp(yq.data(), y32.data(), y32.bytes()) == 0);
@@ -322,7 +327,8 @@ void check_linear(const StoredWeight& s, index_t n, index_t k, index_t m) {
 
 }  // namespace
 
-TEST_CASE("AnyWeight: linear equals the float64 matmul of the stored weight, every format", "[models][any_weight]") {
+TEST_CASE("AnyWeight: linear on the Cpu and Reference backends equals the float64 matmul of the stored weight, every format",
+          "[models][any_weight][backends]") {
   const index_t n = 24, k = 96;
   auto rng = make_rng(3);
   const Tensor<f32, 2> w = random_tensor<f32, 2>({n, k}, rng);
@@ -331,8 +337,10 @@ TEST_CASE("AnyWeight: linear equals the float64 matmul of the stored weight, eve
                                              quantized<mxfp4_ggml>(w), quantized<mxfp4>(w)};
   for (const auto& s : formats)
     for (const index_t m : {1, 3, 40}) {  // GEMV (decode) and panel GEMM (prefill) paths
-      check_linear<f32>(s, n, k, m);
-      check_linear<bf16>(s, n, k, m);
+      check_linear<f32, backends::Cpu>(s, n, k, m);
+      check_linear<bf16, backends::Cpu>(s, n, k, m);
+      check_linear<f32, backends::Reference>(s, n, k, m);
+      check_linear<bf16, backends::Reference>(s, n, k, m);
     }
 }
 
@@ -343,9 +351,9 @@ TEST_CASE("AnyWeight: embed_rows gathers the stored rows of every format", "[mod
   const std::vector<std::int64_t> ids = {3, 0, 15, 3};
   for (const auto& s : {floating<f32>(w), floating<bf16>(w), floating<f16>(w), quantized<q8_0>(w), quantized<q4_0>(w),
                         quantized<q4_1>(w), quantized<mxfp4_ggml>(w), quantized<mxfp4>(w)}) {
-    const pm::AnyWeight table = any_weight(s, n, k);
-    const Tensor<f32, 2> rows = pm::embed_rows<f32>(table, ids);  // [4, K]
-    const Tensor<bf16, 2> rows16 = pm::embed_rows<bf16>(table, ids);
+    const AnyWeight table = any_weight(s, n, k);
+    const Tensor<f32, 2> rows = embed_rows<f32>(table, ids);  // [4, K]
+    const Tensor<bf16, 2> rows16 = embed_rows<bf16>(table, ids);
     for (std::size_t t = 0; t < ids.size(); ++t)
       for (index_t j = 0; j < k; ++j) {
         const double want = s.values[static_cast<std::size_t>(ids[t] * k + j)];
@@ -355,33 +363,33 @@ TEST_CASE("AnyWeight: embed_rows gathers the stored rows of every format", "[mod
               static_cast<float>(storage_t<bf16>(static_cast<float>(want))));  // one rounding to bf16
       }
     const std::vector<std::int64_t> bad = {2, 16};
-    CHECK_THAT(message_of<range_error>([&] { (void)pm::embed_rows<f32>(table, bad); }),
+    CHECK_THAT(message_of<range_error>([&] { (void)embed_rows<f32>(table, bad); }),
                Contains("token id 16 at index 1") && Contains("[0, 16)"));
     const std::vector<std::int64_t> negative = {-1};
-    CHECK_THROWS_AS(pm::embed_rows<f32>(table, negative), range_error);
+    CHECK_THROWS_AS(embed_rows<f32>(table, negative), range_error);
   }
 }
 
 TEST_CASE("AnyWeight: refuses what is not a weight, copies only misaligned floats", "[models][any_weight]") {
   std::vector<std::byte> buf(4 * 32 * 4 + 4);
   CHECK_THAT(message_of<dtype_error>([&] {
-               (void)pm::AnyWeight::from(io::AnyTensor("blk.0.attn_q.weight", dtype_code::i32, {4, 32},
+               (void)AnyWeight::from(io::AnyTensor("blk.0.attn_q.weight", dtype_code::i32, {4, 32},
                                                        std::span(buf).first(4 * 32 * 4), "f.gguf"));
              }),
              Contains("'blk.0.attn_q.weight'") && Contains("I32"));
-  CHECK_THROWS_AS(pm::AnyWeight::from(io::AnyTensor("v", dtype_code::f32, {128}, std::span(buf).first(512), "x")),
+  CHECK_THROWS_AS(AnyWeight::from(io::AnyTensor("v", dtype_code::f32, {128}, std::span(buf).first(512), "x")),
                   shape_error);
-  CHECK_THROWS_AS(pm::AnyWeight::from(io::AnyTensor("q", dtype_code::q8_0, {4, 32}, std::span(buf).first(100), "x")),
+  CHECK_THROWS_AS(AnyWeight::from(io::AnyTensor("q", dtype_code::q8_0, {4, 32}, std::span(buf).first(100), "x")),
                   format_error);
   // A float tensor at an address that is not a multiple of 4: one aligned copy, same values.
   std::vector<float> vals(4 * 32);
   for (std::size_t i = 0; i < vals.size(); ++i) vals[i] = static_cast<float>(i) * 0.25f - 3.0f;
   std::memcpy(buf.data() + 2, vals.data(), vals.size() * 4);
-  const pm::AnyWeight w = pm::AnyWeight::from(io::AnyTensor("m", dtype_code::f32, {4, 32}, std::span(buf).subspan(2, 512), "x"));
+  const AnyWeight w = AnyWeight::from(io::AnyTensor("m", dtype_code::f32, {4, 32}, std::span(buf).subspan(2, 512), "x"));
   CHECK(!w.is_zero_copy());
   Tensor<f32, 2> x({1, 32});
   x(0, 5) = 1.0f;
-  const Tensor<f32, 2> y = pm::linear(x, w);  // column 5 of w
+  const Tensor<f32, 2> y = backends::Cpu{}.linear(x, w, activation_quantization::none);  // column 5 of w
   for (index_t r = 0; r < 4; ++r) CHECK(y(0, r) == vals[static_cast<std::size_t>(r * 32 + 5)]);
 }
 
@@ -540,15 +548,16 @@ TEST_CASE("CausalLM: 3-D positions equal to the plain positions are 1-D RoPE", "
 TEST_CASE("Llama weights are read in place from the file mapping", "[models][zero_copy]") {
   const auto check = [](pm::WeightSource& w, const auto& model) {
     const auto& ws = model.weights();
-    const auto inside = [&](const pm::AnyWeight& a) {
+    const auto inside = [&](const AnyWeight& a) {
       INFO("tensor " << a.name());
       CHECK(a.is_zero_copy());
       CHECK(w.contains_address(a.data(), a.file_bytes().size()));
     };
     inside(ws.embed_tokens);
-    inside(ws.lm_head);
+    inside(ws.head());  // its own tensor, or the embedding table itself when tied (one copy)
+    if (ws.tied()) CHECK(&ws.head() == &ws.embed_tokens);
     for (const auto& L : ws.layers) {
-      for (const pm::AnyWeight* a : {&L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.gate_proj, &L.up_proj, &L.down_proj})
+      for (const AnyWeight* a : {&L.q_proj, &L.k_proj, &L.v_proj, &L.o_proj, &L.gate_proj, &L.up_proj, &L.down_proj})
         inside(*a);
       CHECK(L.input_layernorm.is_zero_copy());
       CHECK(w.contains_address(L.input_layernorm.data(), sizeof(float)));
@@ -559,7 +568,7 @@ TEST_CASE("Llama weights are read in place from the file mapping", "[models][zer
     TempDir dir;
     c.write(dir.path());
     pm::WeightSource w = pm::WeightSource::open(dir.path());
-    const auto model = pm::Llama<f32_policy>::load(w, pm::LlamaConfig::from_hf(pm::HfConfig::open(dir / "config.json")),
+    const auto model = pm::Llama<f32_policy, backends::Cpu>::load(backends::Cpu{}, w, pm::LlamaConfig::from_hf(pm::HfConfig::open(dir / "config.json")),
                                                    pm::LlamaTensorNames::hf(), {});
     check(w, model);
     CHECK(pm::load_model(dir.path(), pm::precision::f32)->info().bytes_copied == 0);
@@ -571,7 +580,7 @@ TEST_CASE("Llama weights are read in place from the file mapping", "[models][zer
       return;
     }
     pm::WeightSource w = pm::WeightSource::open(path);
-    const auto model = pm::Llama<f32_policy>::load(w, pm::LlamaConfig::from_gguf(*w.gguf(), path.string()),
+    const auto model = pm::Llama<f32_policy, backends::Cpu>::load(backends::Cpu{}, w, pm::LlamaConfig::from_gguf(*w.gguf(), path.string()),
                                                    pm::LlamaTensorNames::gguf(), {});
     check(w, model);
   }

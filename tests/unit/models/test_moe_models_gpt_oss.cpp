@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>  // nlohmann::json
 
+#include <precis/backends/cpu/backend.hpp>  // backends::Cpu
 #include <precis/core/error.hpp>         // config_error
 #include <precis/models/gpt_oss.hpp>     // GptOss, GptOssConfig, GptOssTensorNames
 
@@ -24,14 +25,14 @@ namespace pm = precis::models;
 namespace {
 
 template <class P>
-pm::GptOss<P> load_gpt_oss(const std::filesystem::path& path, const pm::LoadOptions& o = {},
-                           pm::mxfp4_experts mode = pm::mxfp4_experts::as_stored,
-                           index_t chunk = pm::GptOss<P>::default_prefill_chunk) {
+pm::GptOss<P, backends::Cpu> load_gpt_oss(const std::filesystem::path& path, const pm::LoadOptions& o = {},
+                           precis::mxfp4_experts mode = precis::mxfp4_experts::as_stored,
+                           index_t chunk = pm::GptOss<P, backends::Cpu>::default_prefill_chunk) {
   pm::WeightSource w = pm::WeightSource::open(path);
   if (w.format() == pm::weight_format::gguf)
-    return pm::GptOss<P>::load(w, pm::GptOssConfig::from_gguf(*w.gguf(), path.string()),
+    return pm::GptOss<P, backends::Cpu>::load(backends::Cpu{}, w, pm::GptOssConfig::from_gguf(*w.gguf(), path.string()),
                                pm::GptOssTensorNames::gguf_names(), o, mode, chunk);
-  return pm::GptOss<P>::load(w, pm::GptOssConfig::from_hf(pm::HfConfig::open(path / "config.json")),
+  return pm::GptOss<P, backends::Cpu>::load(backends::Cpu{}, w, pm::GptOssConfig::from_hf(pm::HfConfig::open(path / "config.json")),
                              pm::GptOssTensorNames::hf(), o, mode, chunk);
 }
 
@@ -41,7 +42,7 @@ TEST_CASE("gpt-oss f32: HF MXFP4, its ggml repack and the GGUF reproduce HF's fl
   const MoeReference ref = MoeReference::open("gpt_oss");
   const auto dir = moe_fixture("gpt_oss");
   auto hf = load_gpt_oss<f32_policy>(dir);
-  auto repacked = load_gpt_oss<f32_policy>(dir, {}, pm::mxfp4_experts::repack_ggml);
+  auto repacked = load_gpt_oss<f32_policy>(dir, {}, precis::mxfp4_experts::repack_ggml);
   auto gg = load_gpt_oss<f32_policy>(dir / "model.gguf");
 
   for (const auto* m : {&hf, &gg}) {
@@ -88,7 +89,7 @@ TEST_CASE("gpt-oss sliding layers keep a bounded ring, and still match HF past t
   // prefill_chunk 4: a sliding layer (window 8) keeps 8 − 1 + 4 = 11 positions per sequence, so
   // over 40 tokens its ring wraps three times; the full layer keeps all 40.
   const MoeReference ref = MoeReference::open("gpt_oss");
-  auto m = load_gpt_oss<f32_policy>(moe_fixture("gpt_oss"), {.max_sequences = 2}, pm::mxfp4_experts::as_stored, 4);
+  auto m = load_gpt_oss<f32_policy>(moe_fixture("gpt_oss"), {.max_sequences = 2}, precis::mxfp4_experts::as_stored, 4);
   CHECK(m.prefill_chunk() == 4);
   CHECK(m.ring_positions(0) == 11);
   CHECK(m.ring_positions(2) == 11);
@@ -107,7 +108,7 @@ TEST_CASE("gpt-oss sliding layers keep a bounded ring, and still match HF past t
   CHECK(m.cache().sequence(s, 1).length() == ref.size());
 
   SECTION("the rings do not grow with the context") {
-    auto small = load_gpt_oss<f32_policy>(moe_fixture("gpt_oss"), {.max_context = 48}, pm::mxfp4_experts::as_stored, 4);
+    auto small = load_gpt_oss<f32_policy>(moe_fixture("gpt_oss"), {.max_context = 48}, precis::mxfp4_experts::as_stored, 4);
     CHECK(small.ring_positions(0) == m.ring_positions(0));
   }
   SECTION("prefill then one-token decode steps through the rings equal one prefill") {

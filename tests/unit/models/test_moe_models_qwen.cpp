@@ -19,9 +19,10 @@
 
 #include <nlohmann/json.hpp>  // nlohmann::json
 
+#include <precis/backends/cpu/backend.hpp>  // backends::Cpu
 #include <precis/core/error.hpp>              // config_error, shape_error
 #include <precis/io/safetensors_writer.hpp>   // io::SafetensorsWriter
-#include <precis/models/load_model.hpp>       // load_model
+#include <precis/runtime/load_model.hpp>       // load_model
 #include <precis/models/qwen3_moe.hpp>        // Qwen3Moe, Qwen3MoeConfig, Qwen3MoeTensorNames
 #include <precis/models/qwen3_omni_thinker.hpp>  // Qwen3OmniThinker
 
@@ -36,20 +37,20 @@ namespace pm = precis::models;
 namespace {
 
 template <class P>
-pm::Qwen3Moe<P> load_qwen(const std::filesystem::path& path, const pm::LoadOptions& o = {}) {
+pm::Qwen3Moe<P, backends::Cpu> load_qwen(const std::filesystem::path& path, const pm::LoadOptions& o = {}) {
   pm::WeightSource w = pm::WeightSource::open(path);
   if (w.format() == pm::weight_format::gguf)
-    return pm::Qwen3Moe<P>::load(w, pm::Qwen3MoeConfig::from_gguf(*w.gguf(), path.string()),
+    return pm::Qwen3Moe<P, backends::Cpu>::load(backends::Cpu{}, w, pm::Qwen3MoeConfig::from_gguf(*w.gguf(), path.string()),
                                  pm::Qwen3MoeTensorNames::gguf_names(), o);
-  return pm::Qwen3Moe<P>::load(w, pm::Qwen3MoeConfig::from_hf(pm::HfConfig::open(path / "config.json")),
+  return pm::Qwen3Moe<P, backends::Cpu>::load(backends::Cpu{}, w, pm::Qwen3MoeConfig::from_hf(pm::HfConfig::open(path / "config.json")),
                                pm::Qwen3MoeTensorNames::hf(), o);
 }
 
 template <class P>
-pm::Qwen3OmniThinker<P> load_thinker(const pm::LoadOptions& o = {}) {
+pm::Qwen3OmniThinker<P, backends::Cpu> load_thinker(const pm::LoadOptions& o = {}) {
   const auto dir = moe_fixture("qwen3_omni_thinker");
   pm::WeightSource w = pm::WeightSource::open(dir);
-  return pm::Qwen3OmniThinker<P>::load(w, pm::Qwen3OmniThinkerConfig::from_hf(pm::HfConfig::open(dir / "config.json")),
+  return pm::Qwen3OmniThinker<P, backends::Cpu>::load(backends::Cpu{}, w, pm::Qwen3OmniThinkerConfig::from_hf(pm::HfConfig::open(dir / "config.json")),
                                        o);
 }
 
@@ -93,7 +94,7 @@ TEST_CASE("Qwen3-MoE f32: HF checkpoint and GGUF reproduce HF's float32 logits",
   // Per-expert HF tensors and stacked GGUF experts are all read in place.
   for (const auto* m : {&hf, &gg})
     for (const auto& L : m->weights().layers)
-      if (const auto* moe = std::get_if<pm::Qwen3SparseMoe<f32>>(&L.mlp))
+      if (const auto* moe = std::get_if<pm::Qwen3SparseMoe<f32, backends::Cpu>>(&L.mlp))
         for (const auto& s : moe->experts.stacks()) CHECK(s.is_zero_copy());
 
   const Tensor<f32, 2> a = hf.forward(hf.new_sequence(), ref.tokens);
@@ -233,8 +234,9 @@ TEST_CASE("Qwen3-MoE config errors name the key and the file", "[models][moe][qw
     cfg["num_experts"] = 6;
     cfg.erase("num_local_experts");
     pm::WeightSource w = pm::WeightSource::open(dir);
-    CHECK_THROWS_WITH(pm::Qwen3Moe<f32_policy>::load(w, pm::Qwen3MoeConfig::from_hf(pm::HfConfig::from_json(cfg, "c.json")),
-                                                     pm::Qwen3MoeTensorNames::hf(), {}),
+    using Model = pm::Qwen3Moe<f32_policy, backends::Cpu>;
+    CHECK_THROWS_WITH(Model::load(backends::Cpu{}, w, pm::Qwen3MoeConfig::from_hf(pm::HfConfig::from_json(cfg, "c.json")),
+                                  pm::Qwen3MoeTensorNames::hf(), {}),
                       Catch::Contains("model.layers.0.mlp.experts.0.gate_proj.weight") ||
                           Catch::Contains("model.layers.0.mlp.gate.weight"));
   }
@@ -303,7 +305,7 @@ TEST_CASE("Qwen3-Omni thinker with t = h = w positions is Qwen3-MoE on the same 
     pm::Qwen3MoeConfig plain = pm::Qwen3OmniThinkerConfig::from_hf(pm::HfConfig::open(dir / "config.json")).decoder;
     plain.rope.mrope.reset();
     pm::WeightSource w = pm::WeightSource::open(dir);
-    auto qwen = pm::Qwen3Moe<P>::load(w, plain, pm::Qwen3MoeTensorNames::hf_thinker(), {});
+    auto qwen = pm::Qwen3Moe<P, backends::Cpu>::load(backends::Cpu{}, w, plain, pm::Qwen3MoeTensorNames::hf_thinker(), {});
     const Tensor<f32, 2> a = thinker.forward(thinker.new_sequence(), ref.tokens);  // t = h = w
     const Tensor<f32, 2> b = qwen.forward(qwen.new_sequence(), ref.tokens);
     CHECK(same_bits(a, b));

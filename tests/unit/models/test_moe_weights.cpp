@@ -30,6 +30,7 @@
 #include <precis/core/cast.hpp>               // precis::cast
 #include <precis/core/error.hpp>              // shape_error, dtype_error
 #include <precis/io/safetensors_writer.hpp>   // io::SafetensorsWriter
+#include <precis/backends/cpu/backend.hpp>     // backends::Cpu (its moe op)
 #include <precis/models/moe_weights.hpp>      // AnyExpertStack, AnyMoeExperts, loaders
 #include <precis/nn/router.hpp>               // SoftmaxThenTopK, TopKThenSoftmax
 #include <precis/quant/dequantize.hpp>        // dequantize
@@ -41,10 +42,18 @@
 
 using namespace precis;
 using namespace precis::test;
-using precis::models::AnyExpertStack;
-using precis::models::AnyMoeExperts;
+using precis::AnyExpertStack;
+using precis::AnyMoeExperts;
 using precis::models::WeightSource;
 namespace backend = precis::backends::cpu;
+
+namespace {
+/// One layer's experts through the CPU backend's `moe` op (the dispatch models use).
+template <class Layer, class X>
+[[nodiscard]] auto run_layer(const Layer& layer, const X& x, const precis::Routing& r) {
+  return precis::backends::Cpu{}.moe(layer, x, r);
+}
+}  // namespace
 
 namespace {
 
@@ -249,7 +258,7 @@ TEST_CASE("moe_weights: HF Qwen3-MoE per-expert and fused tensors, in place", "[
     const auto layer = AnyMoeExperts<SiluGate, bf16>::separate_gate_up(SiluGate{}, t.gate, t.up, t.down);
     CHECK(layer.n_experts() == kE);
     CHECK(layer.intermediate() == kI);
-    CHECK(same_bits(layer(x, r), want));
+    CHECK(same_bits(run_layer(layer, x, r), want));
   }
 
   SECTION("a config that disagrees with the tensors names the tensor, both shapes and the keys") {
@@ -301,14 +310,14 @@ TEST_CASE("moe_weights: HF gpt-oss MXFP4 experts, in place or repacked", "[moe_w
     CHECK(mapped(src, t.gate_up));
     CHECK(mapped(src, t.down));
     const auto layer = AnyMoeExperts<ClampedSwiglu, f32>::interleaved_gate_up(
-        act, t.gate_up, t.down, models::activation_tensor<f32, 2>(src.tensor(pre + ".gate_up_proj_bias")),
-        models::activation_tensor<f32, 2>(src.tensor(pre + ".down_proj_bias")));
+        act, t.gate_up, t.down, precis::activation_tensor<f32, 2>(src.tensor(pre + ".gate_up_proj_bias")),
+        precis::activation_tensor<f32, 2>(src.tensor(pre + ".down_proj_bias")));
     const MoeExperts<ClampedSwiglu, InterleavedGateUp<mxfp4>, f32> want(act, {expert_stack(gu)}, expert_stack(dn), gb, db);
-    CHECK(same_bits(layer(x, r), backend::moe_experts(want, x, r)));
+    CHECK(same_bits(run_layer(layer, x, r), backend::moe_experts(want, x, r)));
   }
   SECTION("repack_ggml: same values, ggml layout, a reported copy") {
     models::InterleavedExpertTensors t =
-        models::load_hf_gpt_oss_experts(src, pre, kE, kI, kH, kWhy, models::mxfp4_experts::repack_ggml);
+        models::load_hf_gpt_oss_experts(src, pre, kE, kI, kH, kWhy, precis::mxfp4_experts::repack_ggml);
     CHECK(t.gate_up.format() == dtype_code::mxfp4_ggml);
     CHECK_FALSE(t.gate_up.is_zero_copy());
     CHECK_FALSE(src.contains_address(t.gate_up.expert_data(0), 1));
@@ -319,7 +328,7 @@ TEST_CASE("moe_weights: HF gpt-oss MXFP4 experts, in place or repacked", "[moe_w
     const QuantTensor<mxfp4_ggml, 3> gu_g = to_ggml_layout(gu), dn_g = to_ggml_layout(dn);
     const MoeExperts<ClampedSwiglu, InterleavedGateUp<mxfp4_ggml>, f32> want(act, {expert_stack(gu_g)},
                                                                              expert_stack(dn_g), gb, db);
-    CHECK(same_bits(layer(x, r), backend::moe_experts(want, x, r)));
+    CHECK(same_bits(run_layer(layer, x, r), backend::moe_experts(want, x, r)));
   }
   SECTION("a bias without the other is rejected") {
     models::InterleavedExpertTensors t = models::load_hf_gpt_oss_experts(src, pre, kE, kI, kH, kWhy);
@@ -390,7 +399,7 @@ TEST_CASE("moe_weights: GGUF ffn_*_exps stacks in place, one format per layer", 
                                                              expert_stack(d));
   const Tensor<f32, 2> x = random_tensor<f32, 2>({kT, kH}, rng);
   const Routing r = qwen_routing(rng);
-  CHECK(same_bits(layer(x, r), backend::moe_experts(want, x, r)));
+  CHECK(same_bits(run_layer(layer, x, r), backend::moe_experts(want, x, r)));
 
   SECTION("gate/up q8_0 with an f32 down stack: one layer, two formats, rejected by name") {
     models::ExpertTensors t1 = models::load_gguf_experts(src, "blk.1", kE, kI, kH, kWhy);

@@ -78,7 +78,11 @@ TEST_CASE("block layouts have the ggml sizes (model-semantics §1.6)", "[quant][
   STATIC_REQUIRE(sizeof(block_q4_1) == 20);
   STATIC_REQUIRE(sizeof(block_q8_0) == 34);
   STATIC_REQUIRE(sizeof(block_mxfp4_ggml) == 17);
-  STATIC_REQUIRE(dtype_traits<mxfp4>::block_bytes == 17);
+  // One source of truth: the nibble plane's struct is 16 bytes, the scale plane 1, 17 stored.
+  STATIC_REQUIRE(sizeof(dtype_traits<mxfp4>::block_type) == 16);
+  STATIC_REQUIRE(dtype_traits<mxfp4>::scale_plane_bytes == 1);
+  STATIC_REQUIRE(dtype_traits<mxfp4>::stored_bytes == 17);
+  STATIC_REQUIRE(dtype_traits<mxfp4_ggml>::stored_bytes == sizeof(dtype_traits<mxfp4_ggml>::block_type));
 }
 
 TEST_CASE("MXFP4 worked example: HF byte 0x2F, scale 128 -> -12, +2 (§1.6)", "[quant][reference][mxfp4]") {

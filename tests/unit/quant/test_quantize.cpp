@@ -39,7 +39,7 @@ void check_bytes_match(const std::string& name) {
   const auto ref = read_quant_fixture(name + ".bin");
   REQUIRE(q.bytes() == ref.payload.size());
   const auto* got = reinterpret_cast<const std::uint8_t*>(q.blocks());
-  constexpr std::size_t bb = dtype_traits<F>::block_bytes;
+  constexpr std::size_t bb = dtype_traits<F>::stored_bytes;
   for (std::size_t i = 0; i < q.bytes(); ++i) {
     INFO(name << " block " << i / bb << " (row " << i / bb / 8 << "), byte " << i % bb);
     REQUIRE(static_cast<int>(got[i]) == static_cast<int>(ref.payload[i]));

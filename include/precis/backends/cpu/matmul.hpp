@@ -1,7 +1,7 @@
 // precis/backends/cpu/matmul.hpp — the CPU backend's matmul: y[m, n] = Σ_k x[m, k]·W[n, k] (+ b[n])
 // for every weight format, accumulated in f32, rounded once to the output dtype.
 //
-//   namespace cpu_backend = precis::backends::cpu;  // (precis::cpu is the device tag)
+//   namespace cpu_backend = precis::backends::cpu;  // (precis::host is the memory tag)
 //   Tensor<bf16, 2> y = cpu_backend::matmul(x_bf16, w_q4_1);          // [M, N], bf16 like x
 //   Tensor<f32, 2> logits = cpu_backend::matmul<f32>(x_bf16, w_bf16);  // f32 output, declared
 //   cpu_backend::matmul_into(x, w, bias, y.view());                     // into existing memory
@@ -103,7 +103,7 @@ using cpu_out_t = resolve_out_t<Out, activation_dtype_of<X>>;
 /// dtype than the resolved Out does not compile.
 template <class Y, class O>
 concept matmul_output_has_declared_dtype =
-    TensorLike<Y> && rank_of<Y> == 2 && std::same_as<device_of<Y>, precis::cpu> && std::same_as<dtype_of<Y>, O> &&
+    TensorLike<Y> && rank_of<Y> == 2 && std::same_as<device_of<Y>, precis::host> && std::same_as<dtype_of<Y>, O> &&
     tensor_traits<std::remove_cvref_t<Y>>::writable &&
     (std::is_lvalue_reference_v<Y> || !std::same_as<std::remove_cvref_t<Y>, Tensor<O, 2>>);
 

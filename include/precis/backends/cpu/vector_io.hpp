@@ -30,22 +30,19 @@
 #include <xsimd/xsimd.hpp>  // xsimd::batch, bitwise_cast, select, isnan
 
 #include <precis/backends/cpu/arch.hpp>  // PRECIS_CPU_AVX512(_BF16), fbatch, <immintrin.h>
-#include <precis/core/device.hpp>        // precis::cpu
+#include <precis/core/device.hpp>        // precis::host
 #include <precis/core/dtype.hpp>         // precis::f32, bf16, f16, ActivationDtype, storage_t
 #include <precis/core/scalar.hpp>        // precis::to_compute, from_compute
+#include <precis/ops/host_tensor.hpp>    // precis::writable_host_tensor
 #include <precis/core/tensor_view.hpp>   // precis::TensorView, TensorLike, dtype_of, rank_of
 #include <precis/numeric/bfloat16.hpp>   // precis::bfloat16
 #include <precis/numeric/float16.hpp>    // precis::float16
 
 namespace precis::backends::cpu {
 
-/// A writable host tensor-like argument of rank R that an output can be written through: a
-/// Tensor lvalue, or a TensorView of a non-const dtype. A temporary Tensor (its memory would die
-/// with the call) and read-only views do not qualify.
+/// A writable host tensor argument of rank R (ops/host_tensor.hpp's writable_host_tensor).
 template <class Y, std::size_t R>
-concept writable_host_view_of_rank =
-    TensorLike<Y> && std::same_as<device_of<Y>, precis::cpu> && rank_of<Y> == R &&
-    std::is_convertible_v<Y, TensorView<dtype_of<Y>, R>>;
+concept writable_host_view_of_rank = writable_host_tensor<Y, R>;
 
 namespace detail {
 

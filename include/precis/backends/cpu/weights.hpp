@@ -19,6 +19,7 @@
 #include <type_traits>  // std::remove_cvref_t
 
 #include <precis/core/dtype.hpp>         // precis::f32, bf16, f16, BlockFormat, storage_t
+#include <precis/weights/weight_view.hpp>  // precis::WeightView, as_weight (the storage types, shared by backends)
 #include <precis/core/error.hpp>         // precis::shape_error, PRECIS_CHECK
 #include <precis/core/tensor.hpp>        // precis::Tensor
 #include <precis/core/tensor_view.hpp>   // precis::TensorView
@@ -28,36 +29,9 @@
 
 namespace precis::backends::cpu {
 
-/// Float dtypes the CPU kernels read weights in.
-template <class D>
-concept weight_storage_dtype = std::same_as<D, f32> || std::same_as<D, bf16> || std::same_as<D, f16>;
-
-/// A float weight [N, K] named as weight-only storage: usable with activations of any dtype.
-/// Non-owning, like TensorView; built by `as_weight`.
-template <weight_storage_dtype D>
-class WeightView {
- public:
-  using storage_dtype = D;
-
-  explicit WeightView(TensorView<const D, 2> w) noexcept : w_(w) {}
-
-  [[nodiscard]] TensorView<const D, 2> view() const noexcept { return w_; }  // [N, K]
-  [[nodiscard]] const extents_t<2>& extents() const noexcept { return w_.extents(); }
-  [[nodiscard]] index_t extent(std::size_t i) const noexcept { return w_.extent(i); }
-
- private:
-  TensorView<const D, 2> w_;  // [N, K]
-};
-
-/// `w` read as a weight in its own storage dtype, for activations of any dtype (see header).
-template <HostTensorOfRank<2> W>
-  requires weight_storage_dtype<dtype_of<W>>
-[[nodiscard]] WeightView<dtype_of<W>> as_weight(const W& w) noexcept {
-  return WeightView<dtype_of<W>>(TensorView<const dtype_of<W>, 2>(w));
-}
-/// Not from a temporary tensor: the view would dangle at the end of the full expression.
-template <class D>
-void as_weight(Tensor<D, 2>&&) = delete;
+using precis::as_weight;
+using precis::weight_storage_dtype;
+using precis::WeightView;
 
 namespace detail {
 
@@ -69,11 +43,11 @@ inline constexpr bool is_weight_view<WeightView<D>> = true;
 template <class W>
 struct quant_weight_format {};
 template <class F>
-struct quant_weight_format<QuantView<F, 2, precis::cpu>> {
+struct quant_weight_format<QuantView<F, 2, precis::host>> {
   using type = F;
 };
 template <class F>
-struct quant_weight_format<QuantTensor<F, 2, precis::cpu>> {
+struct quant_weight_format<QuantTensor<F, 2, precis::host>> {
   using type = F;
 };
 

@@ -1,18 +1,23 @@
-// precis/models/load_model.hpp — load_model(path, precision, options): opens a checkpoint
+// precis/runtime/load_model.hpp — load_model(path, precision, options): opens a checkpoint
 // directory, a .safetensors file or a .gguf file, picks the model from the file's own
-// declaration, and returns it behind the CausalLM interface (models/causal_lm.hpp).
+// declaration and the backend from LoadOptions::backend, and returns the model behind the
+// CausalLM interface (models/causal_lm.hpp). This is where models meet backends: the one header
+// that names both (models/ name no backend; backends/ include no model).
 //
 // ===============================================================================================
 //  REGISTERING A MODEL: add one row to `model_registry()` below, and the model header's include.
 //  A row names the model, the strings that select it, and its loader:
-//    {"llama", {"llama"}, {"LlamaForCausalLM"}, {"llama"}, &load_llama},
-//     name     config.json    config.json         GGUF                  loader:
-//              model_type     architectures[]     general.architecture  (ModelFiles&, precision,
-//                                                                        const LoadOptions&)
+//    {"llama", {"llama"}, {"LlamaForCausalLM"}, {"llama"}, PRECIS_MODEL_LOADER(load_llama)},
+//     name     config.json    config.json         GGUF                  loader: a function
+//              model_type     architectures[]     general.architecture  template (ModelFiles&,
+//                                                                        precision, const LoadOptions&,
+//                                                                        Backend) of the model header
 //  The loader reads its config (files.config for safetensors, files.weights.gguf() for GGUF),
-//  loads its weights from files.weights and returns CausalLMFor<Model> (see llama.hpp's
-//  load_llama for the pattern). Nothing else needs to change: the error for an unknown model
-//  lists every row automatically.
+//  loads its weights from files.weights onto the backend and returns CausalLMFor<Model> (see
+//  llama.hpp's load_llama for the pattern). Nothing else needs to change: the error for an
+//  unknown model lists every row automatically, and every row runs on every backend.
+//
+//  REGISTERING A BACKEND: one case in detail::on_backend below.
 // ===============================================================================================
 //
 // Selection: GGUF files by `general.architecture`; HF checkpoints by config.json's top-level
@@ -29,6 +34,8 @@
 #include <string_view>  // std::string_view
 #include <vector>       // std::vector
 
+#include <precis/backends/cpu/backend.hpp>        // backends::Cpu
+#include <precis/backends/reference/backend.hpp>  // backends::Reference
 #include <precis/core/error.hpp>            // config_error
 #include <precis/models/causal_lm.hpp>      // CausalLM, ModelFiles, precision
 #include <precis/models/llama.hpp>          // load_llama
@@ -41,6 +48,26 @@
 
 namespace precis::models {
 
+namespace detail {
+/// Calls f(backend) with the backend LoadOptions::backend names, constructed from the options.
+template <class F>
+[[nodiscard]] std::unique_ptr<CausalLM> on_backend(const LoadOptions& o, F&& f) {
+  switch (o.backend) {
+    case backend_kind::cpu: return f(backends::Cpu(o.n_threads));
+    case backend_kind::reference: return f(backends::Reference(o.n_threads));
+    case backend_kind::cuda: break;
+  }
+  fail<config_error>("[load_model] backend '", to_string(o.backend),
+                     "': this build has no CUDA backend for models (backends: cpu, reference)");
+}
+}  // namespace detail
+
+/// A registry row's loader: the model header's `load_x<Backend>`, on the backend of the options.
+#define PRECIS_MODEL_LOADER(load_x)                                                           \
+  [](ModelFiles& files, precision p, const LoadOptions& o) -> std::unique_ptr<CausalLM> {    \
+    return detail::on_backend(o, [&](auto backend) { return load_x(files, p, o, std::move(backend)); }); \
+  }
+
 /// One loadable model.
 struct ModelEntry {
   std::string_view name;                              ///< what info().architecture says
@@ -52,7 +79,7 @@ struct ModelEntry {
 
 /// Every model load_model knows. THE place to register one (see the header comment).
 ///
-/// The registry's loaders instantiate every model × policy × weight format, which is what makes
+/// The registry's loaders instantiate every model × policy × backend × weight format, which is what makes
 /// a translation unit that calls load_model slow to compile (~2 min at -O3 with g++ on 2 cores).
 /// precis' own build compiles it once per flag set: its tools and tests define
 /// PRECIS_MODELS_COMPILED_SEPARATELY, which turns this into a declaration, and link a library
@@ -70,11 +97,11 @@ struct ModelEntry {
 [[nodiscard]] inline std::span<const ModelEntry> model_registry() {
 #endif
   static const std::vector<ModelEntry> registry = {
-      {"llama", {"llama"}, {"LlamaForCausalLM"}, {"llama"}, &load_llama},
-      {"qwen3_moe", {"qwen3_moe"}, {"Qwen3MoeForCausalLM"}, {"qwen3moe"}, &load_qwen3_moe},
-      {"gpt_oss", {"gpt_oss"}, {"GptOssForCausalLM"}, {"gpt-oss"}, &load_gpt_oss},
+      {"llama", {"llama"}, {"LlamaForCausalLM"}, {"llama"}, PRECIS_MODEL_LOADER(load_llama)},
+      {"qwen3_moe", {"qwen3_moe"}, {"Qwen3MoeForCausalLM"}, {"qwen3moe"}, PRECIS_MODEL_LOADER(load_qwen3_moe)},
+      {"gpt_oss", {"gpt_oss"}, {"GptOssForCausalLM"}, {"gpt-oss"}, PRECIS_MODEL_LOADER(load_gpt_oss)},
       {"qwen3_omni_thinker", {"qwen3_omni_moe", "qwen3_omni_moe_thinker"}, {"Qwen3OmniMoeForConditionalGeneration"},
-       {}, &load_qwen3_omni_thinker},
+       {}, PRECIS_MODEL_LOADER(load_qwen3_omni_thinker)},
   };
   return registry;
 }

@@ -1,16 +1,16 @@
-// precis/models/any_weight.hpp — AnyWeight: a projection weight [N, K] in whatever format its
-// file stores it, and `linear`, where the typed core meets run-time file contents.
+// precis/weights/any_weight.hpp — AnyWeight: a projection weight [N, K] in whatever format its
+// file stores it, where the typed core meets run-time file contents.
 //
 // A model's activation dtype is a compile-time choice (its precision policy); the format a
 // checkpoint stores a weight in is data, known only once the file is open — bf16 or f32 in a
 // safetensors checkpoint, Q8_0 or Q4_1 in a GGUF. AnyWeight holds that format as a closed
-// variant of the *storage* types the CPU matmul accepts (backends/cpu/weights.hpp):
+// variant of the *storage* types the host backends read (weights/weight_view.hpp, quant/quant_view.hpp):
 //
 //   WeightView<f32 | bf16 | f16>                           a float weight named as storage
 //   QuantView<q8_0 | q4_0 | q4_1 | mxfp4_ggml | mxfp4, 2>  block-quantized (ggml / HF layouts)
 //
-// None of these is an activation type: `linear<…>(x, w)` visits the variant and calls
-// backends::cpu::matmul with x's dtype as the compute and output type (or f32, declared), so a
+// None of these is an activation type: a backend's `linear<…>(x, w)` (backends/backend.hpp) visits
+// the variant and runs its matmul with x's dtype as the compute and output type (or f32, declared), so a
 // weight stored in bf16 under the f32 policy is *read* as bf16 and never becomes a bf16
 // activation, and the output type never depends on the file (dtype-bugs C7, E24, E26).
 //
@@ -40,9 +40,6 @@
 #include <variant>      // std::variant, std::visit
 #include <vector>       // std::vector
 
-#include <precis/backends/cpu/matmul.hpp>   // backends::cpu::matmul, matmul_into
-#include <precis/backends/cpu/q8_activation.hpp>  // backends::cpu::quantize_activation_q8
-#include <precis/backends/cpu/weights.hpp>  // backends::cpu::WeightView
 #include <precis/core/dtype.hpp>            // dtype tags, dtype_code, ActivationDtype
 #include <precis/core/error.hpp>            // dtype_error, shape_error, range_error, format_error
 #include <precis/core/scalar.hpp>           // precis::to_compute
@@ -54,15 +51,14 @@
 #include <precis/ops/matmul.hpp>            // operand_dtype, resolve_out_t
 #include <precis/quant/dequantize.hpp>      // dequantize_row, detail::from_f32
 #include <precis/quant/quant_view.hpp>      // QuantView
+#include <precis/weights/weight_view.hpp>   // WeightView
 
-namespace precis::models {
-
-namespace cpu_backend = precis::backends::cpu;  // (not `cpu`: precis::cpu is the device tag)
+namespace precis {
 
 class AnyWeight {
  public:
-  using Storage = std::variant<cpu_backend::WeightView<f32>, cpu_backend::WeightView<bf16>,
-                               cpu_backend::WeightView<f16>, QuantView<q8_0, 2>, QuantView<q4_0, 2>,
+  using Storage = std::variant<WeightView<f32>, WeightView<bf16>,
+                               WeightView<f16>, QuantView<q8_0, 2>, QuantView<q4_0, 2>,
                                QuantView<q4_1, 2>, QuantView<mxfp4_ggml, 2>, QuantView<mxfp4, 2>>;
 
   /// The stored formats a weight may have.
@@ -152,10 +148,10 @@ class AnyWeight {
       // safetensors does not align offsets: one aligned copy (reported by is_zero_copy()).
       auto buf = std::make_shared<Tensor<D, 2>>(e);
       if (need > 0) std::memcpy(buf->data(), p, need);
-      storage_ = cpu_backend::WeightView<D>(buf->cview());
+      storage_ = WeightView<D>(buf->cview());
       copy_ = std::move(buf);
     } else {
-      storage_ = cpu_backend::WeightView<D>(TensorView<const D, 2>(reinterpret_cast<const S*>(p), e));
+      storage_ = WeightView<D>(TensorView<const D, 2>(reinterpret_cast<const S*>(p), e));
     }
     extents_ = e;
   }
@@ -176,7 +172,7 @@ class AnyWeight {
 };
 
 // ---------------------------------------------------------------------------------------------
-// linear: x [M, K] · Wᵀ (+ bias) for any stored format
+// How activations meet block-quantized weights
 // ---------------------------------------------------------------------------------------------
 
 /// How activations meet a block-quantized weight (a named choice, never a silent fallback):
@@ -194,60 +190,6 @@ enum class activation_quantization {
 /// Activations a linear layer takes: a host matrix of an activation dtype.
 template <class X>
 concept linear_input = HostTensorOfRank<X, 2> && ActivationDtype<dtype_of<X>>;
-
-namespace detail {
-/// x·Wᵀ (+ bias) for one stored format, with the activations quantized when asked and W is blocks.
-template <class Out, class A, class W, class B>
-[[nodiscard]] Tensor<resolve_out_t<Out, A>, 2> linear_one(const TensorView<const A, 2>& x, const W& w,
-                                                          const std::optional<TensorView<const B, 1>>& bias,
-                                                          activation_quantization aq) {
-  if constexpr (cpu_backend::quant_weight<W>) {
-    if (aq == activation_quantization::q8_blocks) {
-      const cpu_backend::Q8Activations<A> xq = cpu_backend::quantize_activation_q8(x);
-      if (bias) return cpu_backend::matmul<Out>(xq, w, *bias);
-      return cpu_backend::matmul<Out>(xq, w);
-    }
-  }
-  if (bias) return cpu_backend::matmul<Out>(x, w, *bias);
-  return cpu_backend::matmul<Out>(x, w);
-}
-}  // namespace detail
-
-/// y [M, N] = x [M, K] · Wᵀ, in x's dtype (or f32 when `Out = f32` is declared), accumulated in f32.
-template <class Out = operand_dtype, linear_input X>
-  requires matmul_out_is_operand_or_f32<resolve_out_t<Out, dtype_of<X>>, dtype_of<X>>
-[[nodiscard]] Tensor<resolve_out_t<Out, dtype_of<X>>, 2> linear(const X& x, const AnyWeight& w,
-                                                                activation_quantization aq = activation_quantization::none) {
-  using A = dtype_of<X>;
-  using O = resolve_out_t<Out, A>;
-  const TensorView<const A, 2> xv = x;
-  return std::visit([&](const auto& wv) { return detail::linear_one<Out, A>(xv, wv, std::optional<TensorView<const O, 1>>{}, aq); },
-                    w.storage());
-}
-
-/// y [M, N] = x [M, K] · Wᵀ + bias [N]; the bias has the output dtype (a bf16 layer's bias is
-/// bf16, an f32-output layer's f32 — backends/cpu/matmul.hpp).
-template <class Out = operand_dtype, linear_input X, HostTensorOfRank<1> B>
-  requires matmul_out_is_operand_or_f32<resolve_out_t<Out, dtype_of<X>>, dtype_of<X>> &&
-           same_dtype_no_implicit_cast<dtype_of<B>, resolve_out_t<Out, dtype_of<X>>>
-[[nodiscard]] Tensor<resolve_out_t<Out, dtype_of<X>>, 2> linear(const X& x, const AnyWeight& w, const B& bias,
-                                                                activation_quantization aq = activation_quantization::none) {
-  using A = dtype_of<X>;
-  const TensorView<const A, 2> xv = x;
-  const std::optional<TensorView<const dtype_of<B>, 1>> bv = TensorView<const dtype_of<B>, 1>(bias);
-  return std::visit([&](const auto& wv) { return detail::linear_one<Out, A>(xv, wv, bv, aq); }, w.storage());
-}
-
-/// As above with an optional bias (Llama `attention_bias` / `mlp_bias`: usually absent).
-template <class Out = operand_dtype, linear_input X, class B>
-  requires matmul_out_is_operand_or_f32<resolve_out_t<Out, dtype_of<X>>, dtype_of<X>> &&
-           HostTensorOfRank<B, 1> && same_dtype_no_implicit_cast<dtype_of<B>, resolve_out_t<Out, dtype_of<X>>>
-[[nodiscard]] Tensor<resolve_out_t<Out, dtype_of<X>>, 2> linear(const X& x, const AnyWeight& w,
-                                                                const std::optional<B>& bias,
-                                                                activation_quantization aq = activation_quantization::none) {
-  if (bias) return linear<Out>(x, w, *bias, aq);
-  return linear<Out>(x, w, aq);
-}
 
 // ---------------------------------------------------------------------------------------------
 // embed_rows: token-embedding lookup from a table of any format
@@ -289,4 +231,4 @@ template <ActivationDtype Act>
   return out;
 }
 
-}  // namespace precis::models
+}  // namespace precis
