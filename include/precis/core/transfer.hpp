@@ -28,6 +28,13 @@ namespace precis {
 template <class Dev>
 concept device_memory_available = requires { sizeof(device_allocator<Dev>); };
 
+namespace detail {
+/// `Dev`, spelled so that it depends on `T`: the device allocator is looked up when a copy is
+/// instantiated, not when this header is read (it is incomplete outside CUDA translation units).
+template <class T, class Dev>
+using dependent_device = Dev;
+}  // namespace detail
+
 /// A tensor argument in host memory / in device memory.
 template <class X>
 concept host_resident = TensorLike<X> && std::same_as<device_of<X>, host>;
@@ -39,13 +46,13 @@ template <class X>
   requires host_resident<X> && no_f64_on_device<std::remove_const_t<dtype_of<X>>, cuda>
 [[nodiscard]] Tensor<std::remove_const_t<dtype_of<X>>, rank_of<X>, cuda> to_device(const X& x) {
   using D = std::remove_const_t<dtype_of<X>>;
-  static_assert(device_memory_available<cuda>,
+  static_assert(device_memory_available<detail::dependent_device<X, cuda>>,
                 "to_device needs the CUDA component's device memory (include <precis/backends/cuda/...> in a "
                 "translation unit compiled by nvcc, link precis::cuda)");
   const TensorView<const D, rank_of<X>> v = x;
   PRECIS_CHECK(v.is_contiguous(), shape_error, "[to_device] the host tensor is not contiguous");
   Tensor<D, rank_of<X>, cuda> out(v.extents());
-  device_allocator<cuda>::copy_to_device(out.data(), v.data(), static_cast<std::size_t>(v.numel()) * sizeof(storage_t<D>));
+  device_allocator<detail::dependent_device<X, cuda>>::copy_to_device(out.data(), v.data(), static_cast<std::size_t>(v.numel()) * sizeof(storage_t<D>));
   return out;
 }
 
@@ -54,13 +61,13 @@ template <class X>
   requires device_resident<X>
 [[nodiscard]] Tensor<std::remove_const_t<dtype_of<X>>, rank_of<X>, host> to_host(const X& x) {
   using D = std::remove_const_t<dtype_of<X>>;
-  static_assert(device_memory_available<cuda>,
+  static_assert(device_memory_available<detail::dependent_device<X, cuda>>,
                 "to_host needs the CUDA component's device memory (include <precis/backends/cuda/...> in a "
                 "translation unit compiled by nvcc, link precis::cuda)");
   const TensorView<const D, rank_of<X>, cuda> v = x;
   PRECIS_CHECK(v.is_contiguous(), shape_error, "[to_host] the device tensor is not contiguous");
   Tensor<D, rank_of<X>, host> out(v.extents());
-  device_allocator<cuda>::copy_to_host(out.data(), v.data(), static_cast<std::size_t>(v.numel()) * sizeof(storage_t<D>));
+  device_allocator<detail::dependent_device<X, cuda>>::copy_to_host(out.data(), v.data(), static_cast<std::size_t>(v.numel()) * sizeof(storage_t<D>));
   return out;
 }
 
