@@ -12,7 +12,7 @@
 // expect-error: (satisfaction of|because|does not satisfy) 'kv_append_matches_store[<']
 #include <precis/core/cast.hpp>         // precis::cast
 #include <precis/nn/kv_cache.hpp>       // precis::KvCache
-#include <precis/nn/linear.hpp>         // precis::Linear
+#include <precis/ops/matmul.hpp>        // precis::matmul
 #include <precis/quant/dequantize.hpp>  // precis::dequantize
 #include <precis/quant/quant_tensor.hpp>  // precis::QuantTensor
 
@@ -25,10 +25,10 @@ index_t seed1(const QuantTensor<mxfp4, 2>& k_proj_mxfp4, const QuantTensor<mxfp4
 index_t seed1(const QuantTensor<mxfp4, 2>& k_proj_mxfp4, const QuantTensor<mxfp4, 2>& v_proj_mxfp4,
               const Tensor<bf16, 2>& hidden) {
   // No MXFP4 kernel on this machine: the fallback dequantizes — to bf16.
-  const Linear<bf16> k_proj(dequantize<bf16>(k_proj_mxfp4));
-  const Linear<bf16> v_proj(dequantize<bf16>(v_proj_mxfp4));
-  const Tensor<bf16, 2> k2 = k_proj.forward(hidden);  // [T, Hkv·Dh]
-  const Tensor<bf16, 2> v2 = v_proj.forward(hidden);  // [T, Hkv·Dh]
+  const Tensor<bf16, 2> k_proj = dequantize<bf16>(k_proj_mxfp4);  // [Hkv·Dh, hidden]
+  const Tensor<bf16, 2> v_proj = dequantize<bf16>(v_proj_mxfp4);  // [Hkv·Dh, hidden]
+  const Tensor<bf16, 2> k2 = matmul(hidden, k_proj);               // [T, Hkv·Dh]
+  const Tensor<bf16, 2> v2 = matmul(hidden, v_proj);               // [T, Hkv·Dh]
   const index_t n_tok = hidden.extent(0);
   const auto k = k2.cview().reshape<3>({n_tok, n_kv_heads, head_dim});  // [T, Hkv, Dh]
   const auto v = v2.cview().reshape<3>({n_tok, n_kv_heads, head_dim});  // [T, Hkv, Dh]

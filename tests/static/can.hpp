@@ -12,17 +12,13 @@
 #include <precis/core/precision_policy.hpp>  // PrecisionPolicy, role_dtype_t
 #include <precis/core/scalar.hpp>            // Scalar
 #include <precis/core/tensor.hpp>            // Tensor
+#include <precis/weights/any_weight.hpp>     // AnyWeight
 #include <precis/nn/attention.hpp>           // Attention, Sinks
-#include <precis/nn/embedding.hpp>           // Embedding, Tied, untie
 #include <precis/nn/kv_cache.hpp>            // KvCache
-#include <precis/nn/linear.hpp>              // Linear
-#include <precis/nn/qlinear.hpp>             // QLinear
 #include <precis/nn/rope.hpp>                // InvFreq, RopeTable, apply_rope
 #include <precis/nn/router.hpp>              // Router, SoftmaxThenTopK, TopKThenSoftmax
-#include <precis/ops/cat.hpp>                // cat
 #include <precis/ops/elementwise.hpp>        // add, mul
 #include <precis/ops/matmul.hpp>             // matmul
-#include <precis/ops/softmax.hpp>            // softmax, softmax_lowacc
 #include <precis/quant/dequantize.hpp>       // dequantize
 #include <precis/quant/quant_tensor.hpp>     // QuantTensor
 
@@ -37,18 +33,12 @@ template <class A, class B>
 concept can_add = requires(const A& a, const B& b) { add(a, b); };
 template <class A, class B>
 concept can_mul = requires(const A& a, const B& b) { mul(a, b); };
-template <class A, class B>
-concept can_cat = requires(const A& a, const B& b) { cat(0, a, b); };
 template <class X, class W>
 concept can_matmul = requires(const X& x, const W& w) { matmul(x, w); };
 template <class Out, class X, class W>
 concept can_matmul_out = requires(const X& x, const W& w) { matmul<Out>(x, w); };
 template <class Out, class X, class W, class B>
 concept can_matmul_bias = requires(const X& x, const W& w, const B& b) { matmul<Out>(x, w, b); };
-template <class X>
-concept can_softmax = requires(const X& x) { softmax(x); };
-template <class D, class X>
-concept can_softmax_lowacc = requires(const X& x) { softmax_lowacc<D>(x); };
 template <class To, class X>
 concept can_cast = requires(const X& x) { cast<To>(x); };
 template <class To, class X>
@@ -93,12 +83,6 @@ template <class R, class L>
 concept can_route = requires(const R& r, const L& l) { r(l, index_t{1}); };
 template <class W, class X>
 concept can_router_logits = requires(const Router<W>& r, const X& x) { r.logits(x); };
-template <class L, class X>
-concept can_forward = requires(const L& l, const X& x) { l.forward(x); };
-template <class E, class Ids>
-concept can_lookup = requires(const E& e, const Ids& ids) { e.lookup(ids); };
-template <class W, class T>
-concept can_untie = requires(const T& t) { untie<W>(t); };
 
 // --- quantized weights ---------------------------------------------------------------------
 template <class To, class Q>

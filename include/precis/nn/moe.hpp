@@ -23,8 +23,8 @@
 //
 // Dtypes (dtype-bugs C7, E24 — HF's MXFP4 fallback met bf16 weights with f32 states and
 // biases). The layer's type names its activation dtype Act, and that alone decides the output:
-// x must be Tensor<Act> (moe_input_matches_activation), the biases are Act (like Linear<D> and
-// QLinear<F, Act>), the result is Tensor<Act>. The weights are *storage* (like cpu::as_weight
+// x must be Tensor<Act> (moe_input_matches_activation), the biases are Act (like the bias of the
+// backends' linear op), the result is Tensor<Act>. The weights are *storage* (like cpu::as_weight
 // and QuantView): an f32 or mxfp4 stack under bf16 activations is a declared part of the type,
 // never a fallback's choice. The gate/up layout is structural, so it is a type too.
 //
@@ -269,7 +269,7 @@ concept ExpertGateUpLayout = requires(const L& l) {
 template <class In, class Act>
 concept moe_input_matches_activation = std::same_as<std::remove_cv_t<In>, Act>;
 
-/// Expert biases have the layer's activation dtype (as Linear<D> and QLinear<F, Act> biases).
+/// Expert biases have the layer's activation dtype (as a linear op's bias has its output dtype).
 template <class B, class Act>
 concept expert_bias_matches_activation = std::same_as<std::remove_cv_t<B>, Act>;
 
