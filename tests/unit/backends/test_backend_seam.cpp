@@ -187,16 +187,19 @@ TEMPLATE_TEST_CASE("Cpu vs Reference: embed, rms_norm, rope, glu, add_inplace", 
     Tensor<i64, 1> pos({6});
     for (index_t t = 0; t < 6; ++t) pos(t) = 3 + 5 * t;
     const InvFreq inv = InvFreq::standard(10000.0, 64);
-    const RopeTable<f32> table = RopeTable<f32>::from_positions(pos, inv);
+    // Each backend gets the table through its own upload (which consumes it, as a device
+    // backend's copy to device memory will), so each is built from the same positions.
+    const auto cpu_table = cpu.upload(RopeTable<f32>::from_positions(pos, inv));
+    const auto ref_table = ref.upload(RopeTable<f32>::from_positions(pos, inv));
     const Tensor<Act, 3> x = random_tensor<Act, 3>({6, 3, 64}, rng);
     for (const bool interleaved : {false, true}) {
       Tensor<Act, 3> a = x.clone(), b = x.clone();
       if (interleaved) {
-        cpu.rope<rope_layout::interleaved>(a.view(), cpu.upload(RopeTable<f32>::from_positions(pos, inv)));
-        ref.rope<rope_layout::interleaved>(b.view(), table);
+        cpu.rope<rope_layout::interleaved>(a.view(), cpu_table);
+        ref.rope<rope_layout::interleaved>(b.view(), ref_table);
       } else {
-        cpu.rope<rope_layout::half_split>(a.view(), table);
-        ref.rope<rope_layout::half_split>(b.view(), table);
+        cpu.rope<rope_layout::half_split>(a.view(), cpu_table);
+        ref.rope<rope_layout::half_split>(b.view(), ref_table);
       }
       INFO((interleaved ? "interleaved" : "half_split"));
       CHECK(close(a, b, pointwise_rel, pointwise_abs) == "");
