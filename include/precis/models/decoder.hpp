@@ -14,6 +14,7 @@
 // backend's context (the CPU backend's task arena), and the logits' crossing to the host.
 #pragma once
 
+#include <algorithm>  // std::min
 #include <cstdint>  // std::int64_t
 #include <span>     // std::span
 #include <string>   // std::string
@@ -23,7 +24,7 @@
 #include <precis/core/dtype.hpp>             // ActivationDtype, i64, f32
 #include <precis/core/error.hpp>             // shape_error, range_error, config_error
 #include <precis/core/tensor.hpp>            // Tensor
-#include <precis/models/model_loading.hpp>   // logits_rows
+#include <precis/models/model_loading.hpp>   // logits_rows, LoadOptions, context_for, kv_size_for
 #include <precis/nn/kv_cache.hpp>            // KvSeqId, KvLayerPlan, PagedKvSize
 
 namespace precis::models {
@@ -34,16 +35,25 @@ class Decoder {
   using backend_type = B;
   using cache_type = backends::kv_cache_of<B, Act>;
 
-  /// `name` prefixes messages ("llama"); `source` and `model_context` are what the context error
-  /// cites (the file and its max_position_embeddings).
-  Decoder(B backend, std::string name, std::string source, index_t context, index_t model_context,
-          const KvLayerPlan& plan, const PagedKvSize& kv)
+  /// What sizes a decoder: `name` prefixes messages ("llama"); `source` and `model_context`
+  /// (the file and its max_position_embeddings) are what the context error cites.
+  struct Spec {
+    std::string name, source;
+    index_t model_context = 0;
+    KvLayerPlan plan;
+    index_t n_kv_heads = 0, head_dim = 0;
+    index_t max_append = 0;  ///< most tokens one forward appends (sizes sliding rings); 0: the context
+  };
+
+  /// The context (LoadOptions::max_context, or the model's own) and the paged cache that holds
+  /// max_sequences sequences of it are worked out here, once.
+  Decoder(B backend, const LoadOptions& options, Spec spec)
       : be_(std::move(backend)),
-        name_(std::move(name)),
-        source_(std::move(source)),
-        context_(context),
-        model_context_(model_context),
-        cache_(be_.template make_kv_cache<Act>(plan, kv)) {}
+        name_(std::move(spec.name)),
+        source_(std::move(spec.source)),
+        context_(context_for(options, spec.model_context, source_)),
+        model_context_(spec.model_context),
+        cache_(be_.template make_kv_cache<Act>(spec.plan, kv_size(options, spec))) {}
 
   [[nodiscard]] B& backend() noexcept { return be_; }
   [[nodiscard]] const B& backend() const noexcept { return be_; }
@@ -133,6 +143,12 @@ class Decoder {
     Tensor<f32, 2> last({1, host.extent(1)});  // [1, vocab]
     for (index_t v = 0; v < host.extent(1); ++v) last(0, v) = host(host.extent(0) - 1, v);
     return last;
+  }
+
+  [[nodiscard]] PagedKvSize kv_size(const LoadOptions& options, const Spec& spec) const {
+    PagedKvSize kv = kv_size_for(options, context_, spec.n_kv_heads, spec.head_dim);
+    if (spec.max_append > 0) kv.max_append = std::min(spec.max_append, context_);
+    return kv;
   }
 
   B be_;

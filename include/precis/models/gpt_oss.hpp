@@ -421,9 +421,15 @@ class GptOss : public Decoder<GptOss<P, B>, B, typename P::activation> {
 
   GptOss(B backend, GptOssConfig config, GptOssWeights<P, B> weights, const LoadOptions& options,
          index_t prefill_chunk = default_prefill_chunk)
-      : base(std::move(backend), "gpt_oss", config.source,
-             context_for(options, config.max_position_embeddings, config.source), config.max_position_embeddings,
-             KvLayerPlan(config.windows), kv_size(options, config, prefill_chunk)),
+      : base(std::move(backend), options,
+             {.name = "gpt_oss",
+              .source = config.source,
+              .model_context = config.max_position_embeddings,
+              .plan = KvLayerPlan(config.windows),
+              .n_kv_heads = config.num_key_value_heads,
+              .head_dim = config.head_dim,
+              // sliding rings hold window − 1 + one prefill chunk (≤ the context)
+              .max_append = checked_chunk(prefill_chunk, config.max_position_embeddings)}),
         cfg_(std::move(config)),
         w_(std::move(weights)),
         inv_freq_(cfg_.rope.inv_freq()),
@@ -512,15 +518,6 @@ class GptOss : public Decoder<GptOss<P, B>, B, typename P::activation> {
   [[nodiscard]] static index_t checked_chunk(index_t chunk, index_t context) {
     PRECIS_CHECK(chunk >= 1, config_error, "[gpt_oss] prefill_chunk must be ≥ 1, got ", chunk);
     return std::min(chunk, context);
-  }
-
-  /// The paged cache for full layers (every position of every sequence) and the rings of the
-  /// sliding layers (window − 1 + prefill_chunk each).
-  [[nodiscard]] static PagedKvSize kv_size(const LoadOptions& options, const GptOssConfig& c, index_t prefill_chunk) {
-    const index_t context = context_for(options, c.max_position_embeddings, c.source);
-    PagedKvSize s = kv_size_for(options, context, c.num_key_value_heads, c.head_dim);
-    s.max_append = checked_chunk(prefill_chunk, context);
-    return s;
   }
 
   GptOssConfig cfg_;

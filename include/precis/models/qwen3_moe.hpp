@@ -454,11 +454,13 @@ class Qwen3Moe : public Decoder<Qwen3Moe<P, B>, B, typename P::activation> {
 
   Qwen3Moe(B backend, Qwen3MoeConfig config, Qwen3MoeWeights<P, B> weights, const LoadOptions& options,
            const std::string& model = "qwen3_moe")
-      : base(std::move(backend), model, config.source,
-             context_for(options, config.max_position_embeddings, config.source), config.max_position_embeddings,
-             KvLayerPlan(full_attention_layers{}, config.num_hidden_layers),
-             kv_size_for(options, context_for(options, config.max_position_embeddings, config.source),
-                         config.num_key_value_heads, config.head_dim)),
+      : base(std::move(backend), options,
+             {.name = model,
+              .source = config.source,
+              .model_context = config.max_position_embeddings,
+              .plan = KvLayerPlan(full_attention_layers{}, config.num_hidden_layers),
+              .n_kv_heads = config.num_key_value_heads,
+              .head_dim = config.head_dim}),
         cfg_(std::move(config)),
         w_(std::move(weights)),
         inv_freq_(cfg_.rope.inv_freq()),
