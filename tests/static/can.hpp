@@ -12,7 +12,6 @@
 #include <precis/core/precision_policy.hpp>  // PrecisionPolicy, role_dtype_t
 #include <precis/core/scalar.hpp>            // Scalar
 #include <precis/core/tensor.hpp>            // Tensor
-#include <precis/weights/any_weight.hpp>     // AnyWeight
 #include <precis/nn/attention.hpp>           // Attention, Sinks
 #include <precis/nn/kv_cache.hpp>            // KvCache
 #include <precis/nn/rope.hpp>                // InvFreq, RopeTable, apply_rope
@@ -21,6 +20,7 @@
 #include <precis/ops/matmul.hpp>             // matmul
 #include <precis/quant/dequantize.hpp>       // dequantize
 #include <precis/quant/quant_tensor.hpp>     // QuantTensor
+#include <precis/weights/any_weight.hpp>     // AnyWeight
 
 namespace precis::static_checks {
 

@@ -1,7 +1,6 @@
 // tests/static/static_nn.cpp — compile-time facts about the block-level dtype rules (building
 // this file is the test). dtype-bugs §3 "must not compile" entries 4–7, 9–11, 13, 14, 16 and
 // both seed bugs.
-#include <type_traits>  // std::is_constructible_v
 
 #include "can.hpp"  // precis::static_checks::can_*
 

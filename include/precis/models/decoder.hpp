@@ -53,6 +53,7 @@ class Decoder {
         source_(std::move(spec.source)),
         context_(context_for(options, spec.model_context, source_)),
         model_context_(spec.model_context),
+        max_append_(spec.max_append > 0 ? std::min(spec.max_append, context_) : context_),
         cache_(be_.template make_kv_cache<Act>(spec.plan, kv_size(options, spec))) {}
 
   [[nodiscard]] B& backend() noexcept { return be_; }
@@ -60,6 +61,8 @@ class Decoder {
   [[nodiscard]] const cache_type& cache() const noexcept { return cache_; }
   /// Positions one sequence may hold (≤ the model's context length).
   [[nodiscard]] index_t context_length() const noexcept { return context_; }
+  /// Most tokens one forward appends to a sequence (Spec::max_append, at most the context).
+  [[nodiscard]] index_t max_append() const noexcept { return max_append_; }
 
   [[nodiscard]] KvSeqId new_sequence() { return cache_.add_sequence(); }
   void release(KvSeqId seq) { cache_.remove_sequence(seq); }
@@ -147,13 +150,13 @@ class Decoder {
 
   [[nodiscard]] PagedKvSize kv_size(const LoadOptions& options, const Spec& spec) const {
     PagedKvSize kv = kv_size_for(options, context_, spec.n_kv_heads, spec.head_dim);
-    if (spec.max_append > 0) kv.max_append = std::min(spec.max_append, context_);
+    kv.max_append = max_append_;
     return kv;
   }
 
   B be_;
   std::string name_, source_;
-  index_t context_, model_context_;
+  index_t context_, model_context_, max_append_;
   cache_type cache_;
 };
 

@@ -428,13 +428,12 @@ class GptOss : public Decoder<GptOss<P, B>, B, typename P::activation> {
               .plan = KvLayerPlan(config.windows),
               .n_kv_heads = config.num_key_value_heads,
               .head_dim = config.head_dim,
-              // sliding rings hold window − 1 + one prefill chunk (≤ the context)
-              .max_append = checked_chunk(prefill_chunk, config.max_position_embeddings)}),
+              // sliding rings hold window − 1 + one prefill chunk (the Decoder caps it at the context)
+              .max_append = checked_chunk(prefill_chunk)}),
         cfg_(std::move(config)),
         w_(std::move(weights)),
         inv_freq_(cfg_.rope.inv_freq()),
-        eps_(Scalar<f32>::from(cfg_.rms_norm_eps)),
-        chunk_(checked_chunk(prefill_chunk, this->context_length())) {
+        eps_(Scalar<f32>::from(cfg_.rms_norm_eps)) {
     check_exact_activations_only(options, "gpt_oss");
     for (const index_t win : cfg_.windows)
       attn_.push_back({.n_heads = cfg_.num_attention_heads, .n_kv_heads = cfg_.num_key_value_heads,
@@ -444,11 +443,11 @@ class GptOss : public Decoder<GptOss<P, B>, B, typename P::activation> {
   [[nodiscard]] const GptOssConfig& config() const noexcept { return cfg_; }
   [[nodiscard]] const GptOssWeights<P, B>& weights() const noexcept { return w_; }
   [[nodiscard]] const InvFreq& inv_freq() const noexcept { return inv_freq_; }
-  [[nodiscard]] index_t prefill_chunk() const noexcept { return chunk_; }
+  [[nodiscard]] index_t prefill_chunk() const noexcept { return this->max_append(); }
   /// Positions a sliding layer's ring keeps per sequence: window − 1 + prefill_chunk.
   [[nodiscard]] index_t ring_positions(index_t layer) const {
     const index_t win = this->cache().window(layer);
-    return win == 0 ? this->context_length() : win - 1 + chunk_;
+    return win == 0 ? this->context_length() : win - 1 + prefill_chunk();
   }
 
   /// Installs a selection hook on every layer's routing (nn/layer_expert_selector.hpp); an empty
@@ -463,8 +462,9 @@ class GptOss : public Decoder<GptOss<P, B>, B, typename P::activation> {
     const auto n = static_cast<index_t>(tokens.size());
     this->check_context(this->length(seq), n, seq);
     Tensor<f32, 2> logits({rows == logits_rows::all ? n : 1, cfg_.vocab_size});  // [T or 1, vocab]
-    for (index_t t0 = 0; t0 < n; t0 += chunk_) {
-      const index_t m = std::min(chunk_, n - t0);
+    const index_t chunk = prefill_chunk();
+    for (index_t t0 = 0; t0 < n; t0 += chunk) {
+      const index_t m = std::min(chunk, n - t0);
       const auto part_tokens = tokens.subspan(static_cast<std::size_t>(t0), static_cast<std::size_t>(m));
       const Tensor<f32, 2> part = base::forward(seq, part_tokens, rows);  // [m or 1, vocab]: models/decoder.hpp
       const index_t dst = rows == logits_rows::all ? t0 : 0;
@@ -515,16 +515,15 @@ class GptOss : public Decoder<GptOss<P, B>, B, typename P::activation> {
   }
 
  private:
-  [[nodiscard]] static index_t checked_chunk(index_t chunk, index_t context) {
+  [[nodiscard]] static index_t checked_chunk(index_t chunk) {
     PRECIS_CHECK(chunk >= 1, config_error, "[gpt_oss] prefill_chunk must be ≥ 1, got ", chunk);
-    return std::min(chunk, context);
+    return chunk;
   }
 
   GptOssConfig cfg_;
   GptOssWeights<P, B> w_;
   InvFreq inv_freq_;  // [D/2] YaRN, f32, with the attention factor mscale
   Scalar<f32> eps_;
-  index_t chunk_;
   std::vector<AttentionConfig> attn_;  // per layer: the window of that layer
   LayerExpertSelector selector_;  // the user's selection hook; empty = the model's own ranking
 };
