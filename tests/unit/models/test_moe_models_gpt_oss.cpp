@@ -85,6 +85,15 @@ TEST_CASE("gpt-oss bf16: within the bf16 bound", "[models][moe][gpt_oss]") {
   CHECK(rel_l2(got, ref.logits) > 0.0);
 }
 
+TEST_CASE("gpt-oss prefill_chunk: must be positive, capped at the context", "[models][moe][gpt_oss]") {
+  REQUIRE_THROWS_MATCHES(load_gpt_oss<f32_policy>(moe_fixture("gpt_oss"), {}, precis::mxfp4_experts::as_stored, 0),
+                         config_error, Catch::Matchers::Message("[gpt_oss] prefill_chunk must be ≥ 1, got 0"));
+  // A chunk longer than the context (max_context 16) is the context: rings hold window − 1 + 16.
+  auto m = load_gpt_oss<f32_policy>(moe_fixture("gpt_oss"), {.max_context = 16}, precis::mxfp4_experts::as_stored, 1000);
+  CHECK(m.prefill_chunk() == 16);
+  CHECK(m.ring_positions(0) == m.cache().window(0) - 1 + 16);
+}
+
 TEST_CASE("gpt-oss sliding layers keep a bounded ring, and still match HF past the window", "[models][moe][gpt_oss]") {
   // prefill_chunk 4: a sliding layer (window 8) keeps 8 − 1 + 4 = 11 positions per sequence, so
   // over 40 tokens its ring wraps three times; the full layer keeps all 40.
