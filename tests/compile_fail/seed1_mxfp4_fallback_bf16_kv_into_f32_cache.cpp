@@ -8,7 +8,7 @@
 // In precis the dequantize target is a template argument the caller names (quant/dequantize.hpp),
 // so the activation dtype is visible here as bf16, and appending bf16 K/V to a KvCache<f32> does
 // not compile (kv_append_matches_store, nn/kv_cache.hpp). The twin makes the conversion explicit;
-// a real model would instead let the attention layer make its cache (make_cache → KvCache<bf16>).
+// a real model lets the backend make its cache for the compute type (make_kv_cache<Act>).
 // expect-error: (satisfaction of|because|does not satisfy) 'kv_append_matches_store[<']
 #include <precis/core/cast.hpp>         // precis::cast
 #include <precis/nn/kv_cache.hpp>       // precis::KvCache

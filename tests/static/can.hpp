@@ -12,8 +12,8 @@
 #include <precis/core/precision_policy.hpp>  // PrecisionPolicy, role_dtype_t
 #include <precis/core/scalar.hpp>            // Scalar
 #include <precis/core/tensor.hpp>            // Tensor
-#include <precis/nn/attention.hpp>           // Attention, Sinks
-#include <precis/nn/kv_cache.hpp>            // KvCache
+#include <precis/backends/reference/backend.hpp>  // backends::Reference (attend)
+#include <precis/nn/kv_cache.hpp>            // KvCache, PagedKvCache
 #include <precis/nn/rope.hpp>                // InvFreq, RopeTable, apply_rope
 #include <precis/nn/router.hpp>              // Router, SoftmaxThenTopK, TopKThenSoftmax
 #include <precis/ops/elementwise.hpp>        // add, mul
@@ -68,14 +68,14 @@ concept has_view_as = requires(const Cache& c) { c.template view<Other>(); };
 template <class Cache, class Other>
 concept has_reinterpret_as = requires(const Cache& c) { c.template reinterpret<Other>(); };
 
-// --- attention -----------------------------------------------------------------------------
-template <class B, class Act>
-concept can_name_attention = requires { typename Attention<B, Act>; };
-template <class A, class X>
-concept can_attend = requires(const A& a, const X& x) { a(x, x, x); };
-template <class A, class S>
-concept can_attend_with_sinks = requires(const A& a, const Tensor<typename A::activation, 3>& x, const Sinks<S>& s) {
-  a(x, x, x, s);
+// --- attention (through a backend's attend: what models call) -----------------------------
+template <class B, class Act, class X>
+concept can_attend = requires(const B& b, PagedKvCache<Act>& c, std::span<const KvSeqId> s, const X& x,
+                              const AttentionConfig& cfg) { b.template attend<Act>(c, 0, s, x, x, x, cfg); };
+template <class B, class Act, class S>
+concept can_attend_with_sinks = requires(const B& b, PagedKvCache<Act>& c, std::span<const KvSeqId> s,
+                                         const Tensor<Act, 3>& x, const AttentionConfig& cfg, const S& sinks) {
+  b.template attend<Act>(c, 0, s, x, x, x, cfg, sinks);
 };
 
 // --- router, layers ------------------------------------------------------------------------

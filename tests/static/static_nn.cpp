@@ -40,20 +40,17 @@ static_assert(has_typed_keys<KvCache<bf16>>);
 static_assert(!has_typed_keys<KvCache<fp8_store>>);
 static_assert(!has_view_as<KvCache<bf16>, f16>);  // E9: no reinterpretation of cache storage
 static_assert(!has_reinterpret_as<KvCache<bf16>, f16>);
-static_assert(std::same_as<Attention<attention_backend::reference, bf16>::cache_type, KvCache<bf16>>);
+static_assert(std::same_as<decltype(backends::Reference{}.make_kv_cache<bf16>(KvLayerPlan(full_attention_layers{}, 1),
+                                                                           PagedKvSize{})),
+                           PagedKvCache<bf16>>);  // a backend makes the cache of the compute type
 
-// --- attention backends and sinks (C10; E16, E23, E30) -------------------------------------
-using attention_backend::flash_bf16;
-using attention_backend::reference;
-static_assert(can_name_attention<reference, f32> && can_name_attention<reference, bf16>);
-static_assert(!can_name_attention<reference, f16>);
-static_assert(can_name_attention<flash_bf16, bf16>);
-static_assert(!can_name_attention<flash_bf16, f32>);
-static_assert(can_attend<Attention<reference, bf16>, Tensor<bf16, 3>>);
-static_assert(!can_attend<Attention<reference, bf16>, Tensor<f32, 3>>);
-static_assert(can_attend_with_sinks<Attention<flash_bf16, bf16>, f32>);
-static_assert(!can_attend_with_sinks<Attention<flash_bf16, bf16>, bf16>);
-static_assert(!can_attend_with_sinks<Attention<reference, f32>, bf16>);
+// --- attention and sinks through a backend (C10; E16, E23, E30) ----------------------------
+static_assert(can_attend<backends::Reference, bf16, Tensor<bf16, 3>>);
+static_assert(can_attend<backends::Reference, f32, TensorView<const f32, 3>>);
+static_assert(!can_attend<backends::Reference, bf16, Tensor<f32, 3>>);  // q/k/v of another dtype
+static_assert(can_attend_with_sinks<backends::Reference, bf16, Tensor<f32, 1>>);
+static_assert(!can_attend_with_sinks<backends::Reference, bf16, Tensor<bf16, 1>>);  // E23: f32 sinks
+static_assert(!can_attend_with_sinks<backends::Reference, f32, Tensor<f16, 1>>);
 
 // --- router (C6; E18) ----------------------------------------------------------------------
 static_assert(can_route<TopKThenSoftmax, Tensor<f32, 2>>);
@@ -92,7 +89,6 @@ static_assert(std::same_as<role_dtype_t<role::sinks, bf16_policy>, f32>);
 static_assert(!can_resolve_role<role::sinks, policy_sinks_bf16>);
 // There is no "cast every parameter": pinned parameters are not tensors cast<> can see.
 static_assert(!can_cast<bf16, InvFreq>);
-static_assert(!can_cast<bf16, Sinks<f32>>);
 static_assert(!can_cast<bf16, AnyWeight>);  // a stored weight is not a tensor (C11, cf_16)
 
 }  // namespace precis::static_checks

@@ -135,6 +135,7 @@ concept backend_kv_cache = requires(B& b, kv_cache_of<B, Act>& c, const kv_cache
   { cc.window(l) } -> std::same_as<index_t>;
   { cc.n_pages() } -> std::same_as<index_t>;
   { cc.page_size() } -> std::same_as<index_t>;
+  { cc.bytes() } -> std::same_as<std::size_t>;  // K/V memory, reported by the runners
 };
 
 template <class B, class Act>
@@ -168,6 +169,12 @@ concept backend_rope = requires(B& b, view_of<B, Act, 3> x, const typename B::ro
   b.template rope<rope_layout::half_split>(x, t);
   b.template rope<rope_layout::interleaved>(x, t);
 };
+
+/// Attention sinks reach a backend as f32 logits, one per query head: a checkpoint's bf16 sinks are
+/// widened once at load (role::sinks is pinned to f32), never concatenated to or promoted with scores
+/// (E23: an f32 sink cat'ed to bf16 scores promoted the row; trtllm_mha requires f32 sinks).
+template <class S>
+concept attention_sinks_are_f32 = std::same_as<S, f32>;
 
 template <class B, class Act>
 concept backend_attend = requires(B& b, kv_cache_of<B, Act>& c, index_t l, std::span<const KvSeqId> seqs,

@@ -295,11 +295,4 @@ void fill_common_info(ModelInfo& info, std::string architecture, const Config& c
   fill_weight_info(info, w);
 }
 
-/// Bytes of a paged KV cache's shared pool: K and V of every layer, page and KV head.
-template <class Cache>
-[[nodiscard]] std::size_t paged_kv_pool_bytes(const Cache& c, std::size_t element_bytes) {
-  return static_cast<std::size_t>(2 * c.n_layers() * c.n_pages() * c.page_size() * c.n_kv_heads() * c.head_dim()) *
-         element_bytes;
-}
-
 }  // namespace precis::models

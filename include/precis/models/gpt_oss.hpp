@@ -543,14 +543,7 @@ template <PrecisionPolicy P, backends::Backend B>
   info.n_experts = cfg.num_experts;
   info.n_experts_per_token = cfg.num_experts_per_tok;
   info.bytes_copied = model.weights().bytes_copied;
-  // Full layers: the shared page pool; sliding layers: a ring per sequence slot.
-  const auto& c = model.cache();
-  std::size_t positions = 0;
-  for (index_t l = 0; l < c.n_layers(); ++l)
-    positions += c.window(l) == 0 ? static_cast<std::size_t>(c.n_pages() * c.page_size())
-                                  : static_cast<std::size_t>(options.max_sequences * model.ring_positions(l));
-  info.kv_cache_bytes = 2 * positions * static_cast<std::size_t>(c.n_kv_heads() * c.head_dim()) *
-                        sizeof(storage_t<typename P::activation>);
+  info.kv_cache_bytes = model.cache().bytes();  // the page pool of the full layers + a ring per sequence
   return std::make_unique<CausalLMFor<GptOss<P, B>>>(std::move(model), std::move(info));
 }
 }  // namespace detail

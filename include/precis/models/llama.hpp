@@ -466,7 +466,7 @@ template <PrecisionPolicy P, backends::Backend B>
   ModelInfo info;
   fill_common_info(info, "llama", cfg, model, files.weights, options, p);
   info.bytes_copied = model.weights().bytes_copied;
-  info.kv_cache_bytes = paged_kv_pool_bytes(model.cache(), sizeof(storage_t<typename P::activation>));
+  info.kv_cache_bytes = model.cache().bytes();
   return std::make_unique<CausalLMFor<Llama<P, B>>>(std::move(model), std::move(info));
 }
 }  // namespace detail

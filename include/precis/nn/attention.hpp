@@ -1,5 +1,5 @@
-// precis/nn/attention.hpp — reference attention (GQA, causal, sliding window, sinks), attention
-// backends as tag types, Sinks<T>, and Attention<Backend, Act> with make_cache().
+// precis/nn/attention.hpp — AttentionConfig and the reference attention (GQA, causal, sliding
+// window, sinks): the math spec every backend's `attend` is diffed against.
 //
 // Math (model-semantics §1a), per query head h, query token at absolute position p:
 //   s_j  = (q · k_j) · scale                       for visible keys j, computed in f32
@@ -19,56 +19,29 @@
 //
 // Type rules:
 //   - scores and softmax are f32 whatever the activation dtype (E19 f16 KQ overflow, E20).
-//   - `Sinks<T>` is a distinct parameter type, not a tensor (E23: an f32 sink concatenated to
-//     bf16 scores promoted the whole row; E28: sinks silently downcast on save).
-//   - a backend is a tag type declaring `using sinks_t = ...;` and the activation dtypes its
-//     kernel accepts (`accepts_activation<Act>`). `Attention<B, Act>` compiles only if B accepts
-//     Act (attention_backend_accepts_activation: flash-attn's "only supports fp16 and bf16",
-//     E30/Qwen3#406), and wiring Sinks<S> into a backend whose sinks_t ≠ S does not compile
-//     (attention_backend_sinks_match: trtllm_mha requires f32 sinks, E23). Backend choice is a
-//     type, so every backend sees the same rule (E4: torch.compile accepting what eager rejects).
-//   - `make_cache()` returns KvCache<Act>: the cache's store type is the compute type (E5, E7).
+//   - sinks are f32 logits [n_heads] (role::sinks is pinned; a checkpoint's bf16 sinks are widened
+//     once at load). Backends take them only as f32 (attention_sinks_are_f32,
+//     backends/backend.hpp; E23: an f32 sink concatenated to bf16 scores promoted the whole row,
+//     trtllm_mha requires f32 sinks).
+//   - q, k, v are one activation dtype; which dtypes a backend's attention accepts is part of the
+//     Backend concept (backend_attend<B, Act>), so a kernel that takes bf16 only does not make a
+//     backend an f32 model can run on (E30: "FlashAttention only supports fp16 and bf16").
 #pragma once
 
 #include <algorithm>  // std::max
 #include <cmath>     // std::exp, std::sqrt
-#include <concepts>  // std::same_as
 #include <limits>    // std::numeric_limits
 #include <optional>  // std::optional
 #include <vector>    // std::vector
 
-#include <precis/core/dtype.hpp>       // precis::f32, bf16, ActivationDtype, FloatDtype
+#include <precis/core/dtype.hpp>       // precis::f32, bf16, ActivationDtype
 #include <precis/core/error.hpp>       // precis::config_error, shape_error, PRECIS_CHECK
 #include <precis/core/scalar.hpp>      // precis::to_compute, from_compute
 #include <precis/core/tensor.hpp>      // precis::Tensor
-#include <precis/nn/kv_cache.hpp>      // precis::KvCache, PagedKvCache, KvSequenceView
-#include <precis/ops/host_tensor.hpp>  // precis::HostTensorOfRank, materialize, format_extents
+#include <precis/nn/kv_cache.hpp>      // precis::KvSequenceView, KvSegment, detail::kv_copy_rows
+#include <precis/ops/host_tensor.hpp>  // precis::format_extents
 
 namespace precis {
-
-// ---------------------------------------------------------------------------------------------
-// Sinks
-// ---------------------------------------------------------------------------------------------
-
-/// gpt-oss attention sinks: one learned logit per query head ([n_heads]). Its own type — not a
-/// tensor — so it cannot meet scores in `cat`/`add`, and the backend decides which T it takes.
-template <FloatDtype T>
-class Sinks {
- public:
-  using dtype = T;
-
-  /// From sink logits [n_heads] of exactly dtype T (a checkpoint's bf16 sinks become
-  /// Sinks<f32> through an explicit cast<f32>, which widens exactly).
-  template <HostTensorOfRank<1> X>
-    requires same_dtype_no_implicit_cast<dtype_of<X>, T>
-  explicit Sinks(const X& logits) : logits_(materialize(logits)) {}
-
-  [[nodiscard]] TensorView<const T, 1> logits() const noexcept { return logits_.cview(); }  // [n_heads]
-  [[nodiscard]] index_t n_heads() const noexcept { return logits_.extent(0); }
-
- private:
-  Tensor<T, 1> logits_;  // [n_heads]
-};
 
 // ---------------------------------------------------------------------------------------------
 // Configuration and the reference kernel
@@ -206,176 +179,5 @@ template <ActivationDtype Act>
   }
   return detail::reference_attention_at<Act>(q, k.cview(), v.cview(), kv.first(), cfg, sinks);
 }
-
-// ---------------------------------------------------------------------------------------------
-// Backends
-// ---------------------------------------------------------------------------------------------
-
-namespace attention_backend {
-
-/// The reference kernel above: f32 or bf16 activations, f32 sinks.
-struct reference {
-  using sinks_t = f32;
-  template <class Act>
-  static constexpr bool accepts_activation = std::same_as<Act, f32> || std::same_as<Act, bf16>;
-
-  template <class Act>
-  [[nodiscard]] static Tensor<Act, 3> run(TensorView<const Act, 3> q, TensorView<const Act, 3> k,
-                                          TensorView<const Act, 3> v, const AttentionConfig& cfg,
-                                          std::optional<TensorView<const f32, 1>> sinks) {
-    return reference_attention<Act>(q, k, v, cfg, sinks);
-  }
-  template <class Act>
-  [[nodiscard]] static Tensor<Act, 3> run_cached(TensorView<const Act, 3> q, const KvSequenceView<Act>& kv,
-                                                 const AttentionConfig& cfg,
-                                                 std::optional<TensorView<const f32, 1>> sinks) {
-    return reference_attention<Act>(q, kv, cfg, sinks);
-  }
-};
-
-/// The contract of a FlashAttention-style fused kernel: bf16 activations only, f32 sinks
-/// (the trtllm_mha contract, E23). Declared here so the contract is checked at compile time on
-/// every machine; its kernel is the reference one until a fused kernel lands.
-struct flash_bf16 {
-  using sinks_t = f32;
-  template <class Act>
-  static constexpr bool accepts_activation = std::same_as<Act, bf16>;
-
-  template <class Act>
-  [[nodiscard]] static Tensor<Act, 3> run(TensorView<const Act, 3> q, TensorView<const Act, 3> k,
-                                          TensorView<const Act, 3> v, const AttentionConfig& cfg,
-                                          std::optional<TensorView<const f32, 1>> sinks) {
-    return reference_attention<Act>(q, k, v, cfg, sinks);
-  }
-  template <class Act>
-  [[nodiscard]] static Tensor<Act, 3> run_cached(TensorView<const Act, 3> q, const KvSequenceView<Act>& kv,
-                                                 const AttentionConfig& cfg,
-                                                 std::optional<TensorView<const f32, 1>> sinks) {
-    return reference_attention<Act>(q, kv, cfg, sinks);
-  }
-};
-
-}  // namespace attention_backend
-
-/// A backend tag: declares its sinks dtype and which activation dtypes it accepts.
-template <class B>
-concept AttentionBackend = requires { typename B::sinks_t; } && FloatDtype<typename B::sinks_t>;
-
-/// Backend `B`'s kernel accepts activations of dtype `Act` (E16, E30).
-template <class B, class Act>
-concept attention_backend_accepts_activation = AttentionBackend<B> && ActivationDtype<Act> &&
-                                               B::template accepts_activation<Act>;
-
-/// Sinks of dtype `S` are what backend `B` takes (E23).
-template <class B, class S>
-concept attention_backend_sinks_match = AttentionBackend<B> && std::same_as<typename B::sinks_t, S>;
-
-// ---------------------------------------------------------------------------------------------
-// Attention<Backend, Act>
-// ---------------------------------------------------------------------------------------------
-
-template <class B, class Act>
-  requires attention_backend_accepts_activation<B, Act>
-class Attention {
- public:
-  using backend = B;
-  using activation = Act;
-  using cache_type = KvCache<Act>;              // the store type is the compute type (seed bug 1, E5)
-  using paged_cache_type = PagedKvCache<Act>;  // the same rule for the paged layout
-  using sinks_type = Sinks<typename B::sinks_t>;
-
-  explicit Attention(const AttentionConfig& cfg) : cfg_(cfg) { detail::check_attention_config(cfg_); }
-
-  [[nodiscard]] const AttentionConfig& config() const noexcept { return cfg_; }
-
-  /// A KV cache for `n_layers` full-attention layers of this attention shape, storing Act.
-  [[nodiscard]] cache_type make_cache(index_t n_layers, index_t max_seq) const {
-    return cache_type(n_layers, max_seq, cfg_.n_kv_heads, cfg_.head_dim);
-  }
-  /// A KV cache with one store per layer of `plan` (sliding layers: rings of window − 1 +
-  /// max_append positions), storing Act.
-  [[nodiscard]] cache_type make_cache(const KvLayerPlan& plan, index_t max_seq, index_t max_append) const {
-    return cache_type(plan, KvCacheSize{.n_kv_heads = cfg_.n_kv_heads, .head_dim = cfg_.head_dim, .max_seq = max_seq,
-                                        .max_append = max_append});
-  }
-  /// A paged KV cache for several sequences: full layers share a pool of `n_pages` pages of
-  /// `page_size` positions, sliding layers keep a ring per sequence.
-  [[nodiscard]] paged_cache_type make_paged_cache(const KvLayerPlan& plan, index_t page_size, index_t n_pages,
-                                                  index_t max_sequences, index_t max_append) const {
-    return paged_cache_type(plan, PagedKvSize{.n_kv_heads = cfg_.n_kv_heads, .head_dim = cfg_.head_dim,
-                                              .page_size = page_size, .n_pages = n_pages,
-                                              .max_sequences = max_sequences, .max_append = max_append});
-  }
-
-  /// q [T, H, Dh] attends to k, v [S, Hkv, Dh]; all of dtype Act.
-  template <HostTensorOfRank<3> Q, HostTensorOfRank<3> K, HostTensorOfRank<3> V>
-    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act> && same_dtype_no_implicit_cast<dtype_of<K>, Act> &&
-             same_dtype_no_implicit_cast<dtype_of<V>, Act>
-  [[nodiscard]] Tensor<Act, 3> operator()(const Q& q, const K& k, const V& v) const {
-    return B::template run<Act>(as_const_view(q), as_const_view(k), as_const_view(v), cfg_, std::nullopt);
-  }
-
-  /// The same with sinks; `S` must be the backend's sinks_t.
-  template <HostTensorOfRank<3> Q, HostTensorOfRank<3> K, HostTensorOfRank<3> V, class S>
-    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act> && same_dtype_no_implicit_cast<dtype_of<K>, Act> &&
-             same_dtype_no_implicit_cast<dtype_of<V>, Act> && attention_backend_sinks_match<B, S>
-  [[nodiscard]] Tensor<Act, 3> operator()(const Q& q, const K& k, const V& v, const Sinks<S>& sinks) const {
-    return B::template run<Act>(as_const_view(q), as_const_view(k), as_const_view(v), cfg_, sinks.logits());
-  }
-
-  /// q [T, H, Dh] (the last T positions) attends to a cached sequence.
-  template <HostTensorOfRank<3> Q>
-    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act>
-  [[nodiscard]] Tensor<Act, 3> operator()(const Q& q, const KvSequenceView<Act>& kv) const {
-    return B::template run_cached<Act>(as_const_view(q), kv, cfg_, std::nullopt);
-  }
-  template <HostTensorOfRank<3> Q, class S>
-    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act> && attention_backend_sinks_match<B, S>
-  [[nodiscard]] Tensor<Act, 3> operator()(const Q& q, const KvSequenceView<Act>& kv, const Sinks<S>& sinks) const {
-    return B::template run_cached<Act>(as_const_view(q), kv, cfg_, sinks.logits());
-  }
-
-  /// Appends k_new, v_new [T, Hkv, Dh] to `layer` of `cache`, then q [T, H, Dh] attends to
-  /// what that layer holds (every position, or a sliding layer's ring).
-  template <HostTensorOfRank<3> Q, class K, class V>
-    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act> && kv_append_matches_store<K, Act> &&
-             kv_append_matches_store<V, Act>
-  [[nodiscard]] Tensor<Act, 3> forward(cache_type& cache, index_t layer, const Q& q, const K& k_new,
-                                       const V& v_new) const {
-    cache.append(layer, k_new, v_new);
-    return (*this)(q, cache.sequence(layer));
-  }
-
-  template <HostTensorOfRank<3> Q, class K, class V, class S>
-    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act> && kv_append_matches_store<K, Act> &&
-             kv_append_matches_store<V, Act> && attention_backend_sinks_match<B, S>
-  [[nodiscard]] Tensor<Act, 3> forward(cache_type& cache, index_t layer, const Q& q, const K& k_new, const V& v_new,
-                                       const Sinks<S>& sinks) const {
-    cache.append(layer, k_new, v_new);
-    return (*this)(q, cache.sequence(layer), sinks);
-  }
-
-  /// The same for sequence `seq` of a paged cache.
-  template <HostTensorOfRank<3> Q, class K, class V>
-    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act> && kv_append_matches_store<K, Act> &&
-             kv_append_matches_store<V, Act>
-  [[nodiscard]] Tensor<Act, 3> forward(paged_cache_type& cache, KvSeqId seq, index_t layer, const Q& q,
-                                       const K& k_new, const V& v_new) const {
-    cache.append(seq, layer, k_new, v_new);
-    return (*this)(q, cache.sequence(seq, layer));
-  }
-
-  template <HostTensorOfRank<3> Q, class K, class V, class S>
-    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act> && kv_append_matches_store<K, Act> &&
-             kv_append_matches_store<V, Act> && attention_backend_sinks_match<B, S>
-  [[nodiscard]] Tensor<Act, 3> forward(paged_cache_type& cache, KvSeqId seq, index_t layer, const Q& q,
-                                       const K& k_new, const V& v_new, const Sinks<S>& sinks) const {
-    cache.append(seq, layer, k_new, v_new);
-    return (*this)(q, cache.sequence(seq, layer), sinks);
-  }
-
- private:
-  AttentionConfig cfg_;
-};
 
 }  // namespace precis

@@ -1,6 +1,9 @@
-// precis/nn/kv_cache.hpp — the typed KV caches: KvCache<Store> (one sequence; per layer a
-// contiguous store or a sliding-window ring) and PagedKvCache<Store> (several sequences sharing a
-// pool of fixed-size pages). Attention kernels read both through KvSequenceView<E>.
+// precis/nn/kv_cache.hpp — the typed KV caches over one index (nn/kv_index.hpp):
+// PagedKvCache<Store> (several sequences sharing a pool of fixed-size pages; what the models and
+// the host backends use) and KvCache<Store> (one sequence: the same cache with one page of max_seq
+// positions). Both are a KvIndex (positions, block tables, rings, free pages) over a HostKvPool
+// (the K/V memory); the CUDA backend pairs the same index with a device pool. Attention kernels
+// read a sequence's layer through KvSequenceView<E>.
 //
 // Seed bug 1 (dtype-bugs §0): gpt-oss's MXFP4 kernels were missing, transformers fell back to
 // dequantizing to bf16, and the bf16 K/V met an f32 "virtual" KV workspace:
@@ -8,50 +11,34 @@
 // under a bf16 model (E5), torchtune's default-f32 cache (E6), fp8 caches read by bf16 kernels
 // (E8), bf16 bits read back as f16 (E9). The rules (class C2):
 //
-//   - `append(layer, k, v)` compiles only if K and V are tensors of exactly `Store`
+//   - `append(..., k, v)` compiles only if K and V are tensors of exactly `Store`
 //     (kv_append_matches_store). A bf16 activation appended to a KvCache<f32> does not compile;
-//     the fix is an explicit cast<f32> or, better, a cache made by the layer that produces K/V:
-//     `Attention<B, Act>::make_cache()` returns KvCache<Act> (nn/attention.hpp).
+//     the fix is an explicit cast<f32> or, better, a cache made for the compute type by the
+//     backend: `make_kv_cache<Act>()` returns kv_cache<Act> (backends/backend.hpp).
 //   - a store other than the compute type is spelled `quantized_kv<Store, Quantizer>`
 //     (core/precision_policy.hpp); such a cache accepts only the quantizer's own output
 //     (`QuantizedKv<Store, Q>`, nn/kv_quantizer.hpp) and is read only through
 //     `dequantize_keys<Act>` / `dequantize_values<Act>` or the raw, separately named
 //     `key_codes` + `key_scales` views. A bf16 tensor cannot be appended to it.
-//   - there is no `view<Other>()` and no reinterpretation: `keys(layer)` and `sequence(layer)`
+//   - there is no `view<Other>()` and no reinterpretation: `keys(layer)` and `sequence(...)`
 //     return views of the store's own dtype, and a reader wanting another dtype calls cast<To>.
 //
-// Layouts, chosen per layer by a KvLayerPlan (gpt-oss alternates: even layers slide with a
-// 128-token window, odd layers are full — model-semantics §1a):
-//   full layer     positions [0, L) in slots 0..L−1 of one allocation per layer, stored
-//                  head-major [Hkv, max_seq, Dh] (FlashInfer's "HND"): a decode task reads one kv
-//                  head's keys as one contiguous stream, which measured 1.6× faster than the
-//                  token-major [max_seq, Hkv, Dh] of llama2.c's `key_cache (layer, seq_len, dim)`
-//                  (docs/performance.md). Views still index [token, head, dim] through strides.
-//                  Appending past max_seq throws range_error naming the layer and the counts.
-//   sliding layer  a ring of C = window − 1 + max_append slots, position p in slot p mod C.
-//                  Key j is visible to query i iff i − window < j ≤ i (the window counts the
-//                  current token, §1a), so after T ≤ max_append new tokens at positions L.. the
-//                  first of them needs keys from L − window + 1 on, and the ring still holds
-//                  every position from L + T − C = L − window + 1 − (max_append − T) on. Memory is
-//                  bounded by the window, not by the sequence (llama.cpp's SWA cache sizes its
-//                  ring as window + ubatch the same way).
-//   paged          PagedKvCache: full layers take pages of P tokens ([Hkv, P, Dh] each) from one
-//                  pool shared by all live sequences; each sequence's block table maps page p / P to a pool page
-//                  (vLLM's PagedAttention block table); one table serves every full layer.
-//                  Sliding layers keep one ring per sequence slot. add_sequence / remove_sequence
-//                  allocate and free; page exhaustion is a range_error naming the sequence, the
-//                  layer and the counts, and nothing is written.
+// Layouts (nn/kv_index.hpp): per layer, blocks of slots — pool pages for full layers, one ring of
+// window − 1 + max_append slots per sequence for sliding layers (gpt-oss alternates, model-
+// semantics §1a). Page exhaustion, a ring overrun and (KvCache) appending past max_seq are
+// range_errors naming the sequence, the layer and the counts, and nothing is written.
 //
 // Readers: KvSequenceView<E> is the retained positions [first, length) of one sequence in one
-// layer as runs of consecutive positions stored contiguously (KvSegment): one run for a full
-// layer, at most two for a ring, one per page for a paged layer. Kernels address keys by
-// absolute position, so every layout gives bit-identical attention (tests/unit/attention).
-// A view points into the cache: it is invalidated by the next append to its layer.
+// layer as runs of consecutive positions stored contiguously (KvSegment): one per page for a full
+// layer, at most two for a ring. Kernels address keys by absolute position, so every layout gives
+// bit-identical attention (tests/unit/attention). A view points into the cache: it is invalidated
+// by the next append to its layer.
 #pragma once
 
 #include <algorithm>  // std::max, std::min
 #include <concepts>   // std::same_as
-#include <cstdint>    // std::uint64_t
+#include <cstddef>    // std::size_t
+#include <cstring>    // std::memcpy
 #include <span>       // std::span
 #include <utility>    // std::move
 #include <vector>     // std::vector
@@ -60,6 +47,7 @@
 #include <precis/core/error.hpp>             // precis::range_error, shape_error, config_error
 #include <precis/core/precision_policy.hpp>  // precis::quantized_kv, is_quantized_kv
 #include <precis/core/tensor.hpp>            // precis::Tensor
+#include <precis/nn/kv_index.hpp>            // precis::KvIndex, KvLayerPlan, PagedKvSize, KvSeqId, KvRun
 #include <precis/nn/kv_quantizer.hpp>        // precis::QuantizedKv, KvQuantizer, kv_fp8_store
 #include <precis/ops/host_tensor.hpp>        // precis::HostTensorOfRank, format_extents
 
@@ -117,62 +105,6 @@ struct kv_append_expected<quantized_kv<S, Q>> {
 template <class Arg, class Store>
 concept kv_append_matches_store =
     std::same_as<typename detail::kv_append_key<Arg, Store>::type, typename detail::kv_append_expected<Store>::type>;
-
-// ---------------------------------------------------------------------------------------------
-// Which layers slide: KvLayerPlan
-// ---------------------------------------------------------------------------------------------
-
-/// A named rule giving each layer's attention window (0: full causal attention).
-template <class P>
-concept LayerWindowPattern = requires(const P& p, index_t layer) {
-  { p.window_of(layer) } -> std::same_as<index_t>;
-};
-
-/// Every layer attends to the whole prefix (Llama, Qwen3-MoE: `use_sliding_window false`, §1b).
-struct full_attention_layers {
-  [[nodiscard]] constexpr index_t window_of(index_t) const noexcept { return 0; }
-};
-
-/// Every layer slides with one window.
-struct sliding_attention_layers {
-  index_t window = 0;
-  [[nodiscard]] constexpr index_t window_of(index_t) const noexcept { return window; }
-};
-
-/// gpt-oss (§1a): even layers slide with a 128-token window, odd layers are full
-/// (OAI `sliding_window = 128 if layer_idx % 2 == 0 else 0`; HF `layer_types`).
-struct gpt_oss_alternating_layers {
-  index_t window = 128;
-  [[nodiscard]] constexpr index_t window_of(index_t layer) const noexcept { return layer % 2 == 0 ? window : 0; }
-};
-
-/// The window of every layer of a model, as the cache needs it: 0 = full, w > 0 = sliding.
-class KvLayerPlan {
- public:
-  template <LayerWindowPattern P>
-  KvLayerPlan(const P& pattern, index_t n_layers) {
-    PRECIS_CHECK(n_layers >= 0, config_error, "[KvLayerPlan] negative layer count ", n_layers);
-    windows_.reserve(static_cast<std::size_t>(n_layers));
-    for (index_t l = 0; l < n_layers; ++l) windows_.push_back(pattern.window_of(l));
-    check();
-  }
-  /// One window per layer, e.g. from config.json `layer_types` + `sliding_window`.
-  explicit KvLayerPlan(std::vector<index_t> windows) : windows_(std::move(windows)) { check(); }
-
-  [[nodiscard]] index_t n_layers() const noexcept { return static_cast<index_t>(windows_.size()); }
-  [[nodiscard]] index_t window(index_t layer) const {
-    PRECIS_CHECK(layer >= 0 && layer < n_layers(), range_error, "[KvLayerPlan::window] layer ", layer,
-                 " outside [0, ", n_layers(), ")");
-    return windows_[static_cast<std::size_t>(layer)];
-  }
-
- private:
-  void check() const {
-    for (std::size_t l = 0; l < windows_.size(); ++l)
-      PRECIS_CHECK(windows_[l] >= 0, config_error, "[KvLayerPlan] layer ", l, ": negative window ", windows_[l]);
-  }
-  std::vector<index_t> windows_;  // [n_layers]
-};
 
 // ---------------------------------------------------------------------------------------------
 // KvSequenceView: what attention kernels read
@@ -272,32 +204,216 @@ template <class E>
   return TensorView<E, 3>(base, {slots, n_kv_heads, head_dim}, {head_dim, slots * head_dim, 1});
 }
 
-/// Positions [begin, end) of a store of `capacity` slots holding position p in slot
-/// p mod capacity, as runs of consecutive slots: f(position, slot, count). A full layer
-/// (end ≤ capacity) is one run; a ring at most two.
-template <class F>
-void for_each_slot_run(index_t begin, index_t end, index_t capacity, F&& f) {
-  for (index_t p = begin; p < end;) {
-    const index_t slot = p % capacity;
-    const index_t n = std::min(end - p, capacity - slot);
-    f(p, slot, n);
-    p += n;
-  }
-}
-
-/// Slots a layer of window w needs: every position for a full layer, w − 1 + max_append for a ring.
-[[nodiscard]] inline index_t kv_capacity(index_t window, index_t max_seq, index_t max_append) noexcept {
-  return window == 0 ? max_seq : window - 1 + max_append;
-}
-
-/// After truncating a layer to `new_length`, the next query (position new_length) attends to
-/// max(0, new_length − w + 1) on; those positions must still be held (oldest retained ≤ them).
-[[nodiscard]] inline bool kv_truncation_keeps_window(index_t new_length, index_t window, index_t oldest) noexcept {
-  if (new_length == 0 || window == 0) return true;
-  return std::max<index_t>(0, new_length - window + 1) >= oldest;
-}
-
 }  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// HostKvPool<Store>: the K/V storage a KvIndex addresses, in host memory
+// ---------------------------------------------------------------------------------------------
+
+/// Per layer l, K and V as [blocks(l), Hkv, block_slots(l), Dh]: head-major within a block
+/// (FlashInfer's "HND"), so a decode task reads one kv head's keys of a page as one contiguous
+/// stream — measured 1.6× faster than the token-major [slots, Hkv, Dh] of llama2.c's
+/// `key_cache (layer, seq_len, dim)` (docs/performance.md). Views still index [slot, head, dim]
+/// through strides. A quantized store adds f32 scales [blocks, block_slots, Hkv] for K and for V.
+template <class Store>
+  requires KvStore<Store>
+class HostKvPool {
+ public:
+  using element_dtype = kv_element_t<Store>;
+  static constexpr bool quantized = is_quantized_kv<Store>;
+
+  explicit HostKvPool(const KvIndex& index) {
+    layers_.reserve(static_cast<std::size_t>(index.n_layers()));
+    for (index_t l = 0; l < index.n_layers(); ++l) {
+      const index_t b = index.blocks(l), n = index.block_slots(l), h = index.n_kv_heads(), d = index.head_dim();
+      const extents_t<3> scales = quantized ? extents_t<3>{b, n, h} : extents_t<3>{0, 0, 0};
+      layers_.push_back({Tensor<element_dtype, 4>({b, h, n, d}), Tensor<element_dtype, 4>({b, h, n, d}),
+                         Tensor<f32, 3>(scales), Tensor<f32, 3>(scales)});
+    }
+  }
+
+  /// Block `b` of layer `l`'s keys / values as [block_slots, Hkv, Dh] (slot, head, dim).
+  [[nodiscard]] TensorView<const element_dtype, 3> keys(index_t l, index_t b) const { return tokens(layer(l).k, b); }
+  [[nodiscard]] TensorView<const element_dtype, 3> values(index_t l, index_t b) const { return tokens(layer(l).v, b); }
+  /// Block `b` of layer `l`'s key / value scales as [block_slots, Hkv] (quantized stores).
+  [[nodiscard]] TensorView<const f32, 2> key_scales(index_t l, index_t b) const
+    requires quantized
+  {
+    return layer(l).k_scale.cview()[b];
+  }
+  [[nodiscard]] TensorView<const f32, 2> value_scales(index_t l, index_t b) const
+    requires quantized
+  {
+    return layer(l).v_scale.cview()[b];
+  }
+
+  /// Rows [offset, offset + run.n) of k, v [T, Hkv, Dh] into the run's slots of layer l.
+  void write(index_t l, const KvRun& run, index_t offset, TensorView<const element_dtype, 3> k,
+             TensorView<const element_dtype, 3> v) {
+    auto& s = layer(l);
+    detail::kv_copy_rows(tokens(s.k, run.block), run.slot, k.slice(0, offset, offset + run.n));
+    detail::kv_copy_rows(tokens(s.v, run.block), run.slot, v.slice(0, offset, offset + run.n));
+  }
+  /// Rows [offset, offset + run.n) of the scales k, v [T, Hkv] into the run's slots of layer l.
+  void write_scales(index_t l, const KvRun& run, index_t offset, TensorView<const f32, 2> k,
+                    TensorView<const f32, 2> v)
+    requires quantized
+  {
+    auto& s = layer(l);
+    detail::kv_copy_rows(s.k_scale.view()[run.block], run.slot, k.slice(0, offset, offset + run.n));
+    detail::kv_copy_rows(s.v_scale.view()[run.block], run.slot, v.slice(0, offset, offset + run.n));
+  }
+
+  /// Bytes of K, V (and scales) of every layer.
+  [[nodiscard]] std::size_t bytes() const noexcept {
+    std::size_t n = 0;
+    for (const auto& s : layers_)
+      n += s.k.bytes() + s.v.bytes() + s.k_scale.bytes() + s.v_scale.bytes();
+    return n;
+  }
+
+ private:
+  struct layer_store {
+    Tensor<element_dtype, 4> k;  // [blocks, Hkv, block_slots, Dh]
+    Tensor<element_dtype, 4> v;  // [blocks, Hkv, block_slots, Dh]
+    Tensor<f32, 3> k_scale;      // [blocks, block_slots, Hkv] (quantized stores; else empty)
+    Tensor<f32, 3> v_scale;      // [blocks, block_slots, Hkv]
+  };
+  [[nodiscard]] static TensorView<element_dtype, 3> tokens(Tensor<element_dtype, 4>& t, index_t b) noexcept {
+    return detail::kv_tokens<element_dtype>(t.data() + b * t.extent(1) * t.extent(2) * t.extent(3), t.extent(2),
+                                            t.extent(1), t.extent(3));
+  }
+  [[nodiscard]] static TensorView<const element_dtype, 3> tokens(const Tensor<element_dtype, 4>& t,
+                                                                 index_t b) noexcept {
+    return detail::kv_tokens<const element_dtype>(t.data() + b * t.extent(1) * t.extent(2) * t.extent(3),
+                                                  t.extent(2), t.extent(1), t.extent(3));
+  }
+  layer_store& layer(index_t l) { return layers_[static_cast<std::size_t>(l)]; }
+  const layer_store& layer(index_t l) const { return layers_[static_cast<std::size_t>(l)]; }
+
+  std::vector<layer_store> layers_;  // [n_layers]
+};
+
+// ---------------------------------------------------------------------------------------------
+// PagedKvCache<Store>: several sequences, one page pool (KvIndex + HostKvPool)
+// ---------------------------------------------------------------------------------------------
+
+template <class Store>
+  requires KvStore<Store>
+class PagedKvCache {
+ public:
+  using store_type = Store;
+  using element_dtype = kv_element_t<Store>;
+  static constexpr bool quantized = is_quantized_kv<Store>;
+
+  PagedKvCache(const KvLayerPlan& plan, const PagedKvSize& size, const char* owner = "PagedKvCache")
+      : index_(plan, size, owner), pool_(index_) {}
+
+  [[nodiscard]] const KvIndex& index() const noexcept { return index_; }
+  /// The storage, for kernels that address it through index() runs.
+  [[nodiscard]] const HostKvPool<Store>& pool() const noexcept { return pool_; }
+  [[nodiscard]] std::size_t bytes() const noexcept { return pool_.bytes(); }
+
+  [[nodiscard]] index_t n_layers() const noexcept { return index_.n_layers(); }
+  [[nodiscard]] index_t n_kv_heads() const noexcept { return index_.n_kv_heads(); }
+  [[nodiscard]] index_t head_dim() const noexcept { return index_.head_dim(); }
+  [[nodiscard]] index_t page_size() const noexcept { return index_.page_size(); }
+  [[nodiscard]] index_t n_pages() const noexcept { return index_.n_pages(); }
+  [[nodiscard]] index_t free_pages() const noexcept { return index_.free_pages(); }
+  [[nodiscard]] index_t window(index_t layer) const { return index_.window(layer); }
+  [[nodiscard]] index_t live_sequences() const noexcept { return index_.live_sequences(); }
+
+  /// A new, empty sequence; range_error when max_sequences are live.
+  [[nodiscard]] KvSeqId add_sequence() { return index_.add_sequence(); }
+  /// Frees `seq`: its pages return to the pool and its id becomes stale.
+  void remove_sequence(KvSeqId seq) { index_.remove_sequence(seq); }
+  /// Forgets every position of `seq`; the id stays live.
+  void clear(KvSeqId seq) { index_.clear(seq); }
+  [[nodiscard]] index_t length(KvSeqId seq, index_t layer) const { return index_.length(seq, layer); }
+  [[nodiscard]] index_t first(KvSeqId seq, index_t layer) const { return index_.first(seq, layer); }
+  /// Pool pages of `seq` in position order (its block table).
+  [[nodiscard]] std::span<const index_t> page_table(KvSeqId seq) const { return index_.page_table(seq); }
+  void truncate(KvSeqId seq, index_t layer, index_t new_length) { index_.truncate(seq, layer, new_length); }
+
+  /// Appends k, v [T, n_kv_heads, head_dim] of `seq` to `layer` (quantized stores: the quantizer's
+  /// output). A full layer takes the pages it needs from the pool first; if the pool cannot supply
+  /// them, or a ring would overrun, nothing is written.
+  template <class K, class V>
+    requires kv_append_matches_store<K, Store> && kv_append_matches_store<V, Store>
+  void append(KvSeqId seq, index_t layer, const K& k, const V& v) {
+    if constexpr (quantized) {
+      append_rows(seq, layer, k.codes(), v.codes(), [&](const KvRun& r, index_t off) {
+        pool_.write_scales(layer, r, off, k.scales(), v.scales());
+      });
+    } else {
+      append_rows(seq, layer, as_const_view(k), as_const_view(v), [](const KvRun&, index_t) {});
+    }
+  }
+
+  /// What attention kernels read: positions [first, length) of `seq` in `layer` (one segment per
+  /// page for a full layer, at most two for a ring). (A template only so that the return type is
+  /// not formed for quantized stores.)
+  template <class E = element_dtype>
+    requires(!quantized && std::same_as<E, element_dtype>)
+  [[nodiscard]] KvSequenceView<E> sequence(KvSeqId seq, index_t layer) const {
+    std::vector<KvSegment<E>> segs;
+    index_.for_each_run(seq, layer, [&](const KvRun& r) {
+      segs.push_back({r.position, pool_.keys(layer, r.block).slice(0, r.slot, r.slot + r.n),
+                      pool_.values(layer, r.block).slice(0, r.slot, r.slot + r.n)});
+    });
+    return KvSequenceView<E>(n_kv_heads(), head_dim(), window(layer), std::move(segs));
+  }
+
+  /// Quantized stores: keys / values [length − first, Hkv, Dh] of `seq` in `layer`, dequantized by
+  /// the store's quantizer to `Act`.
+  template <ActivationDtype Act>
+    requires quantized
+  [[nodiscard]] Tensor<Act, 3> dequantize_keys(KvSeqId seq, index_t layer) const {
+    return gather_dequantize<Act>(seq, layer, true);
+  }
+  template <ActivationDtype Act>
+    requires quantized
+  [[nodiscard]] Tensor<Act, 3> dequantize_values(KvSeqId seq, index_t layer) const {
+    return gather_dequantize<Act>(seq, layer, false);
+  }
+
+ private:
+  template <class Scales>
+  void append_rows(KvSeqId seq, index_t layer, TensorView<const element_dtype, 3> k,
+                   TensorView<const element_dtype, 3> v, Scales&& scales) {
+    const extents_t<3> want = {k.extent(0), n_kv_heads(), head_dim()};
+    PRECIS_CHECK(k.extents() == want, shape_error, "[", index_.owner(), "::append] k ", format_extents(k.extents()),
+                 ", expected ", format_extents(want));
+    PRECIS_CHECK(v.extents() == want, shape_error, "[", index_.owner(), "::append] v ", format_extents(v.extents()),
+                 " does not match k ", format_extents(k.extents()));
+    const index_t start = index_.length(seq, layer);
+    index_.append(seq, layer, k.extent(0), [&](const KvRun& r) {
+      pool_.write(layer, r, r.position - start, k, v);
+      scales(r, r.position - start);
+    });
+  }
+
+  template <ActivationDtype Act>
+  [[nodiscard]] Tensor<Act, 3> gather_dequantize(KvSeqId seq, index_t layer, bool keys) const {
+    const index_t n = length(seq, layer) - first(seq, layer), from = first(seq, layer);
+    Tensor<element_dtype, 3> codes({n, n_kv_heads(), head_dim()});
+    Tensor<f32, 2> scales({n, n_kv_heads()});
+    index_.for_each_run(seq, layer, [&](const KvRun& r) {
+      const auto c = keys ? pool_.keys(layer, r.block) : pool_.values(layer, r.block);
+      const auto s = keys ? pool_.key_scales(layer, r.block) : pool_.value_scales(layer, r.block);
+      detail::kv_copy_rows(codes.view(), r.position - from, c.slice(0, r.slot, r.slot + r.n));
+      detail::kv_copy_rows(scales.view(), r.position - from, s.slice(0, r.slot, r.slot + r.n));
+    });
+    return Store::quantizer::template dequantize<Act>(codes.cview(), scales.cview());
+  }
+
+  KvIndex index_;
+  HostKvPool<Store> pool_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// KvCache<Store>: one sequence (a PagedKvCache of one sequence and one page of max_seq positions)
+// ---------------------------------------------------------------------------------------------
 
 /// Sizes of a KvCache.
 struct KvCacheSize {
@@ -307,10 +423,6 @@ struct KvCacheSize {
   index_t max_append = 1;  ///< most tokens one append brings (the prefill chunk): a sliding layer
                            ///< of window w keeps a ring of w − 1 + max_append positions
 };
-
-// ---------------------------------------------------------------------------------------------
-// KvCache<Store>: one sequence
-// ---------------------------------------------------------------------------------------------
 
 template <class Store>
   requires KvStore<Store>
@@ -323,46 +435,44 @@ class KvCache {
   /// `n_layers` full-attention layers of `max_seq` positions.
   KvCache(index_t n_layers, index_t max_seq, index_t n_kv_heads, index_t head_dim)
       : KvCache(KvLayerPlan(full_attention_layers{}, std::max<index_t>(n_layers, 0)),
-                KvCacheSize{.n_kv_heads = n_kv_heads, .head_dim = head_dim, .max_seq = max_seq, .max_append = 1},
-                n_layers) {}
+                KvCacheSize{.n_kv_heads = n_kv_heads, .head_dim = head_dim, .max_seq = max_seq, .max_append = 1}) {}
 
-  /// One store per layer of `plan`: full layers hold max_seq positions, sliding layers a ring of
-  /// window − 1 + max_append.
-  KvCache(const KvLayerPlan& plan, const KvCacheSize& size) : KvCache(plan, size, plan.n_layers()) {}
+  /// Full layers hold max_seq positions (one page of max_seq: positions [0, L) in slots 0..L−1),
+  /// sliding layers a ring of window − 1 + max_append.
+  KvCache(const KvLayerPlan& plan, const KvCacheSize& size)
+      : paged_(plan,
+               PagedKvSize{.n_kv_heads = size.n_kv_heads, .head_dim = size.head_dim, .page_size = size.max_seq,
+                           .n_pages = 1, .max_sequences = 1, .max_append = size.max_append},
+               "KvCache"),
+        seq_(paged_.add_sequence()) {}
 
-  [[nodiscard]] index_t n_layers() const noexcept { return static_cast<index_t>(layers_.size()); }
-  [[nodiscard]] index_t max_seq() const noexcept { return size_.max_seq; }
-  [[nodiscard]] index_t max_append() const noexcept { return size_.max_append; }
-  [[nodiscard]] index_t n_kv_heads() const noexcept { return size_.n_kv_heads; }
-  [[nodiscard]] index_t head_dim() const noexcept { return size_.head_dim; }
+  [[nodiscard]] index_t n_layers() const noexcept { return paged_.n_layers(); }
+  [[nodiscard]] index_t max_seq() const noexcept { return paged_.page_size(); }
+  [[nodiscard]] index_t max_append() const noexcept { return paged_.index().max_append(); }
+  [[nodiscard]] index_t n_kv_heads() const noexcept { return paged_.n_kv_heads(); }
+  [[nodiscard]] index_t head_dim() const noexcept { return paged_.head_dim(); }
+  [[nodiscard]] std::size_t bytes() const noexcept { return paged_.bytes(); }
   /// The window `layer`'s store was built for (0: full).
-  [[nodiscard]] index_t window(index_t layer) const { return at("window", layer).window; }
+  [[nodiscard]] index_t window(index_t layer) const { return paged_.window(layer); }
   /// Positions `layer`'s memory holds: max_seq, or the ring's window − 1 + max_append.
-  [[nodiscard]] index_t capacity(index_t layer) const { return at("capacity", layer).capacity(); }
+  [[nodiscard]] index_t capacity(index_t layer) const { return paged_.index().block_slots(layer); }
   /// Tokens cached so far in `layer` (the position of the next one).
-  [[nodiscard]] index_t length(index_t layer) const { return at("length", layer).length; }
+  [[nodiscard]] index_t length(index_t layer) const { return paged_.length(seq_, layer); }
   /// The oldest position `layer` still holds (0 unless a ring has wrapped).
-  [[nodiscard]] index_t first(index_t layer) const { return at("first", layer).oldest; }
+  [[nodiscard]] index_t first(index_t layer) const { return paged_.first(seq_, layer); }
 
   /// Appends k, v [T, n_kv_heads, head_dim] to `layer` (quantized stores: the quantizer's output).
   template <class K, class V>
     requires kv_append_matches_store<K, Store> && kv_append_matches_store<V, Store>
   void append(index_t layer, const K& k, const V& v) {
-    layer_store& s = at("append", layer);
-    if constexpr (quantized) {
-      check_append(s, layer, k.codes(), v.codes());
-      write_rows(s, layer_store::tokens(s.k), k.codes());
-      write_rows(s, layer_store::tokens(s.v), v.codes());
-      write_rows(s, s.k_scale.view(), k.scales());
-      write_rows(s, s.v_scale.view(), v.scales());
-      advance(s, k.codes().extent(0));
-    } else {
-      const TensorView<const element_dtype, 3> kv = as_const_view(k), vv = as_const_view(v);
-      check_append(s, layer, kv, vv);
-      write_rows(s, layer_store::tokens(s.k), kv);
-      write_rows(s, layer_store::tokens(s.v), vv);
-      advance(s, kv.extent(0));
-    }
+    index_t n_new = 0;
+    if constexpr (quantized) n_new = k.codes().extent(0);
+    else n_new = as_const_view(k).extent(0);
+    const index_t len = length(layer);
+    if (window(layer) == 0)
+      PRECIS_CHECK(len + n_new <= max_seq(), range_error, "[KvCache::append] layer ", layer, ": ", len, " cached + ",
+                   n_new, " new tokens exceed max_seq ", max_seq());
+    paged_.append(seq_, layer, k, v);
   }
 
   /// Cached keys of `layer`: [length(layer), n_kv_heads, head_dim], the store's own dtype. A
@@ -370,392 +480,75 @@ class KvCache {
   [[nodiscard]] TensorView<const element_dtype, 3> keys(index_t layer) const
     requires(!quantized)
   {
-    return contiguous("keys", layer, layer_store::tokens(at("keys", layer).k));
+    return contiguous("keys", layer, paged_.pool().keys(layer, 0));
   }
   /// Cached values of `layer`: [length(layer), n_kv_heads, head_dim].
   [[nodiscard]] TensorView<const element_dtype, 3> values(index_t layer) const
     requires(!quantized)
   {
-    return contiguous("values", layer, layer_store::tokens(at("values", layer).v));
+    return contiguous("values", layer, paged_.pool().values(layer, 0));
   }
 
   /// What attention kernels read: positions [first(layer), length(layer)) of `layer`.
-  /// (A template only so that the return type is not formed for quantized stores.)
   template <class E = element_dtype>
     requires(!quantized && std::same_as<E, element_dtype>)
   [[nodiscard]] KvSequenceView<E> sequence(index_t layer) const {
-    const layer_store& s = at("sequence", layer);
-    std::vector<KvSegment<E>> segs;
-    const TensorView<const E, 3> k = layer_store::tokens(s.k), v = layer_store::tokens(s.v);
-    detail::for_each_slot_run(s.oldest, s.length, s.capacity(), [&](index_t p, index_t slot, index_t n) {
-      segs.push_back({p, k.slice(0, slot, slot + n), v.slice(0, slot, slot + n)});
-    });
-    return KvSequenceView<E>(n_kv_heads(), head_dim(), s.window, std::move(segs));
+    return paged_.sequence(seq_, layer);
   }
 
   /// Quantized stores: keys of `layer` dequantized by the store's quantizer to `Act`.
   template <ActivationDtype Act>
     requires quantized
   [[nodiscard]] Tensor<Act, 3> dequantize_keys(index_t layer) const {
-    return Store::quantizer::template dequantize<Act>(key_codes(layer), key_scales(layer));
+    return paged_.template dequantize_keys<Act>(seq_, layer);
   }
   template <ActivationDtype Act>
     requires quantized
   [[nodiscard]] Tensor<Act, 3> dequantize_values(index_t layer) const {
-    return Store::quantizer::template dequantize<Act>(value_codes(layer), value_scales(layer));
+    return paged_.template dequantize_values<Act>(seq_, layer);
   }
   /// Quantized stores, for kernels that dequantize on the fly: the raw codes and their scales.
   [[nodiscard]] TensorView<const element_dtype, 3> key_codes(index_t layer) const
     requires quantized
   {
-    return contiguous("key_codes", layer, layer_store::tokens(at("key_codes", layer).k));
+    return contiguous("key_codes", layer, paged_.pool().keys(layer, 0));
   }
   [[nodiscard]] TensorView<const element_dtype, 3> value_codes(index_t layer) const
     requires quantized
   {
-    return contiguous("value_codes", layer, layer_store::tokens(at("value_codes", layer).v));
+    return contiguous("value_codes", layer, paged_.pool().values(layer, 0));
   }
   [[nodiscard]] TensorView<const f32, 2> key_scales(index_t layer) const
     requires quantized
   {
-    return contiguous("key_scales", layer, at("key_scales", layer).k_scale.cview());
+    return contiguous("key_scales", layer, paged_.pool().key_scales(layer, 0));
   }
   [[nodiscard]] TensorView<const f32, 2> value_scales(index_t layer) const
     requires quantized
   {
-    return contiguous("value_scales", layer, at("value_scales", layer).v_scale.cview());
+    return contiguous("value_scales", layer, paged_.pool().value_scales(layer, 0));
   }
 
   /// Drops tokens [new_length, length) of `layer` (e.g. rejected speculative tokens). A ring can
   /// go back only as far as it still holds the window of the next query.
-  void truncate(index_t layer, index_t new_length) {
-    layer_store& s = at("truncate", layer);
-    PRECIS_CHECK(new_length >= 0 && new_length <= s.length, range_error, "[KvCache::truncate] layer ", layer,
-                 ": new length ", new_length, " outside [0, ", s.length, "]");
-    PRECIS_CHECK(detail::kv_truncation_keeps_window(new_length, s.window, s.oldest), range_error,
-                 "[KvCache::truncate] layer ", layer, " (window ", s.window, "): the ring no longer holds position ",
-                 new_length - s.window + 1, " that position ", new_length, " attends to (oldest held: ", s.oldest, ")");
-    s.length = new_length;
-    if (new_length == 0) s.oldest = 0;
-  }
+  void truncate(index_t layer, index_t new_length) { paged_.truncate(seq_, layer, new_length); }
   /// Forgets every cached token of every layer.
-  void clear() noexcept {
-    for (auto& s : layers_) s.length = s.oldest = 0;
-  }
+  void clear() { paged_.clear(seq_); }
 
  private:
-  struct layer_store {
-    Tensor<element_dtype, 3> k;  // [n_kv_heads, capacity, head_dim] (head-major)
-    Tensor<element_dtype, 3> v;  // [n_kv_heads, capacity, head_dim]
-    Tensor<f32, 2> k_scale;      // [capacity, n_kv_heads] (quantized stores; else empty)
-    Tensor<f32, 2> v_scale;      // [capacity, n_kv_heads] (quantized stores; else empty)
-    index_t window = 0;          // 0: full layer; w > 0: ring
-    index_t length = 0;          // positions appended
-    index_t oldest = 0;          // oldest position still held
-
-    [[nodiscard]] index_t capacity() const noexcept { return k.extent(1); }
-    /// K or V as [capacity, n_kv_heads, head_dim] (slot, head, dim).
-    [[nodiscard]] static TensorView<element_dtype, 3> tokens(Tensor<element_dtype, 3>& t) noexcept {
-      return detail::kv_tokens<element_dtype>(t.data(), t.extent(1), t.extent(0), t.extent(2));
-    }
-    [[nodiscard]] static TensorView<const element_dtype, 3> tokens(const Tensor<element_dtype, 3>& t) noexcept {
-      return detail::kv_tokens<const element_dtype>(t.data(), t.extent(1), t.extent(0), t.extent(2));
-    }
-  };
-
-  KvCache(const KvLayerPlan& plan, const KvCacheSize& size, index_t n_layers_given) : size_(size) {
-    PRECIS_CHECK(n_layers_given > 0 && size.max_seq > 0 && size.n_kv_heads > 0 && size.head_dim > 0, config_error,
-                 "[KvCache] layers, max_seq, n_kv_heads and head_dim must be positive, got ", n_layers_given, ", ",
-                 size.max_seq, ", ", size.n_kv_heads, ", ", size.head_dim);
-    PRECIS_CHECK(size.max_append > 0, config_error, "[KvCache] max_append must be positive, got ", size.max_append);
-    layers_.reserve(static_cast<std::size_t>(plan.n_layers()));
-    for (index_t l = 0; l < plan.n_layers(); ++l) {
-      const index_t w = plan.window(l);
-      const index_t cap = detail::kv_capacity(w, size.max_seq, size.max_append);
-      layer_store s{Tensor<element_dtype, 3>({size.n_kv_heads, cap, size.head_dim}),
-                    Tensor<element_dtype, 3>({size.n_kv_heads, cap, size.head_dim}),
-                    Tensor<f32, 2>(scale_extents(cap, size.n_kv_heads)),
-                    Tensor<f32, 2>(scale_extents(cap, size.n_kv_heads)), w, 0, 0};
-      layers_.push_back(std::move(s));
-    }
-  }
-
-  static extents_t<2> scale_extents(index_t cap, index_t n_kv_heads) {
-    if constexpr (quantized) return {cap, n_kv_heads};
-    else return {0, 0};  // unquantized stores carry no scales
-  }
-
-  layer_store& at(const char* op, index_t layer) {
-    check_layer(op, layer);
-    return layers_[static_cast<std::size_t>(layer)];
-  }
-  const layer_store& at(const char* op, index_t layer) const {
-    check_layer(op, layer);
-    return layers_[static_cast<std::size_t>(layer)];
-  }
-  void check_layer(const char* op, index_t layer) const {
-    PRECIS_CHECK(layer >= 0 && layer < n_layers(), range_error, "[KvCache::", op, "] layer ", layer,
-                 " outside [0, ", n_layers(), ")");
-  }
-
-  template <class E>
-  void check_append(const layer_store& s, index_t layer, TensorView<const E, 3> k, TensorView<const E, 3> v) const {
-    const extents_t<3> want = {k.extent(0), n_kv_heads(), head_dim()};
-    PRECIS_CHECK(k.extents() == want, shape_error, "[KvCache::append] k ", format_extents(k.extents()), ", expected ",
-                 format_extents(want));
-    PRECIS_CHECK(v.extents() == want, shape_error, "[KvCache::append] v ", format_extents(v.extents()),
-                 " does not match k ", format_extents(k.extents()));
-    const index_t n_new = k.extent(0);
-    if (s.window == 0)
-      PRECIS_CHECK(s.length + n_new <= max_seq(), range_error, "[KvCache::append] layer ", layer, ": ", s.length,
-                   " cached + ", n_new, " new tokens exceed max_seq ", max_seq());
-    else
-      PRECIS_CHECK(n_new <= max_append(), range_error, "[KvCache::append] layer ", layer, " (sliding window ", s.window,
-                   ", ring of ", s.capacity(), " positions): ", n_new, " new tokens in one append exceed max_append ",
-                   max_append(), " — the first of them attends to keys the ring would overwrite");
-  }
-
-  /// Writes rows for positions [length, length + T) into their slots.
+  /// Positions [0, length) of `layer` as one view: only while the layer holds all of them (its
+  /// single page, or a ring that has not wrapped — both in block 0 from slot 0).
   template <class E, std::size_t R>
-  static void write_rows(const layer_store& s, TensorView<E, R> dst, TensorView<const E, R> src) {
-    const index_t start = s.length;
-    detail::for_each_slot_run(start, start + src.extent(0), dst.extent(0), [&](index_t p, index_t slot, index_t n) {
-      detail::kv_copy_rows(dst, slot, src.slice(0, p - start, p - start + n));
-    });
-  }
-
-  static void advance(layer_store& s, index_t n_new) noexcept {
-    s.length += n_new;
-    s.oldest = std::max(s.oldest, s.length - s.capacity());
-  }
-
-  /// Positions [0, length) of `layer` as one view: only while the layer holds all of them.
-  template <class E, std::size_t R>
-  TensorView<const E, R> contiguous(const char* op, index_t layer, TensorView<const E, R> all) const {
-    const layer_store& s = at(op, layer);
-    PRECIS_CHECK(s.oldest == 0 && s.length <= all.extent(0), range_error, "[KvCache::", op, "] layer ", layer,
-                 " is a sliding-window ring (window ", s.window, ") holding positions [", s.oldest, ", ", s.length,
+  TensorView<const E, R> contiguous(const char* op, index_t layer, TensorView<const E, R> block) const {
+    const index_t len = length(layer), from = first(layer);
+    PRECIS_CHECK(from == 0 && len <= block.extent(0), range_error, "[KvCache::", op, "] layer ", layer,
+                 " is a sliding-window ring (window ", window(layer), ") holding positions [", from, ", ", len,
                  ") only; read it through sequence(", layer, ")");
-    return all.slice(0, 0, s.length);
+    return block.slice(0, 0, len);
   }
 
-  KvCacheSize size_;
-  std::vector<layer_store> layers_;  // [n_layers]
-};
-
-// ---------------------------------------------------------------------------------------------
-// PagedKvCache<Store>: several sequences, one page pool
-// ---------------------------------------------------------------------------------------------
-
-/// A live sequence of a PagedKvCache. The generation makes an id stale once its sequence is
-/// removed, so a freed id cannot read or write the slot's next owner.
-struct KvSeqId {
-  index_t slot = -1;
-  std::uint64_t generation = 0;
-  friend bool operator==(const KvSeqId&, const KvSeqId&) = default;
-};
-
-/// Sizes of a PagedKvCache.
-struct PagedKvSize {
-  index_t n_kv_heads = 0;
-  index_t head_dim = 0;
-  index_t page_size = 16;     ///< positions per page
-  index_t n_pages = 0;        ///< pages in the pool the full-attention layers of all sequences share
-  index_t max_sequences = 1;  ///< sequences alive at once (each sliding layer keeps a ring per sequence)
-  index_t max_append = 1;     ///< most tokens one append brings (sizes the sliding-layer rings)
-};
-
-template <class Store>
-  requires ActivationDtype<Store>
-class PagedKvCache {
- public:
-  using store_type = Store;
-  using element_dtype = Store;
-
-  PagedKvCache(const KvLayerPlan& plan, const PagedKvSize& size) : size_(size) {
-    PRECIS_CHECK(plan.n_layers() > 0 && size.n_kv_heads > 0 && size.head_dim > 0 && size.page_size > 0 &&
-                     size.max_sequences > 0 && size.max_append > 0 && size.n_pages >= 0,
-                 config_error,
-                 "[PagedKvCache] layers, n_kv_heads, head_dim, page_size, max_sequences and max_append must be "
-                 "positive and n_pages ≥ 0, got ",
-                 plan.n_layers(), ", ", size.n_kv_heads, ", ", size.head_dim, ", ", size.page_size, ", ",
-                 size.max_sequences, ", ", size.max_append, ", ", size.n_pages);
-    for (index_t l = 0; l < plan.n_layers(); ++l) {
-      const index_t w = plan.window(l);
-      // Full layers: pages [n_pages, Hkv, page_size, Dh]; sliding layers: one ring per sequence
-      // slot [max_sequences, Hkv, ring, Dh]. Head-major, as KvCache.
-      const extents_t<4> e = w == 0 ? extents_t<4>{size.n_pages, size.n_kv_heads, size.page_size, size.head_dim}
-                                    : extents_t<4>{size.max_sequences, size.n_kv_heads, w - 1 + size.max_append,
-                                                   size.head_dim};
-      layers_.push_back({Tensor<Store, 4>(e), Tensor<Store, 4>(e), w});
-    }
-    slots_.resize(static_cast<std::size_t>(size.max_sequences));
-    for (auto& s : slots_) {
-      s.length.assign(layers_.size(), 0);
-      s.oldest.assign(layers_.size(), 0);
-    }
-    for (index_t p = size.n_pages; p-- > 0;) free_.push_back(p);  // pop_back hands out page 0 first
-  }
-
-  [[nodiscard]] index_t n_layers() const noexcept { return static_cast<index_t>(layers_.size()); }
-  [[nodiscard]] index_t n_kv_heads() const noexcept { return size_.n_kv_heads; }
-  [[nodiscard]] index_t head_dim() const noexcept { return size_.head_dim; }
-  [[nodiscard]] index_t page_size() const noexcept { return size_.page_size; }
-  [[nodiscard]] index_t n_pages() const noexcept { return size_.n_pages; }
-  [[nodiscard]] index_t free_pages() const noexcept { return static_cast<index_t>(free_.size()); }
-  [[nodiscard]] index_t window(index_t layer) const { return at("window", layer).window; }
-  [[nodiscard]] index_t live_sequences() const noexcept {
-    index_t n = 0;
-    for (const auto& s : slots_) n += s.live ? 1 : 0;
-    return n;
-  }
-
-  /// A new, empty sequence; range_error when max_sequences are live.
-  [[nodiscard]] KvSeqId add_sequence() {
-    for (std::size_t i = 0; i < slots_.size(); ++i) {
-      if (slots_[i].live) continue;
-      slots_[i].live = true;
-      return KvSeqId{static_cast<index_t>(i), slots_[i].generation};
-    }
-    fail<range_error>("[PagedKvCache::add_sequence] all ", size_.max_sequences, " sequence slots are live");
-  }
-
-  /// Frees `seq`: its pages return to the pool and its id becomes stale.
-  void remove_sequence(KvSeqId seq) {
-    slot_state& s = live("remove_sequence", seq);
-    for (auto it = s.pages.rbegin(); it != s.pages.rend(); ++it) free_.push_back(*it);
-    s.pages.clear();
-    std::fill(s.length.begin(), s.length.end(), 0);
-    std::fill(s.oldest.begin(), s.oldest.end(), 0);
-    s.live = false;
-    ++s.generation;
-  }
-
-  [[nodiscard]] index_t length(KvSeqId seq, index_t layer) const {
-    const slot_state& s = live("length", seq);
-    at("length", layer);
-    return s.length[static_cast<std::size_t>(layer)];
-  }
-  /// Pool pages of `seq` in position order (its block table).
-  [[nodiscard]] std::span<const index_t> page_table(KvSeqId seq) const { return live("page_table", seq).pages; }
-
-  /// Appends k, v [T, n_kv_heads, head_dim] of `seq` to `layer`. A full layer takes the pages it
-  /// needs from the pool first; if the pool cannot supply them nothing is written.
-  template <class K, class V>
-    requires kv_append_matches_store<K, Store> && kv_append_matches_store<V, Store>
-  void append(KvSeqId seq, index_t layer, const K& k, const V& v) {
-    slot_state& s = live("append", seq);
-    layer_store& ls = at("append", layer);
-    const TensorView<const Store, 3> kv = as_const_view(k), vv = as_const_view(v);
-    const extents_t<3> want = {kv.extent(0), n_kv_heads(), head_dim()};
-    PRECIS_CHECK(kv.extents() == want, shape_error, "[PagedKvCache::append] k ", format_extents(kv.extents()),
-                 ", expected ", format_extents(want));
-    PRECIS_CHECK(vv.extents() == want, shape_error, "[PagedKvCache::append] v ", format_extents(vv.extents()),
-                 " does not match k ", format_extents(kv.extents()));
-    const auto l = static_cast<std::size_t>(layer);
-    const index_t start = s.length[l], n_new = kv.extent(0), end = start + n_new;
-    if (ls.window == 0) {
-      const index_t need = (end + page_size() - 1) / page_size();
-      const index_t more = need - static_cast<index_t>(s.pages.size());
-      PRECIS_CHECK(more <= free_pages(), range_error, "[PagedKvCache::append] page pool exhausted: sequence ",
-                   seq.slot, ", layer ", layer, " needs ", more, " more page(s) of ", page_size(),
-                   " positions for positions [", start, ", ", end, "), ", free_pages(), " of ", n_pages(), " free");
-      for (index_t i = 0; i < more; ++i) {
-        s.pages.push_back(free_.back());
-        free_.pop_back();
-      }
-      for (index_t p = start; p < end;) {
-        const index_t page = s.pages[static_cast<std::size_t>(p / page_size())], off = p % page_size();
-        const index_t n = std::min(end - p, page_size() - off);
-        detail::kv_copy_rows(ls.tokens(ls.k, page), off, kv.slice(0, p - start, p - start + n));
-        detail::kv_copy_rows(ls.tokens(ls.v, page), off, vv.slice(0, p - start, p - start + n));
-        p += n;
-      }
-    } else {
-      PRECIS_CHECK(n_new <= size_.max_append, range_error, "[PagedKvCache::append] sequence ", seq.slot, ", layer ",
-                   layer, " (sliding window ", ls.window, "): ", n_new, " new tokens in one append exceed max_append ",
-                   size_.max_append, " — the first of them attends to keys the ring would overwrite");
-      const TensorView<Store, 3> kr = ls.tokens(ls.k, seq.slot), vr = ls.tokens(ls.v, seq.slot);
-      detail::for_each_slot_run(start, end, kr.extent(0), [&](index_t p, index_t slot, index_t n) {
-        detail::kv_copy_rows(kr, slot, kv.slice(0, p - start, p - start + n));
-        detail::kv_copy_rows(vr, slot, vv.slice(0, p - start, p - start + n));
-      });
-      s.oldest[l] = std::max(s.oldest[l], end - kr.extent(0));
-    }
-    s.length[l] = end;
-  }
-
-  /// What attention kernels read: positions [first, length) of `seq` in `layer` (one segment per
-  /// page for a full layer, at most two for a ring).
-  [[nodiscard]] KvSequenceView<Store> sequence(KvSeqId seq, index_t layer) const {
-    const slot_state& s = live("sequence", seq);
-    const layer_store& ls = at("sequence", layer);
-    const auto l = static_cast<std::size_t>(layer);
-    const index_t len = s.length[l];
-    std::vector<KvSegment<Store>> segs;
-    if (ls.window == 0) {
-      segs.reserve(static_cast<std::size_t>((len + page_size() - 1) / page_size()));
-      for (index_t p = 0; p < len; p += page_size()) {
-        const index_t page = s.pages[static_cast<std::size_t>(p / page_size())], n = std::min(page_size(), len - p);
-        segs.push_back({p, ls.tokens(ls.k, page).slice(0, 0, n), ls.tokens(ls.v, page).slice(0, 0, n)});
-      }
-    } else {
-      const TensorView<const Store, 3> kr = ls.tokens(ls.k, seq.slot), vr = ls.tokens(ls.v, seq.slot);
-      detail::for_each_slot_run(s.oldest[l], len, kr.extent(0), [&](index_t p, index_t slot, index_t n) {
-        segs.push_back({p, kr.slice(0, slot, slot + n), vr.slice(0, slot, slot + n)});
-      });
-    }
-    return KvSequenceView<Store>(n_kv_heads(), head_dim(), ls.window, std::move(segs));
-  }
-
- private:
-  struct layer_store {
-    Tensor<Store, 4> k;  // full: [n_pages, Hkv, page_size, Dh]; sliding: [max_sequences, Hkv, ring, Dh]
-    Tensor<Store, 4> v;
-    index_t window = 0;
-
-    /// Page (full layer) or ring (sliding layer) i of K or V as [slots, Hkv, Dh].
-    [[nodiscard]] static TensorView<Store, 3> tokens(Tensor<Store, 4>& t, index_t i) noexcept {
-      return detail::kv_tokens<Store>(t.data() + i * t.extent(1) * t.extent(2) * t.extent(3), t.extent(2), t.extent(1),
-                                      t.extent(3));
-    }
-    [[nodiscard]] static TensorView<const Store, 3> tokens(const Tensor<Store, 4>& t, index_t i) noexcept {
-      return detail::kv_tokens<const Store>(t.data() + i * t.extent(1) * t.extent(2) * t.extent(3), t.extent(2),
-                                            t.extent(1), t.extent(3));
-    }
-  };
-  struct slot_state {
-    bool live = false;
-    std::uint64_t generation = 0;
-    std::vector<index_t> pages;   // block table of the full layers: page i holds positions [i·P, (i+1)·P)
-    std::vector<index_t> length;  // [n_layers]
-    std::vector<index_t> oldest;  // [n_layers] oldest position a sliding layer's ring still holds
-  };
-
-  const layer_store& at(const char* op, index_t layer) const {
-    PRECIS_CHECK(layer >= 0 && layer < n_layers(), range_error, "[PagedKvCache::", op, "] layer ", layer,
-                 " outside [0, ", n_layers(), ")");
-    return layers_[static_cast<std::size_t>(layer)];
-  }
-  layer_store& at(const char* op, index_t layer) {
-    return const_cast<layer_store&>(static_cast<const PagedKvCache&>(*this).at(op, layer));
-  }
-  const slot_state& live(const char* op, KvSeqId seq) const {
-    PRECIS_CHECK(seq.slot >= 0 && seq.slot < size_.max_sequences &&
-                     slots_[static_cast<std::size_t>(seq.slot)].live &&
-                     slots_[static_cast<std::size_t>(seq.slot)].generation == seq.generation,
-                 range_error, "[PagedKvCache::", op, "] sequence (slot ", seq.slot, ", generation ", seq.generation,
-                 ") is not live: removed, or never added");
-    return slots_[static_cast<std::size_t>(seq.slot)];
-  }
-  slot_state& live(const char* op, KvSeqId seq) {
-    return const_cast<slot_state&>(static_cast<const PagedKvCache&>(*this).live(op, seq));
-  }
-
-  PagedKvSize size_;
-  std::vector<layer_store> layers_;  // [n_layers]
-  std::vector<slot_state> slots_;    // [max_sequences]
-  std::vector<index_t> free_;        // free pool pages (a stack)
+  PagedKvCache<Store> paged_;
+  KvSeqId seq_;
 };
 
 }  // namespace precis

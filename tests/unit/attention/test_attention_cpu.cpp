@@ -38,9 +38,9 @@
 
 #include <oneapi/tbb/task_arena.h>  // tbb::task_arena
 
-#include <precis/backends/cpu/attention.hpp>  // precis::backends::kernels::attention_*, attention_backend::cpu_simd
+#include <precis/backends/cpu/attention.hpp>  // precis::backends::cpu::attention_*
 #include <precis/core/error.hpp>              // precis::config_error, shape_error, range_error
-#include <precis/nn/attention.hpp>            // precis::Attention, reference_attention, Sinks
+#include <precis/nn/attention.hpp>            // precis::reference_attention
 #include <precis/nn/kv_cache.hpp>             // precis::KvCache, PagedKvCache, KvSequenceView
 
 #include "unit/nn/nn_test_support.hpp"  // random_tensor, to_f64, unit_roundoff, make_rng
@@ -498,8 +498,8 @@ TEST_CASE("cpu attention gives the same bits on one thread and on all threads", 
 // ---------------------------------------------------------------------------------------------
 
 namespace {
-template <class B, class Act>
-concept can_make_attention = requires { typename Attention<B, Act>; };
+template <class E>
+concept can_name_cpu_attention = kernels::cpu_attention_dtype<E>;
 template <class Q, class E>
 concept can_decode = requires(const Q& q, const std::vector<KvSequenceView<E>>& kv, const AttentionConfig& c) {
   kernels::attention_decode(q, kv, c);
@@ -508,45 +508,46 @@ template <class Q, class E>
 concept can_prefill = requires(const Q& q, const KvSequenceView<E>& kv, const AttentionConfig& c) {
   kernels::attention_prefill(q, kv, c);
 };
-template <class A, class S>
-concept can_attend_with_sinks = requires(const A& a, const Tensor<typename A::activation, 3>& x, const Sinks<S>& s) {
-  a(x, x, x, s);
+template <class E, class S>
+concept can_prefill_with_sinks = requires(const Tensor<E, 3>& q, const KvSequenceView<E>& kv, const AttentionConfig& c,
+                                          const Tensor<S, 1>& s) {
+  kernels::attention_prefill(q, kv, c, s.cview());
 };
 }  // namespace
 
-TEST_CASE("Attention<cpu_simd, Act> runs the CPU kernels through forward(), ring caches included",
+TEST_CASE("cpu attention over a sliding ring cache equals the reference over a contiguous one",
           "[attention][cpu]") {
   auto rng = make_rng(811);
   const AttentionConfig cfg{.n_heads = 8, .n_kv_heads = 2, .head_dim = 64, .sliding_window = 16};
-  const Attention<attention_backend::cpu_simd, bf16> attn(cfg);
-  const Attention<attention_backend::reference, bf16> ref(cfg);
-  auto cache = attn.make_cache(KvLayerPlan(sliding_attention_layers{.window = 16}, 1), 64, 8);
-  auto ref_cache = ref.make_cache(1, 64);
+  KvCache<bf16> cache(KvLayerPlan(sliding_attention_layers{.window = 16}, 1),
+                      KvCacheSize{.n_kv_heads = 2, .head_dim = 64, .max_seq = 64, .max_append = 8});
+  KvCache<bf16> ref_cache(1, 64, 2, 64);
   const auto sink_t = random_tensor<f32, 1>({8}, rng);
-  const Sinks<f32> sinks(sink_t);
   const index_t n = 60;
   const auto q = random_tensor<bf16, 3>({n, 8, 64}, rng);
   const auto k = random_tensor<bf16, 3>({n, 2, 64}, rng), v = random_tensor<bf16, 3>({n, 2, 64}, rng);
   for (index_t t = 0; t < n; t += 6) {
     const index_t c = std::min<index_t>(6, n - t);
-    const auto got = attn.forward(cache, 0, rows(q, t, t + c), rows(k, t, t + c), rows(v, t, t + c), sinks);
-    const auto want = ref.forward(ref_cache, 0, rows(q, t, t + c), rows(k, t, t + c), rows(v, t, t + c), sinks);
+    cache.append(0, rows(k, t, t + c), rows(v, t, t + c));
+    ref_cache.append(0, rows(k, t, t + c), rows(v, t, t + c));
+    const auto got = kernels::attention_prefill(rows(q, t, t + c), cache.sequence(0), cfg, sink_t.cview());
+    const auto want = reference_attention<bf16>(rows(q, t, t + c), ref_cache.sequence(0), cfg, sink_t.cview());
     const std::vector<double> sv = to_f64(sink_t);
     const Expected e = expected_attention(to_f64(q.cview().slice(0, t, t + c)), to_f64(rows(k, 0, t + c)),
                                           to_f64(rows(v, 0, t + c)), c, t + c, cfg, &sv, kernels::detail::attn_key_block_for(64));
-    check_against(got, want, e, 64, "forward chunk at " + std::to_string(t));
+    check_against(got, want, e, 64, "chunk at " + std::to_string(t));
   }
   CHECK(cache.capacity(0) == 16 - 1 + 8);
+  CHECK(cache.first(0) == n - (16 - 1 + 8));
 }
 
 TEST_CASE("cpu attention states its dtype rules and checks its shapes", "[attention][cpu][static]") {
-  using attention_backend::cpu_simd;
-  STATIC_REQUIRE(can_make_attention<cpu_simd, f32>);
-  STATIC_REQUIRE(can_make_attention<cpu_simd, bf16>);
-  STATIC_REQUIRE_FALSE(can_make_attention<cpu_simd, f16>);
-  STATIC_REQUIRE_FALSE(can_make_attention<cpu_simd, f64>);
-  STATIC_REQUIRE(can_attend_with_sinks<Attention<cpu_simd, bf16>, f32>);
-  STATIC_REQUIRE_FALSE(can_attend_with_sinks<Attention<cpu_simd, bf16>, bf16>);  // E23: f32 sinks
+  STATIC_REQUIRE(can_name_cpu_attention<f32>);
+  STATIC_REQUIRE(can_name_cpu_attention<bf16>);
+  STATIC_REQUIRE_FALSE(can_name_cpu_attention<f16>);
+  STATIC_REQUIRE_FALSE(can_name_cpu_attention<f64>);
+  STATIC_REQUIRE(can_prefill_with_sinks<bf16, f32>);
+  STATIC_REQUIRE_FALSE(can_prefill_with_sinks<bf16, bf16>);  // E23: sinks are f32
   STATIC_REQUIRE(can_decode<Tensor<bf16, 3>, bf16>);
   STATIC_REQUIRE_FALSE(can_decode<Tensor<bf16, 3>, f32>);  // q and K/V of one dtype (seed bug 1)
   STATIC_REQUIRE_FALSE(can_decode<Tensor<f32, 3>, bf16>);

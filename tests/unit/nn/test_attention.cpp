@@ -1,14 +1,16 @@
 // tests/unit/nn/test_attention.cpp — reference attention against float64 math, and its
 // properties: sinks at -inf, windows ≥ the sequence, cached decode = prefill, ring-buffer and
-// paged caches = contiguous ones, backend contracts (nn/attention.hpp; model-semantics §1a;
-// dtype-bugs E16, E19, E20, E23, E30).
+// paged caches = contiguous ones (nn/attention.hpp; model-semantics §1a; dtype-bugs E19, E20).
+// Which dtypes a backend's attend takes (E16, E23, E30) is tested on the backends
+// (tests/unit/backends, tests/compile_fail/cf_14*).
 #include <catch2/catch.hpp>  // TEMPLATE_TEST_CASE, CHECK, STATIC_REQUIRE
 
 #include <cmath>   // std::exp, std::fabs, std::sqrt
 #include <limits>  // std::numeric_limits
 
 #include <precis/core/error.hpp>    // precis::config_error, shape_error
-#include <precis/nn/attention.hpp>  // precis::Attention, Sinks, attention_backend
+#include <precis/nn/attention.hpp>  // precis::reference_attention, AttentionConfig
+#include <precis/nn/kv_cache.hpp>   // precis::KvCache, PagedKvCache
 
 #include "nn_test_support.hpp"  // random_tensor, to_f64, compare, unit_roundoff
 
@@ -16,12 +18,33 @@ using namespace precis;
 using namespace precis::test;
 
 namespace {
-template <class B, class Act>
-concept can_make_attention = requires { typename Attention<B, Act>; };
-template <class A, class S>
-concept can_attend_with_sinks = requires(const A& a, const Tensor<typename A::activation, 3>& x, const Sinks<S>& s) {
-  a(x, x, x, s);
-};
+/// The reference kernel over plain K/V [S, Hkv, Dh] (q: the last T positions), optional sinks.
+template <class Act>
+Tensor<Act, 3> ref(TensorView<const Act, 3> q, TensorView<const Act, 3> k, TensorView<const Act, 3> v,
+                   const AttentionConfig& cfg, const Tensor<f32, 1>* sinks = nullptr) {
+  return reference_attention<Act>(q, k, v, cfg,
+                                  sinks ? std::optional<TensorView<const f32, 1>>(sinks->cview()) : std::nullopt);
+}
+template <class Act>
+Tensor<Act, 3> ref(const Tensor<Act, 3>& q, const Tensor<Act, 3>& k, const Tensor<Act, 3>& v,
+                   const AttentionConfig& cfg, const Tensor<f32, 1>* sinks = nullptr) {
+  return ref<Act>(q.cview(), k.cview(), v.cview(), cfg, sinks);
+}
+/// The reference kernel over a cached sequence.
+template <class Act>
+Tensor<Act, 3> ref(TensorView<const Act, 3> q, const KvSequenceView<Act>& kv, const AttentionConfig& cfg,
+                   const Tensor<f32, 1>* sinks = nullptr) {
+  return reference_attention<Act>(q, kv, cfg,
+                                  sinks ? std::optional<TensorView<const f32, 1>>(sinks->cview()) : std::nullopt);
+}
+/// Appends k, v to `layer` of a one-sequence cache, then attends to what it holds.
+template <class Act>
+Tensor<Act, 3> append_attend(KvCache<Act>& cache, index_t layer, TensorView<const Act, 3> q,
+                             TensorView<const Act, 3> k, TensorView<const Act, 3> v, const AttentionConfig& cfg,
+                             const Tensor<f32, 1>* sinks = nullptr) {
+  cache.append(layer, k, v);
+  return ref<Act>(q, cache.sequence(layer), cfg, sinks);
+}
 
 /// Attention in float64: q [T, H, Dh], k/v [S, Hkv, Dh]; returns the output and, per element, the
 /// error bound of the f32 reference (see the test's comment).
@@ -103,21 +126,19 @@ TEMPLATE_TEST_CASE("reference attention (GQA, causal, sinks, window) matches flo
   const auto q = random_tensor<TestType, 3>({6, 4, 16}, rng);
   const auto k = random_tensor<TestType, 3>({6, 2, 16}, rng);
   const auto v = random_tensor<TestType, 3>({6, 2, 16}, rng);
-  const Attention<attention_backend::reference, TestType> attn(cfg);
-  check_attention(attn(q, k, v), q, k, v, cfg, nullptr);
+  check_attention(ref(q, k, v, cfg), q, k, v, cfg, nullptr);
 
   const auto sink_t = random_tensor<f32, 1>({4}, rng, 0.5, 3.0);
   const std::vector<double> sinks = to_f64(sink_t);
-  check_attention(attn(q, k, v, Sinks<f32>(sink_t)), q, k, v, cfg, &sinks);
+  check_attention(ref(q, k, v, cfg, &sink_t), q, k, v, cfg, &sinks);
 
   AttentionConfig win = cfg;
   win.sliding_window = 3;
-  const Attention<attention_backend::reference, TestType> windowed(win);
-  check_attention(windowed(q, k, v, Sinks<f32>(sink_t)), q, k, v, win, &sinks);
+  check_attention(ref(q, k, v, win, &sink_t), q, k, v, win, &sinks);
 
   // Decode shape: 2 queries at the end of 6 keys.
   const auto q2 = random_tensor<TestType, 3>({2, 4, 16}, rng);
-  check_attention(windowed(q2, k, v), q2, k, v, win, nullptr);
+  check_attention(ref(q2, k, v, win), q2, k, v, win, nullptr);
 }
 
 TEST_CASE("sinks at -inf give exactly plain softmax attention", "[nn][attention]") {
@@ -128,8 +149,7 @@ TEST_CASE("sinks at -inf give exactly plain softmax attention", "[nn][attention]
   const auto v = random_tensor<bf16, 3>({5, 1, 8}, rng);
   Tensor<f32, 1> s({2});
   s(0) = s(1) = -std::numeric_limits<float>::infinity();
-  const Attention<attention_backend::reference, bf16> attn(cfg);
-  CHECK(bit_equal(attn(q, k, v, Sinks<f32>(s)), attn(q, k, v)));
+  CHECK(bit_equal(ref(q, k, v, cfg, &s), ref(q, k, v, cfg)));
 }
 
 TEST_CASE("a sink takes attention mass without contributing a value", "[nn][attention]") {
@@ -140,8 +160,7 @@ TEST_CASE("a sink takes attention mass without contributing a value", "[nn][atte
   q(0, 0, 0) = 1.0f; k(0, 0, 0) = 0.5f; v(0, 0, 0) = 2.0f; v(0, 0, 1) = -4.0f;
   Tensor<f32, 1> s({1});
   s(0) = 0.5f;  // equal to the score: half the mass goes to the sink
-  const Attention<attention_backend::reference, f32> attn(cfg);
-  const auto o = attn(q, k, v, Sinks<f32>(s));
+  const auto o = ref(q, k, v, cfg, &s);
   CHECK(o(0, 0, 0) == 1.0f);
   CHECK(o(0, 0, 1) == -2.0f);
 }
@@ -154,16 +173,15 @@ TEST_CASE("a sliding window covering the sequence equals full causal attention",
   const auto q = random_tensor<f32, 3>({7, 2, 8}, rng);
   const auto k = random_tensor<f32, 3>({7, 2, 8}, rng);
   const auto v = random_tensor<f32, 3>({7, 2, 8}, rng);
-  const Attention<attention_backend::reference, f32> a_full(full), a_win(win);
-  CHECK(bit_equal(a_full(q, k, v), a_win(q, k, v)));
+  CHECK(bit_equal(ref(q, k, v, full), ref(q, k, v, win)));
   // A window of 1 counts only the current token: the output is that token's value.
   win.sliding_window = 1;
-  const auto own = Attention<attention_backend::reference, f32>(win)(q, k, v);
+  const auto own = ref(q, k, v, win);
   for (index_t t = 0; t < 7; ++t)
     for (index_t d = 0; d < 8; ++d) CHECK(own(t, 1, d) == v(t, 1, d));
   // A window of 6 (< 7 keys) does change the last query.
   win.sliding_window = 6;
-  CHECK_FALSE(bit_equal(a_full(q, k, v), Attention<attention_backend::reference, f32>(win)(q, k, v)));
+  CHECK_FALSE(bit_equal(ref(q, k, v, full), ref(q, k, v, win)));
 }
 
 TEST_CASE("decoding token by token through the KV cache equals prefill", "[nn][attention]") {
@@ -172,52 +190,27 @@ TEST_CASE("decoding token by token through the KV cache equals prefill", "[nn][a
   const auto q = random_tensor<bf16, 3>({5, 4, 8}, rng);
   const auto k = random_tensor<bf16, 3>({5, 2, 8}, rng);
   const auto v = random_tensor<bf16, 3>({5, 2, 8}, rng);
-  const auto sink_t = random_tensor<f32, 1>({4}, rng);
-  const Sinks<f32> sinks(sink_t);
-  const Attention<attention_backend::reference, bf16> attn(cfg);
-  const auto prefill = attn(q, k, v, sinks);
-  auto cache = attn.make_cache(2, 8);
+  const auto sinks = random_tensor<f32, 1>({4}, rng);
+  const auto prefill = ref(q, k, v, cfg, &sinks);
+  KvCache<bf16> cache(2, 8, 2, 8);
   for (index_t t = 0; t < 5; ++t) {
-    const auto step = attn.forward(cache, 1, q.cview().slice(0, t, t + 1), k.cview().slice(0, t, t + 1),
-                                   v.cview().slice(0, t, t + 1), sinks);
+    const auto step = append_attend<bf16>(cache, 1, q.cview().slice(0, t, t + 1), k.cview().slice(0, t, t + 1),
+                                          v.cview().slice(0, t, t + 1), cfg, &sinks);
     for (index_t h = 0; h < 4; ++h)
       for (index_t d = 0; d < 8; ++d) CHECK(step(0, h, d) == prefill(t, h, d));
   }
   CHECK(cache.length(1) == 5);
 }
 
-TEST_CASE("flash_bf16 declares a contract and runs the reference kernel", "[nn][attention]") {
-  auto rng = make_rng(75);
-  const AttentionConfig cfg{.n_heads = 2, .n_kv_heads = 1, .head_dim = 4};
-  const auto q = random_tensor<bf16, 3>({3, 2, 4}, rng);
-  const auto k = random_tensor<bf16, 3>({3, 1, 4}, rng);
-  const Attention<attention_backend::flash_bf16, bf16> flash(cfg);
-  const Attention<attention_backend::reference, bf16> ref(cfg);
-  CHECK(bit_equal(flash(q, k, k), ref(q, k, k)));
-}
-
 TEST_CASE("attention checks its configuration and shapes", "[nn][attention]") {
-  using A = Attention<attention_backend::reference, f32>;
-  REQUIRE_THROWS_AS(A(AttentionConfig{.n_heads = 3, .n_kv_heads = 2, .head_dim = 4}), config_error);
-  REQUIRE_THROWS_AS(A(AttentionConfig{.n_heads = 0, .n_kv_heads = 1, .head_dim = 4}), config_error);
-  const A attn(AttentionConfig{.n_heads = 2, .n_kv_heads = 1, .head_dim = 4});
   const Tensor<f32, 3> q({2, 2, 4}), k({2, 1, 4}), k_bad({2, 2, 4}), q_long({3, 2, 4});
-  REQUIRE_THROWS_AS(attn(q, k_bad, k_bad), shape_error);
-  REQUIRE_THROWS_AS(attn(q_long, k, k), shape_error);  // more queries than keys
-  REQUIRE_THROWS_AS(attn(q, k, k, Sinks<f32>(Tensor<f32, 1>({3}))), shape_error);
-}
-
-TEST_CASE("attention backends state their activation and sink dtypes (E16, E23, E30)", "[nn][attention][static]") {
-  using attention_backend::flash_bf16;
-  using attention_backend::reference;
-  STATIC_REQUIRE(can_make_attention<reference, f32>);
-  STATIC_REQUIRE(can_make_attention<reference, bf16>);
-  STATIC_REQUIRE_FALSE(can_make_attention<reference, f64>);
-  STATIC_REQUIRE(can_make_attention<flash_bf16, bf16>);
-  STATIC_REQUIRE_FALSE(can_make_attention<flash_bf16, f32>);  // "FlashAttention only supports fp16 and bf16"
-  STATIC_REQUIRE(can_attend_with_sinks<Attention<flash_bf16, bf16>, f32>);
-  STATIC_REQUIRE_FALSE(can_attend_with_sinks<Attention<flash_bf16, bf16>, bf16>);  // trtllm needs f32 sinks
-  STATIC_REQUIRE_FALSE(can_attend_with_sinks<Attention<reference, bf16>, bf16>);
+  REQUIRE_THROWS_AS(ref(q, k, k, AttentionConfig{.n_heads = 3, .n_kv_heads = 2, .head_dim = 4}), config_error);
+  REQUIRE_THROWS_AS(ref(q, k, k, AttentionConfig{.n_heads = 0, .n_kv_heads = 1, .head_dim = 4}), config_error);
+  const AttentionConfig cfg{.n_heads = 2, .n_kv_heads = 1, .head_dim = 4};
+  REQUIRE_THROWS_AS(ref(q, k_bad, k_bad, cfg), shape_error);
+  REQUIRE_THROWS_AS(ref(q_long, k, k, cfg), shape_error);  // more queries than keys
+  const Tensor<f32, 1> three({3});
+  REQUIRE_THROWS_AS(ref(q, k, k, cfg, &three), shape_error);  // sinks [3] for 2 heads
 }
 
 TEST_CASE("reference attention over a sliding ring equals attention over the whole sequence", "[nn][attention]") {
@@ -227,28 +220,27 @@ TEST_CASE("reference attention over a sliding ring equals attention over the who
   const index_t n = 23, window = 5;
   const AttentionConfig win{.n_heads = 4, .n_kv_heads = 2, .head_dim = 8, .sliding_window = window};
   const AttentionConfig full{.n_heads = 4, .n_kv_heads = 2, .head_dim = 8};
-  const Attention<attention_backend::reference, f32> a_win(win), a_full(full);
-  auto cache = a_win.make_cache(KvLayerPlan(gpt_oss_alternating_layers{.window = window}, 2), n, 3);
-  auto plain = a_win.make_cache(2, n);
+  KvCache<f32> cache(KvLayerPlan(gpt_oss_alternating_layers{.window = window}, 2),
+                     KvCacheSize{.n_kv_heads = 2, .head_dim = 8, .max_seq = n, .max_append = 3});
+  KvCache<f32> plain(2, n, 2, 8);
   const auto q = random_tensor<f32, 3>({n, 4, 8}, rng);
   const auto k = random_tensor<f32, 3>({n, 2, 8}, rng), v = random_tensor<f32, 3>({n, 2, 8}, rng);
-  const auto sink_t = random_tensor<f32, 1>({4}, rng);
-  const Sinks<f32> sinks(sink_t);
+  const auto sinks = random_tensor<f32, 1>({4}, rng);
   for (index_t t = 0; t < n;) {
     const index_t c = std::min<index_t>(n - t, 1 + t % 3);
     const auto qs = q.cview().slice(0, t, t + c), ks = k.cview().slice(0, t, t + c), vs = v.cview().slice(0, t, t + c);
-    const auto ring = a_win.forward(cache, 0, qs, ks, vs, sinks);
-    const auto kept = a_win.forward(plain, 0, qs, ks, vs, sinks);
-    const auto whole = a_win(qs, k.cview().slice(0, 0, t + c), v.cview().slice(0, 0, t + c), sinks);
+    const auto ring = append_attend<f32>(cache, 0, qs, ks, vs, win, &sinks);
+    const auto kept = append_attend<f32>(plain, 0, qs, ks, vs, win, &sinks);
+    const auto whole = ref<f32>(qs, k.cview().slice(0, 0, t + c), v.cview().slice(0, 0, t + c), win, &sinks);
     CHECK(bit_equal(ring, whole));
     CHECK(bit_equal(kept, whole));
-    const auto full_layer = a_full.forward(cache, 1, qs, ks, vs);
-    CHECK(bit_equal(full_layer, a_full(qs, k.cview().slice(0, 0, t + c), v.cview().slice(0, 0, t + c))));
+    const auto full_layer = append_attend<f32>(cache, 1, qs, ks, vs, full);
+    CHECK(bit_equal(full_layer, ref<f32>(qs, k.cview().slice(0, 0, t + c), v.cview().slice(0, 0, t + c), full)));
     t += c;
   }
   CHECK(cache.first(0) == n - 7);
   // The ring holds a window of 5: reading it as a full layer is a configuration error.
-  REQUIRE_THROWS_AS(a_full(q.cview().slice(0, n - 1, n), cache.sequence(0)), config_error);
+  REQUIRE_THROWS_AS(ref<f32>(q.cview().slice(0, n - 1, n), cache.sequence(0), full), config_error);
 }
 
 TEST_CASE("reference attention refuses a view that lost the keys a query needs", "[nn][attention]") {
@@ -267,18 +259,24 @@ TEST_CASE("reference attention refuses a view that lost the keys a query needs",
 TEST_CASE("reference attention through a paged cache equals a contiguous cache", "[nn][attention]") {
   auto rng = make_rng(77);
   const AttentionConfig cfg{.n_heads = 4, .n_kv_heads = 2, .head_dim = 8};
-  const Attention<attention_backend::reference, bf16> attn(cfg);
-  auto paged = attn.make_paged_cache(KvLayerPlan(full_attention_layers{}, 1), 4, 8, 2, 2);
+  PagedKvCache<bf16> paged(KvLayerPlan(full_attention_layers{}, 1),
+                           PagedKvSize{.n_kv_heads = 2, .head_dim = 8, .page_size = 4, .n_pages = 8,
+                                       .max_sequences = 2, .max_append = 2});
   const KvSeqId s0 = paged.add_sequence(), s1 = paged.add_sequence();
-  auto c0 = attn.make_cache(1, 12), c1 = attn.make_cache(1, 12);
+  KvCache<bf16> c0(1, 12, 2, 8), c1(1, 12, 2, 8);
+  const auto paged_attend = [&](KvSeqId s, TensorView<const bf16, 3> qs, TensorView<const bf16, 3> ks,
+                                TensorView<const bf16, 3> vs) {
+    paged.append(s, 0, ks, vs);
+    return ref<bf16>(qs, paged.sequence(s, 0), cfg);
+  };
   const auto q = random_tensor<bf16, 3>({12, 4, 8}, rng), k = random_tensor<bf16, 3>({12, 2, 8}, rng),
              v = random_tensor<bf16, 3>({12, 2, 8}, rng);
   for (index_t t = 0; t < 12; t += 2) {  // the two sequences interleave; s1 reads the rows backwards
     const auto qa = q.cview().slice(0, t, t + 2), ka = k.cview().slice(0, t, t + 2), va = v.cview().slice(0, t, t + 2);
     const auto qb = q.cview().slice(0, 10 - t, 12 - t), kb = k.cview().slice(0, 10 - t, 12 - t),
                vb = v.cview().slice(0, 10 - t, 12 - t);
-    CHECK(bit_equal(attn.forward(paged, s0, 0, qa, ka, va), attn.forward(c0, 0, qa, ka, va)));
-    CHECK(bit_equal(attn.forward(paged, s1, 0, qb, kb, vb), attn.forward(c1, 0, qb, kb, vb)));
+    CHECK(bit_equal(paged_attend(s0, qa, ka, va), append_attend<bf16>(c0, 0, qa, ka, va, cfg)));
+    CHECK(bit_equal(paged_attend(s1, qb, kb, vb), append_attend<bf16>(c1, 0, qb, kb, vb, cfg)));
   }
   CHECK(paged.free_pages() == 8 - 3 - 3);
 }

@@ -6,13 +6,14 @@
 #include <catch2/catch.hpp>  // TEST_CASE, CHECK, REQUIRE_THROWS_AS, STATIC_REQUIRE
 
 #include <cmath>     // std::fabs, std::ldexp
+#include <cstdint>   // std::uint16_t
 #include <concepts>  // std::same_as
 #include <utility>   // std::declval
 #include <vector>    // std::vector
 
 #include <precis/core/error.hpp>     // precis::range_error, shape_error, config_error
-#include <precis/nn/attention.hpp>   // precis::Attention (make_cache)
-#include <precis/nn/kv_cache.hpp>    // precis::KvCache
+#include <precis/nn/kv_cache.hpp>    // precis::KvCache, PagedKvCache
+#include <precis/nn/kv_index.hpp>    // precis::KvIndex, KvRun
 #include <precis/nn/kv_quantizer.hpp>  // precis::PerHeadScale
 
 #include "nn_test_support.hpp"  // random_tensor, to_f64, unit_roundoff
@@ -91,14 +92,18 @@ TEST_CASE("KvCache truncate and clear", "[nn][kv_cache]") {
   CHECK(cache.length(1) == 0);
 }
 
-TEST_CASE("Attention::make_cache stores the compute dtype", "[nn][kv_cache]") {
-  const Attention<attention_backend::reference, bf16> attn(AttentionConfig{.n_heads = 4, .n_kv_heads = 2, .head_dim = 8});
-  auto cache = attn.make_cache(3, 16);
-  STATIC_REQUIRE(std::same_as<decltype(cache), KvCache<bf16>>);
+TEST_CASE("KvCache is one sequence of a paged cache with one page of max_seq positions", "[nn][kv_cache]") {
+  KvCache<bf16> cache(KvLayerPlan(gpt_oss_alternating_layers{.window = 4}, 3),
+                      KvCacheSize{.n_kv_heads = 2, .head_dim = 8, .max_seq = 16, .max_append = 3});
   CHECK(cache.n_layers() == 3);
   CHECK(cache.max_seq() == 16);
   CHECK(cache.n_kv_heads() == 2);
   CHECK(cache.head_dim() == 8);
+  CHECK(cache.capacity(0) == 4 - 1 + 3);
+  CHECK(cache.capacity(1) == 16);
+  // K and V of 1 full layer × 16 positions + 2 rings of 6 (layers 0, 2), 2 heads × 8 bf16 each.
+  CHECK(cache.bytes() == 2 * (16 + 2 * 6) * 2 * 8 * sizeof(std::uint16_t));
+  REQUIRE_THROWS_WITH(KvCache<f32>(1, 0, 2, 3), Catch::Matchers::Contains("[KvCache]"));
 }
 
 TEST_CASE("PerHeadScale fp8 round trip is within half an e4m3 ulp", "[nn][kv_cache][fp8]") {
@@ -335,4 +340,86 @@ TEST_CASE("PagedKvCache appends accept exactly the store dtype", "[nn][kv_cache]
   STATIC_REQUIRE_FALSE(can_paged_append<PagedKvCache<f32>, Tensor<f32, 2>>);
   STATIC_REQUIRE(std::same_as<decltype(std::declval<const PagedKvCache<bf16>&>().sequence(KvSeqId{}, 0)), KvSequenceView<bf16>>);
   STATIC_REQUIRE(std::same_as<decltype(std::declval<const KvCache<f32>&>().sequence(0)), KvSequenceView<f32>>);
+}
+
+TEST_CASE("KvIndex maps positions to runs of slots: pages for full layers, a ring per sequence for sliding ones",
+          "[nn][kv_cache][index]") {
+  KvIndex index(KvLayerPlan(gpt_oss_alternating_layers{.window = 3}, 2),
+                PagedKvSize{.n_kv_heads = 1, .head_dim = 1, .page_size = 4, .n_pages = 3, .max_sequences = 2,
+                            .max_append = 3});
+  CHECK(index.blocks(0) == 2);       // one ring per sequence slot ...
+  CHECK(index.block_slots(0) == 5);  // ... of window − 1 + max_append
+  CHECK(index.blocks(1) == 3);       // pool pages
+  CHECK(index.block_slots(1) == 4);
+  const KvSeqId a = index.add_sequence(), b = index.add_sequence();
+  std::vector<KvRun> runs;
+  const auto record = [&](const KvRun& r) { runs.push_back(r); };
+  index.append(b, 1, 2, record);  // b takes page 0
+  index.append(a, 1, 3, record);  // a takes page 1
+  CHECK(runs == std::vector<KvRun>{{0, 0, 0, 2}, {0, 1, 0, 3}});
+  runs.clear();
+  index.append(a, 1, 3, record);  // positions 3..5: the rest of page 1, then page 2
+  CHECK(runs == std::vector<KvRun>{{3, 1, 3, 1}, {4, 2, 0, 2}});
+  CHECK(index.free_pages() == 0);
+  // The retained runs of a full layer, in position order.
+  runs.clear();
+  index.for_each_run(a, 1, record);
+  CHECK(runs == std::vector<KvRun>{{0, 1, 0, 4}, {4, 2, 0, 2}});
+  // b needs a second page for positions [2, 5): none is free, nothing is recorded or taken.
+  runs.clear();
+  REQUIRE_THROWS_WITH(index.append(b, 1, 3, record), Catch::Matchers::Contains("page pool exhausted") &&
+                                                         Catch::Matchers::Contains("sequence 1, layer 1"));
+  CHECK(runs.empty());
+  CHECK(index.length(b, 1) == 2);
+  // The ring of sequence a lives in block a.slot and wraps at 5 slots.
+  for (int i = 0; i < 3; ++i) index.append(a, 0, 2, [](const KvRun&) {});
+  CHECK(index.length(a, 0) == 6);
+  CHECK(index.first(a, 0) == 1);
+  runs.clear();
+  index.for_each_run(a, 0, record);
+  CHECK(runs == std::vector<KvRun>{{1, a.slot, 1, 4}, {5, a.slot, 0, 1}});
+  REQUIRE_THROWS_WITH(index.append(a, 0, 4, record), Catch::Matchers::Contains("exceed max_append 3"));
+  // clear returns the pages and keeps the id; remove makes it stale.
+  index.clear(a);
+  CHECK(index.free_pages() == 2);
+  CHECK(index.length(a, 1) == 0);
+  index.remove_sequence(b);
+  CHECK(index.free_pages() == 3);
+  REQUIRE_THROWS_WITH(index.length(b, 0), Catch::Matchers::Contains("not live"));
+}
+
+TEST_CASE("an fp8 PagedKvCache stores codes and scales by page and ring and dequantizes in position order",
+          "[nn][kv_cache][paged][fp8]") {
+  auto rng = make_rng(66);
+  PagedKvCache<Fp8Store> cache(KvLayerPlan(gpt_oss_alternating_layers{.window = 2}, 2),
+                               PagedKvSize{.n_kv_heads = 2, .head_dim = 4, .page_size = 3, .n_pages = 4,
+                                           .max_sequences = 1, .max_append = 2});
+  const KvSeqId s = cache.add_sequence();
+  const auto k = random_tensor<bf16, 3>({7, 2, 4}, rng), v = random_tensor<bf16, 3>({7, 2, 4}, rng);
+  for (index_t t = 0; t < 7;) {
+    const index_t c = std::min<index_t>(2, 7 - t);
+    const auto qk = PerHeadScale::quantize<f8_e4m3>(k.cview().slice(0, t, t + c));
+    const auto qv = PerHeadScale::quantize<f8_e4m3>(v.cview().slice(0, t, t + c));
+    for (const index_t layer : {index_t{0}, index_t{1}}) cache.append(s, layer, qk, qv);
+    t += c;
+  }
+  // Each token's codes and scale were made from that token alone, so the whole sequence quantized
+  // at once dequantizes to the same values.
+  const auto all_k = PerHeadScale::quantize<f8_e4m3>(k), all_v = PerHeadScale::quantize<f8_e4m3>(v);
+  const Tensor<f32, 3> want_k = PerHeadScale::dequantize<f32>(all_k.codes(), all_k.scales());
+  const Tensor<f32, 3> want_v = PerHeadScale::dequantize<f32>(all_v.codes(), all_v.scales());
+  const Tensor<f32, 3> full_k = cache.dequantize_keys<f32>(s, 1), full_v = cache.dequantize_values<f32>(s, 1);
+  REQUIRE(full_k.extents() == extents_t<3>{7, 2, 4});  // three pages
+  const Tensor<f32, 3> ring_k = cache.dequantize_keys<f32>(s, 0);
+  REQUIRE(cache.first(s, 0) == 7 - 3);  // a ring of 2 − 1 + 2 = 3 positions, wrapped
+  REQUIRE(ring_k.extents() == extents_t<3>{3, 2, 4});
+  for (index_t t = 0; t < 7; ++t)
+    for (index_t h = 0; h < 2; ++h)
+      for (index_t d = 0; d < 4; ++d) {
+        CHECK(full_k(t, h, d) == want_k(t, h, d));
+        CHECK(full_v(t, h, d) == want_v(t, h, d));
+        if (t >= 4) CHECK(ring_k(t - 4, h, d) == want_k(t, h, d));
+      }
+  // Codes [Hkv·Dh] and f32 scales [Hkv] per slot, for K and V.
+  CHECK(cache.bytes() == 2 * ((4 * 3 + 3) * 2 * 4 * 1 + (4 * 3 + 3) * 2 * sizeof(float)));
 }

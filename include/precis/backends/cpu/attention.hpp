@@ -5,7 +5,6 @@
 //   namespace cpu = precis::backends::cpu;
 //   Tensor<bf16, 3> o = cpu::attention_decode(q, views, cfg, sinks);   // q [B, H, Dh], B views
 //   Tensor<bf16, 3> p = cpu::attention_prefill(q, cache.sequence(l), cfg);  // q [T, H, Dh]
-//   Attention<attention_backend::cpu_simd, bf16> attn(cfg);            // the same, as a backend
 //
 // The math is nn/attention.hpp's reference (model-semantics §1a): s_j = (q·k_j)·scale in f32,
 // keys i − w < j ≤ i visible (w = sliding window, 0 = full), optional per-head sink logit
@@ -73,7 +72,7 @@
 #include <precis/core/error.hpp>             // precis::shape_error, config_error, PRECIS_CHECK
 #include <precis/core/scalar.hpp>            // precis::from_compute
 #include <precis/core/tensor.hpp>            // precis::Tensor
-#include <precis/nn/attention.hpp>           // AttentionConfig, detail::check_attention_*, attention_backend
+#include <precis/nn/attention.hpp>           // AttentionConfig, detail::check_attention_*
 #include <precis/nn/kv_cache.hpp>            // precis::KvSequenceView, KvSegment
 #include <precis/ops/host_tensor.hpp>        // precis::HostTensorOfRank, as_const_view, format_extents
 
@@ -771,29 +770,3 @@ template <HostTensorOfRank<3> Q, HostTensorOfRank<3> K, HostTensorOfRank<3> V>
 }
 
 }  // namespace precis::backends::cpu
-
-namespace precis::attention_backend {
-
-/// The CPU SIMD kernels above as an Attention<> backend: f32 or bf16 activations, f32 sinks.
-/// One query token takes the decode path, more take the prefill path.
-struct cpu_simd {
-  using sinks_t = f32;
-  template <class Act>
-  static constexpr bool accepts_activation = backends::cpu::cpu_attention_dtype<Act>;
-
-  template <class Act>
-  [[nodiscard]] static Tensor<Act, 3> run(TensorView<const Act, 3> q, TensorView<const Act, 3> k,
-                                          TensorView<const Act, 3> v, const AttentionConfig& cfg,
-                                          std::optional<TensorView<const f32, 1>> sinks) {
-    return backends::cpu::attention(q, k, v, cfg, sinks);
-  }
-  template <class Act>
-  [[nodiscard]] static Tensor<Act, 3> run_cached(TensorView<const Act, 3> q, const KvSequenceView<Act>& kv,
-                                                 const AttentionConfig& cfg,
-                                                 std::optional<TensorView<const f32, 1>> sinks) {
-    if (q.extent(0) == 1) return backends::cpu::attention_decode(q, std::span<const KvSequenceView<Act>>(&kv, 1), cfg, sinks);
-    return backends::cpu::attention_prefill(q, kv, cfg, sinks);
-  }
-};
-
-}  // namespace precis::attention_backend

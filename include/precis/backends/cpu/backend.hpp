@@ -33,7 +33,9 @@
 
 namespace precis::backends {
 
-class Cpu : public HostBackend {
+class Cpu : public HostBackend<Cpu> {
+  friend class HostBackend<Cpu>;
+
  public:
   /// `n_threads` workers for this backend's kernels; 0: oneTBB's default (every core).
   explicit Cpu(int n_threads = 0)
@@ -47,56 +49,15 @@ class Cpu : public HostBackend {
     return arena_->execute(std::forward<F>(f));
   }
 
-  template <ActivationDtype Act>
-  [[nodiscard]] Tensor<Act, 2> embed(const AnyWeight& table, std::span<const std::int64_t> ids) const {
-    return embed_rows<Act>(table, ids);
-  }
-
   template <RmsNormCastOrder Order, HostTensor X, HostTensorOfRank<1> G>
   [[nodiscard]] Tensor<dtype_of<X>, rank_of<X>> rms_norm(const X& x, const G& gain, const Scalar<f32>& eps) const {
     return cpu::rms_norm<Order>(x, gain, eps);
-  }
-
-  /// y [M, N] = x [M, K]·Wᵀ in x's dtype (or f32 declared), accumulated in f32.
-  template <class Out = operand_dtype, linear_input X>
-    requires matmul_out_is_operand_or_f32<resolve_out_t<Out, dtype_of<X>>, dtype_of<X>>
-  [[nodiscard]] Tensor<resolve_out_t<Out, dtype_of<X>>, 2> linear(const X& x, const AnyWeight& w,
-                                                                  activation_quantization aq) const {
-    using O = resolve_out_t<Out, dtype_of<X>>;
-    return linear_any<Out>(TensorView<const dtype_of<X>, 2>(x), w, std::optional<TensorView<const O, 1>>{}, aq);
-  }
-  /// As above + bias [N] of the output dtype.
-  template <class Out = operand_dtype, linear_input X, HostTensorOfRank<1> B>
-    requires matmul_out_is_operand_or_f32<resolve_out_t<Out, dtype_of<X>>, dtype_of<X>> &&
-             same_dtype_no_implicit_cast<dtype_of<B>, resolve_out_t<Out, dtype_of<X>>>
-  [[nodiscard]] Tensor<resolve_out_t<Out, dtype_of<X>>, 2> linear(const X& x, const AnyWeight& w, const B& bias,
-                                                                  activation_quantization aq) const {
-    using O = resolve_out_t<Out, dtype_of<X>>;
-    return linear_any<Out>(TensorView<const dtype_of<X>, 2>(x), w,
-                           std::optional<TensorView<const O, 1>>(TensorView<const O, 1>(bias)), aq);
   }
 
   template <rope_layout Layout, class X>
     requires writable_host_tensor<X, 3>
   void rope(X&& x, const RopeTable<f32>& table) const {
     cpu::apply_rope_inplace<Layout>(std::forward<X>(x), table);
-  }
-
-  template <ActivationDtype Act, HostTensorOfRank<3> Q, HostTensorOfRank<3> K, HostTensorOfRank<3> V>
-    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act> && same_dtype_no_implicit_cast<dtype_of<K>, Act> &&
-             same_dtype_no_implicit_cast<dtype_of<V>, Act>
-  [[nodiscard]] Tensor<Act, 3> attend(PagedKvCache<Act>& cache, index_t layer, std::span<const KvSeqId> seqs,
-                                      const Q& q, const K& k, const V& v, const AttentionConfig& cfg) const {
-    return attend_impl(cache, layer, seqs, q, k, v, cfg, std::nullopt);
-  }
-  template <ActivationDtype Act, HostTensorOfRank<3> Q, HostTensorOfRank<3> K, HostTensorOfRank<3> V,
-            HostTensorOfRank<1> S>
-    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act> && same_dtype_no_implicit_cast<dtype_of<K>, Act> &&
-             same_dtype_no_implicit_cast<dtype_of<V>, Act> && std::same_as<dtype_of<S>, f32>
-  [[nodiscard]] Tensor<Act, 3> attend(PagedKvCache<Act>& cache, index_t layer, std::span<const KvSeqId> seqs,
-                                      const Q& q, const K& k, const V& v, const AttentionConfig& cfg,
-                                      const S& sinks) const {
-    return attend_impl(cache, layer, seqs, q, k, v, cfg, TensorView<const f32, 1>(sinks));
   }
 
   template <GatedActivation A, HostTensorOfRank<2> G, HostTensorOfRank<2> U>
@@ -133,8 +94,10 @@ class Cpu : public HostBackend {
   }
 
  private:
-  template <class Out, class A, class O>
-  [[nodiscard]] static Tensor<O, 2> linear_any(const TensorView<const A, 2>& x, const AnyWeight& w,
+  /// HostBackend's linear front calls this: x [M, K]·Wᵀ (+ bias) through the stored format's
+  /// matmul kernel, or the q8 integer-dot kernels for block formats under q8_blocks.
+  template <class Out, class O, class A>
+  [[nodiscard]] static Tensor<O, 2> linear_kernel(const TensorView<const A, 2>& x, const AnyWeight& w,
                                                const std::optional<TensorView<const O, 1>>& bias,
                                                activation_quantization aq) {
     return std::visit(
@@ -152,18 +115,18 @@ class Cpu : public HostBackend {
         w.storage());
   }
 
-  template <ActivationDtype Act, class Q, class K, class V>
-  [[nodiscard]] static Tensor<Act, 3> attend_impl(PagedKvCache<Act>& cache, index_t layer, std::span<const KvSeqId> seqs,
-                                                  const Q& q, const K& k, const V& v, const AttentionConfig& cfg,
-                                                  std::optional<TensorView<const f32, 1>> sinks) {
-    return append_and_attend<Act>(
-        cache, layer, seqs, as_const_view(q), as_const_view(k), as_const_view(v),
-        [&](const TensorView<const Act, 3>& qv, const KvSequenceView<Act>& kv) {
-          return cpu::attention_prefill(qv, kv, cfg, sinks);
-        },
-        [&](const TensorView<const Act, 3>& qv, std::span<const KvSequenceView<Act>> kv) {
-          return cpu::attention_decode(qv, kv, cfg, sinks);
-        });
+  template <ActivationDtype Act>
+  [[nodiscard]] static Tensor<Act, 3> attention_prefill(TensorView<const Act, 3> q, const KvSequenceView<Act>& kv,
+                                                        const AttentionConfig& cfg,
+                                                        std::optional<TensorView<const f32, 1>> sinks) {
+    return cpu::attention_prefill(q, kv, cfg, sinks);
+  }
+  template <ActivationDtype Act>
+  [[nodiscard]] static Tensor<Act, 3> attention_decode(TensorView<const Act, 3> q,
+                                                       std::span<const KvSequenceView<Act>> kv,
+                                                       const AttentionConfig& cfg,
+                                                       std::optional<TensorView<const f32, 1>> sinks) {
+    return cpu::attention_decode(q, kv, cfg, sinks);
   }
 
   template <class D, std::size_t R>

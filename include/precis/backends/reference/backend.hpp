@@ -76,7 +76,9 @@ inline void q8_round_row(std::span<float> x) {
 
 }  // namespace detail
 
-class Reference : public HostBackend {
+class Reference : public HostBackend<Reference> {
+  friend class HostBackend<Reference>;
+
  public:
   Reference() = default;
   /// Accepts a thread count for symmetry with Cpu; the reference is single-threaded.
@@ -89,31 +91,9 @@ class Reference : public HostBackend {
     return std::forward<F>(f)();
   }
 
-  template <ActivationDtype Act>
-  [[nodiscard]] Tensor<Act, 2> embed(const AnyWeight& table, std::span<const std::int64_t> ids) const {
-    return embed_rows<Act>(table, ids);
-  }
-
   template <RmsNormCastOrder Order, HostTensor X, HostTensorOfRank<1> G>
   [[nodiscard]] Tensor<dtype_of<X>, rank_of<X>> rms_norm(const X& x, const G& gain, const Scalar<f32>& eps) const {
     return precis::rms_norm<Order>(x, gain, eps);
-  }
-
-  template <class Out = operand_dtype, linear_input X>
-    requires matmul_out_is_operand_or_f32<resolve_out_t<Out, dtype_of<X>>, dtype_of<X>>
-  [[nodiscard]] Tensor<resolve_out_t<Out, dtype_of<X>>, 2> linear(const X& x, const AnyWeight& w,
-                                                                  activation_quantization aq) const {
-    using O = resolve_out_t<Out, dtype_of<X>>;
-    return linear_spec<O>(TensorView<const dtype_of<X>, 2>(x), w, std::optional<TensorView<const O, 1>>{}, aq);
-  }
-  template <class Out = operand_dtype, linear_input X, HostTensorOfRank<1> B>
-    requires matmul_out_is_operand_or_f32<resolve_out_t<Out, dtype_of<X>>, dtype_of<X>> &&
-             same_dtype_no_implicit_cast<dtype_of<B>, resolve_out_t<Out, dtype_of<X>>>
-  [[nodiscard]] Tensor<resolve_out_t<Out, dtype_of<X>>, 2> linear(const X& x, const AnyWeight& w, const B& bias,
-                                                                  activation_quantization aq) const {
-    using O = resolve_out_t<Out, dtype_of<X>>;
-    return linear_spec<O>(TensorView<const dtype_of<X>, 2>(x), w,
-                          std::optional<TensorView<const O, 1>>(TensorView<const O, 1>(bias)), aq);
   }
 
   template <rope_layout Layout, class X>
@@ -122,23 +102,6 @@ class Reference : public HostBackend {
     const TensorView<dtype_of<X>, 3> v = x;
     const Tensor<dtype_of<X>, 3> y = apply_rope<Layout>(v, table);  // [T, heads, D]
     copy_into(v, y.cview());
-  }
-
-  template <ActivationDtype Act, HostTensorOfRank<3> Q, HostTensorOfRank<3> K, HostTensorOfRank<3> V>
-    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act> && same_dtype_no_implicit_cast<dtype_of<K>, Act> &&
-             same_dtype_no_implicit_cast<dtype_of<V>, Act>
-  [[nodiscard]] Tensor<Act, 3> attend(PagedKvCache<Act>& cache, index_t layer, std::span<const KvSeqId> seqs,
-                                      const Q& q, const K& k, const V& v, const AttentionConfig& cfg) const {
-    return attend_impl(cache, layer, seqs, q, k, v, cfg, std::nullopt);
-  }
-  template <ActivationDtype Act, HostTensorOfRank<3> Q, HostTensorOfRank<3> K, HostTensorOfRank<3> V,
-            HostTensorOfRank<1> S>
-    requires same_dtype_no_implicit_cast<dtype_of<Q>, Act> && same_dtype_no_implicit_cast<dtype_of<K>, Act> &&
-             same_dtype_no_implicit_cast<dtype_of<V>, Act> && std::same_as<dtype_of<S>, f32>
-  [[nodiscard]] Tensor<Act, 3> attend(PagedKvCache<Act>& cache, index_t layer, std::span<const KvSeqId> seqs,
-                                      const Q& q, const K& k, const V& v, const AttentionConfig& cfg,
-                                      const S& sinks) const {
-    return attend_impl(cache, layer, seqs, q, k, v, cfg, TensorView<const f32, 1>(sinks));
   }
 
   template <GatedActivation A, HostTensorOfRank<2> G, HostTensorOfRank<2> U>
@@ -164,8 +127,8 @@ class Reference : public HostBackend {
 
  private:
   /// The linear math spec (header comment).
-  template <class O, class A>
-  [[nodiscard]] static Tensor<O, 2> linear_spec(const TensorView<const A, 2>& x, const AnyWeight& w,
+  template <class Out, class O, class A>
+  [[nodiscard]] static Tensor<O, 2> linear_kernel(const TensorView<const A, 2>& x, const AnyWeight& w,
                                                 const std::optional<TensorView<const O, 1>>& bias,
                                                 activation_quantization aq) {
     const index_t m = x.extent(0), k = x.extent(1), n = w.rows();
@@ -208,24 +171,25 @@ class Reference : public HostBackend {
     return c != dtype_code::f32 && c != dtype_code::bf16 && c != dtype_code::f16;
   }
 
-  template <ActivationDtype Act, class Q, class K, class V>
-  [[nodiscard]] static Tensor<Act, 3> attend_impl(PagedKvCache<Act>& cache, index_t layer, std::span<const KvSeqId> seqs,
-                                                  const Q& q, const K& k, const V& v, const AttentionConfig& cfg,
-                                                  std::optional<TensorView<const f32, 1>> sinks) {
-    return append_and_attend<Act>(
-        cache, layer, seqs, as_const_view(q), as_const_view(k), as_const_view(v),
-        [&](const TensorView<const Act, 3>& qv, const KvSequenceView<Act>& kv) {
-          return reference_attention<Act>(qv, kv, cfg, sinks);
-        },
-        [&](const TensorView<const Act, 3>& qv, std::span<const KvSequenceView<Act>> kv) {
-          Tensor<Act, 3> out(qv.extents());  // [B, H, D]
-          for (std::size_t b = 0; b < kv.size(); ++b) {
-            const auto i = static_cast<index_t>(b);
-            const Tensor<Act, 3> o = reference_attention<Act>(qv.slice(0, i, i + 1), kv[b], cfg, sinks);  // [1, H, D]
-            copy_into(out.view().slice(0, i, i + 1), o.cview());
-          }
-          return out;
-        });
+  template <ActivationDtype Act>
+  [[nodiscard]] static Tensor<Act, 3> attention_prefill(TensorView<const Act, 3> q, const KvSequenceView<Act>& kv,
+                                                        const AttentionConfig& cfg,
+                                                        std::optional<TensorView<const f32, 1>> sinks) {
+    return reference_attention<Act>(q, kv, cfg, sinks);
+  }
+  /// One reference_attention per sequence.
+  template <ActivationDtype Act>
+  [[nodiscard]] static Tensor<Act, 3> attention_decode(TensorView<const Act, 3> q,
+                                                       std::span<const KvSequenceView<Act>> kv,
+                                                       const AttentionConfig& cfg,
+                                                       std::optional<TensorView<const f32, 1>> sinks) {
+    Tensor<Act, 3> out(q.extents());  // [B, H, D]
+    for (std::size_t b = 0; b < kv.size(); ++b) {
+      const auto i = static_cast<index_t>(b);
+      const Tensor<Act, 3> o = reference_attention<Act>(q.slice(0, i, i + 1), kv[b], cfg, sinks);  // [1, H, D]
+      copy_into(out.view().slice(0, i, i + 1), o.cview());
+    }
+    return out;
   }
 
   template <class D, std::size_t R>
