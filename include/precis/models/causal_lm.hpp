@@ -46,7 +46,7 @@
 #include <precis/models/model_config.hpp>   // HfConfig
 #include <precis/models/model_loading.hpp>  // LoadOptions
 #include <precis/models/weight_source.hpp>  // WeightSource, weight_format
-#include <precis/nn/kv_cache.hpp>           // KvSeqId
+#include <precis/nn/kv_index.hpp>           // KvSeqId
 #include <precis/nn/layer_expert_selector.hpp>  // LayerExpertSelector
 
 namespace precis::models {

@@ -25,7 +25,7 @@
 #include <precis/core/error.hpp>             // shape_error, range_error, config_error
 #include <precis/core/tensor.hpp>            // Tensor
 #include <precis/models/model_loading.hpp>   // logits_rows, LoadOptions, context_for, kv_size_for
-#include <precis/nn/kv_cache.hpp>            // KvSeqId, KvLayerPlan, PagedKvSize
+#include <precis/nn/kv_index.hpp>            // KvSeqId, KvLayerPlan, PagedKvSize
 
 namespace precis::models {
 

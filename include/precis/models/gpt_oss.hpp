@@ -13,7 +13,7 @@
 //   windows      HF `layer_types` ("sliding_attention" / "full_attention"; default: even layers
 //                slide, OAI `sliding_window if layer_idx % 2 == 0`), window `sliding_window`
 //                counting the current token. A sliding layer's KV cache is a ring of
-//                window − 1 + prefill_chunk positions (nn/kv_cache.hpp): its memory does not
+//                window − 1 + prefill_chunk positions (nn/kv_index.hpp): its memory does not
 //                grow with the sequence; prompts longer than prefill_chunk are prefilled in chunks.
 //   RoPE         half_split (NeoX), YaRN with truncate = false (yarn_bounds::exact) and the
 //                attention factor mscale on cos *and* sin (so q·k scales by mscale², not applied
@@ -58,12 +58,13 @@
 #include <precis/models/decoder.hpp>           // Decoder
 #include <precis/models/causal_lm.hpp>         // CausalLM, CausalLMFor, ModelFiles, ModelInfo
 #include <precis/models/model_config.hpp>      // HfConfig, GgufConfig, RopeSpec, rope_from_hf, rope_from_gguf
-#include <precis/models/model_loading.hpp>     // LoadOptions, load_role_tensor, check_layer_count
+#include <precis/models/model_loading.hpp>     // LoadOptions, check_layer_count, ties_output_head
 #include <precis/models/moe_weights.hpp>       // AnyMoeExperts, load_hf_gpt_oss_experts, load_gguf_experts
+#include <precis/models/weight_loader.hpp>     // WeightLoader
 #include <precis/models/weight_source.hpp>     // WeightSource
 #include <precis/nn/activation.hpp>            // ClampedSwiglu
 #include <precis/nn/attention.hpp>             // AttentionConfig
-#include <precis/nn/kv_cache.hpp>              // PagedKvCache, KvSeqId, KvLayerPlan
+#include <precis/nn/kv_index.hpp>              // KvSeqId, KvLayerPlan
 #include <precis/nn/norm.hpp>                  // MultiplyThenCast
 #include <precis/nn/rope.hpp>                  // InvFreq, RopeTable, yarn_bounds
 #include <precis/nn/layer_expert_selector.hpp>  // LayerExpertSelector, BoundLayerSelector
@@ -317,25 +318,18 @@ struct GptOssWeights {
     const std::string moe_why = e_why + ", " + k.ffn + "=" + std::to_string(ni) + ", " + hid;
     const std::string vocab_why = k.vocab + "=" + std::to_string(vocab);
 
-    io::ConversionReport report;
-    std::size_t copied = 0;
-    const auto weight = [&](const std::string& name, index_t rows, index_t cols, const std::string& why) {
-      return be.upload(counted(AnyWeight::from(w.tensor(name, {{rows, cols}, why})), copied));
-    };
+    WeightLoader<P, B> ld(be, w);
     // Norm gains are kept in f32 under every policy (HF `_keep_in_fp32_modules`; MultiplyThenCast
     // multiplies in f32 anyway): a bf16 gain widens exactly, logged.
-    const auto norm = [&](const std::string& name) {
-      return be.upload(
-          io::load<f32, 1>(w.tensor(name, {{hidden}, hid}), report, io::widen<bf16, f32>{}, io::widen<f16, f32>{}));
-    };
+    const auto norm = [&](const std::string& name) { return ld.f32_param(name, hidden, hid); };
     const auto bias = [&](const std::string& name, index_t n, const std::string& why) {
-      return be.upload(load_role_tensor<role::bias, P>(w.tensor(name, {{n}, why}), report));
+      return ld.template param<role::bias>(name, n, why);
     };
     const auto bias2 = [&](const std::string& name, index_t rows, index_t cols, const std::string& why) {
-      return load_role_tensor<role::bias, P, 2>(w.tensor(name, {{rows, cols}, why}), report).to_tensor();
+      return ld.template host_param<role::bias, 2>(name, {{rows, cols}, why}).to_tensor();  // [E, N]
     };
 
-    auto embed = weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
+    auto embed = ld.weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
     std::vector<GptOssLayerWeights<P, B>> layers;
     layers.reserve(static_cast<std::size_t>(c.num_hidden_layers));
     const ClampedSwiglu act_fn{Scalar<f32>::from(c.swiglu_alpha), Scalar<f32>::from(c.swiglu_limit)};
@@ -348,32 +342,31 @@ struct GptOssWeights {
         Tensor<act, 2> gu_bias = concat_halves(bias2(blk + ".ffn_gate_exps.bias", ne, ni, moe_why),
                                                bias2(blk + ".ffn_up_exps.bias", ne, ni, moe_why));  // [E, 2I]
         experts.emplace(AnyMoeExperts<ClampedSwiglu, act>::separate_gate_up(
-            act_fn, counted(std::move(e.gate), copied), counted(std::move(e.up), copied),
-            counted(std::move(e.down), copied), std::move(gu_bias),
+            act_fn, ld.experts(std::move(e.gate)), ld.experts(std::move(e.up)),
+            ld.experts(std::move(e.down)), std::move(gu_bias),
             bias2(blk + ".ffn_down_exps.bias", ne, hidden, moe_why)));
       } else {
         const std::string pre = names.layer_prefix + std::to_string(l) + ".mlp.experts";
         InterleavedExpertTensors e = load_hf_gpt_oss_experts(w, pre, ne, ni, hidden, moe_why, mxfp4);
         experts.emplace(AnyMoeExperts<ClampedSwiglu, act>::interleaved_gate_up(
-            act_fn, counted(std::move(e.gate_up), copied), counted(std::move(e.down), copied),
+            act_fn, ld.experts(std::move(e.gate_up)), ld.experts(std::move(e.down)),
             bias2(pre + ".gate_up_proj_bias", ne, 2 * ni, moe_why),
             bias2(pre + ".down_proj_bias", ne, hidden, moe_why)));
       }
       layers.push_back(GptOssLayerWeights<P, B>{
           norm(n(names.input_norm)),
-          weight(n(names.q), q_rows, hidden, q_why + ", " + hid),
-          weight(n(names.k), kv_rows, hidden, kv_why + ", " + hid),
-          weight(n(names.v), kv_rows, hidden, kv_why + ", " + hid),
-          weight(n(names.o), hidden, q_rows, hid + ", " + q_why),
+          ld.weight(n(names.q), q_rows, hidden, q_why + ", " + hid),
+          ld.weight(n(names.k), kv_rows, hidden, kv_why + ", " + hid),
+          ld.weight(n(names.v), kv_rows, hidden, kv_why + ", " + hid),
+          ld.weight(n(names.o), hidden, q_rows, hid + ", " + q_why),
           bias(n(names.q, ".bias"), q_rows, q_why),
           bias(n(names.k, ".bias"), kv_rows, kv_why),
           bias(n(names.v, ".bias"), kv_rows, kv_why),
           bias(n(names.o, ".bias"), hidden, hid),
-          be.upload(load_role_tensor<role::sinks, P>(w.tensor(n(names.sinks, ""), {{c.num_attention_heads}, heads_why}),
-                                                     report)),
+          ld.template param<role::sinks>(n(names.sinks, ""), c.num_attention_heads, heads_why),
           norm(n(names.post_norm)),
-          weight(n(names.router), ne, hidden, e_why + ", " + hid),
-          be.upload(load_role_tensor<role::router_bias, P>(w.tensor(n(names.router, ".bias"), {{ne}, e_why}), report)),
+          ld.weight(n(names.router), ne, hidden, e_why + ", " + hid),
+          ld.template param<role::router_bias>(n(names.router, ".bias"), ne, e_why),
           be.upload(std::move(*experts)),
       });
     }
@@ -381,10 +374,10 @@ struct GptOssWeights {
 
     std::optional<backends::weight_of<B>> head;
     if (!ties_output_head(w, "gpt_oss", c.source, c.tie_word_embeddings, names.lm_head))
-      head = weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
+      head = ld.weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
     check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
     return GptOssWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head),
-                         std::move(report), copied};
+                         ld.take_report(), ld.bytes_copied()};
   }
 };
 
@@ -407,7 +400,7 @@ class GptOss : public Decoder<GptOss<P, B>, B, typename P::activation> {
   using view = backends::view_of<B, act, R>;
 
   /// Tokens one append brings at most: prompts are prefilled in chunks of this many, and a
-  /// sliding layer's ring holds window − 1 + prefill_chunk positions (nn/kv_cache.hpp). 256 keeps
+  /// sliding layer's ring holds window − 1 + prefill_chunk positions (nn/kv_index.hpp). 256 keeps
   /// the rings of gpt-oss (window 128) at 383 positions per sequence, whatever the context.
   static constexpr index_t default_prefill_chunk = 256;
 

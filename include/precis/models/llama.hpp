@@ -30,7 +30,7 @@
 // declared-f32 GEMM), whatever the activation dtype.
 //
 // State: one paged KV cache in the backend's memory, shared by every sequence (models/decoder.hpp,
-// nn/kv_cache.hpp): prefill and decode append to the same pages, and decode_batch() runs several
+// nn/kv_index.hpp): prefill and decode append to the same pages, and decode_batch() runs several
 // sequences' next tokens as one stacked [B, hidden] matrix through every projection, with
 // attention per sequence (the backend's batched decode attention). Positions are checked against the context the
 // cache was sized for, token ids against the vocabulary, before anything is computed.
@@ -54,11 +54,12 @@
 #include <precis/models/causal_lm.hpp>         // CausalLM, CausalLMFor, ModelFiles, ModelInfo
 #include <precis/models/decoder.hpp>           // Decoder
 #include <precis/models/model_config.hpp>      // HfConfig, RopeSpec, rope_from_hf
-#include <precis/models/model_loading.hpp>     // LoadOptions, load_role_weight, check_layer_count
+#include <precis/models/model_loading.hpp>     // LoadOptions, check_layer_count, ties_output_head
+#include <precis/models/weight_loader.hpp>     // WeightLoader
 #include <precis/models/weight_source.hpp>     // WeightSource, ExpectedShape
 #include <precis/nn/activation.hpp>            // SiluGate
 #include <precis/nn/attention.hpp>             // AttentionConfig
-#include <precis/nn/kv_cache.hpp>              // KvSeqId, KvLayerPlan
+#include <precis/nn/kv_index.hpp>              // KvSeqId, KvLayerPlan
 #include <precis/weights/any_weight.hpp>       // AnyWeight, activation_quantization
 #include <precis/nn/norm.hpp>                  // NormThenCast
 #include <precis/nn/rope.hpp>                  // InvFreq, RopeTable, rope_layout
@@ -283,42 +284,32 @@ struct LlamaWeights {
     const std::string ffn_why = k.ffn + "=" + std::to_string(ffn);
     const std::string vocab_why = k.vocab + "=" + std::to_string(vocab);
 
-    io::ConversionReport report;
-    std::size_t copied = 0;
-    const auto host_weight = [&](const std::string& name, index_t rows, index_t cols, const std::string& why) {
-      return counted(AnyWeight::from(w.tensor(name, {{rows, cols}, why})), copied);
-    };
-    const auto weight = [&](const std::string& name, index_t rows, index_t cols, const std::string& why) {
-      return be.upload(host_weight(name, rows, cols, why));
-    };
-    const auto norm = [&](const std::string& name) {
-      return be.upload(load_role_tensor<role::norm_weight, P>(w.tensor(name, {{hidden}, hid}), report));
-    };
-    const auto bias = [&](bool present, const std::string& name, index_t n, const std::string& why)
-        -> std::optional<backends::param_of<B, role_dtype_t<role::bias, P>, 1>> {
-      if (!present) return std::nullopt;
-      return be.upload(load_role_tensor<role::bias, P>(w.tensor(name, {{n}, why}), report));
+    WeightLoader<P, B> ld(be, w);
+    // Every norm gain is [hidden]; biases exist where the config says so (attention_bias, mlp_bias).
+    const auto norm = [&](const std::string& name) { return ld.template param<role::norm_weight>(name, hidden, hid); };
+    const auto bias = [&](bool present, const std::string& name, index_t n, const std::string& why) {
+      return ld.template param_if<role::bias>(present, name, n, why);
     };
 
-    const AnyWeight embed_host = host_weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
+    const AnyWeight embed_host = ld.host_weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
     std::vector<LlamaLayerWeights<P, B>> layers;
     layers.reserve(static_cast<std::size_t>(c.num_hidden_layers));
     for (index_t l = 0; l < c.num_hidden_layers; ++l) {
       const auto n = [&](const std::string& part, const char* suffix = ".weight") { return names.layer(l, part, suffix); };
       layers.push_back(LlamaLayerWeights<P, B>{
           norm(n(names.input_norm)),
-          weight(n(names.q), q_rows, hidden, q_why + ", " + hid),
-          weight(n(names.k), kv_rows, hidden, kv_why + ", " + hid),
-          weight(n(names.v), kv_rows, hidden, kv_why + ", " + hid),
-          weight(n(names.o), hidden, q_rows, hid + ", " + q_why),
+          ld.weight(n(names.q), q_rows, hidden, q_why + ", " + hid),
+          ld.weight(n(names.k), kv_rows, hidden, kv_why + ", " + hid),
+          ld.weight(n(names.v), kv_rows, hidden, kv_why + ", " + hid),
+          ld.weight(n(names.o), hidden, q_rows, hid + ", " + q_why),
           bias(c.attention_bias, n(names.q, ".bias"), q_rows, q_why),
           bias(c.attention_bias, n(names.k, ".bias"), kv_rows, kv_why),
           bias(c.attention_bias, n(names.v, ".bias"), kv_rows, kv_why),
           bias(c.attention_bias, n(names.o, ".bias"), hidden, hid),
           norm(n(names.post_norm)),
-          weight(n(names.gate), ffn, hidden, ffn_why + ", " + hid),
-          weight(n(names.up), ffn, hidden, ffn_why + ", " + hid),
-          weight(n(names.down), hidden, ffn, hid + ", " + ffn_why),
+          ld.weight(n(names.gate), ffn, hidden, ffn_why + ", " + hid),
+          ld.weight(n(names.up), ffn, hidden, ffn_why + ", " + hid),
+          ld.weight(n(names.down), hidden, ffn, hid + ", " + ffn_why),
           bias(c.mlp_bias, n(names.gate, ".bias"), ffn, ffn_why),
           bias(c.mlp_bias, n(names.up, ".bias"), ffn, ffn_why),
           bias(c.mlp_bias, n(names.down, ".bias"), hidden, hid),
@@ -332,10 +323,10 @@ struct LlamaWeights {
     // unused(). GGUF has no tie flag: llama.cpp uses token_embd when output.weight is absent.
     std::optional<backends::weight_of<B>> head;
     if (!ties_output_head(w, "llama", c.source, c.tie_word_embeddings, names.lm_head))
-      head = weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
+      head = ld.weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
     check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
     return LlamaWeights{be.upload(embed_host), std::move(layers), std::move(final_norm), std::move(head),
-                        std::move(report), copied};
+                        ld.take_report(), ld.bytes_copied()};
   }
 };
 

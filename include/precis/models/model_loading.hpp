@@ -29,7 +29,7 @@
 #include <precis/weights/any_experts.hpp>     // AnyExpertStack
 #include <precis/weights/any_weight.hpp>      // AnyWeight, activation_quantization
 #include <precis/models/weight_source.hpp>   // WeightSource
-#include <precis/nn/kv_cache.hpp>            // PagedKvSize
+#include <precis/nn/kv_index.hpp>            // PagedKvSize
 
 namespace precis::models {
 

@@ -59,12 +59,13 @@
 #include <precis/models/decoder.hpp>           // Decoder
 #include <precis/models/causal_lm.hpp>         // CausalLM, CausalLMFor, ModelFiles, ModelInfo
 #include <precis/models/model_config.hpp>      // HfConfig, GgufConfig, RopeSpec, rope_from_hf, rope_from_gguf
-#include <precis/models/model_loading.hpp>     // LoadOptions, load_role_tensor, check_layer_count
+#include <precis/models/model_loading.hpp>     // LoadOptions, check_layer_count, ties_output_head
 #include <precis/models/moe_weights.hpp>       // AnyMoeExperts, load_hf_qwen3_experts, load_gguf_experts
+#include <precis/models/weight_loader.hpp>     // WeightLoader
 #include <precis/models/weight_source.hpp>     // WeightSource
 #include <precis/nn/activation.hpp>            // SiluGate
 #include <precis/nn/attention.hpp>             // AttentionConfig
-#include <precis/nn/kv_cache.hpp>              // PagedKvCache, KvSeqId, KvLayerPlan
+#include <precis/nn/kv_index.hpp>              // KvSeqId, KvLayerPlan
 #include <precis/nn/norm.hpp>                  // NormThenCast
 #include <precis/nn/rope.hpp>                  // InvFreq, RopeTable
 #include <precis/nn/layer_expert_selector.hpp>  // LayerExpertSelector, BoundLayerSelector
@@ -363,21 +364,15 @@ struct Qwen3MoeWeights {
     const std::string moe_why = k.experts + "=" + std::to_string(c.num_experts) + ", " + k.moe_ffn + "=" +
                                 std::to_string(c.moe_intermediate_size) + ", " + hid;
 
-    io::ConversionReport report;
-    std::size_t copied = 0;
-    const auto weight = [&](const std::string& name, index_t rows, index_t cols, const std::string& why) {
-      return be.upload(counted(AnyWeight::from(w.tensor(name, {{rows, cols}, why})), copied));
-    };
+    WeightLoader<P, B> ld(be, w);
     const auto norm = [&](const std::string& name, index_t n, const std::string& why) {
-      return be.upload(load_role_tensor<role::norm_weight, P>(w.tensor(name, {{n}, why}), report));
+      return ld.template param<role::norm_weight>(name, n, why);
     };
-    const auto bias = [&](const std::string& name, index_t n, const std::string& why)
-        -> std::optional<backends::param_of<B, role_dtype_t<role::bias, P>, 1>> {
-      if (!c.attention_bias) return std::nullopt;
-      return be.upload(load_role_tensor<role::bias, P>(w.tensor(name, {{n}, why}), report));
+    const auto bias = [&](const std::string& name, index_t n, const std::string& why) {  // config: attention_bias
+      return ld.template param_if<role::bias>(c.attention_bias, name, n, why);
     };
 
-    auto embed = weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
+    auto embed = ld.weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
     std::vector<Qwen3MoeLayerWeights<P, B>> layers;
     layers.reserve(static_cast<std::size_t>(c.num_hidden_layers));
     for (index_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -388,22 +383,22 @@ struct Qwen3MoeWeights {
         ExpertTensors e = names.experts_as == expert_layout::gguf ? load_gguf_experts(w, names.experts(l), ne, ni, hidden, moe_why)
                                      : load_hf_qwen3_experts(w, names.experts(l), ne, ni, hidden, moe_why);
         mlp.template emplace<Qwen3SparseMoe<act, B>>(Qwen3SparseMoe<act, B>{
-            weight(n(names.router), ne, hidden, k.experts + "=" + std::to_string(ne) + ", " + hid),
-            be.upload(AnyMoeExperts<SiluGate, act>::separate_gate_up(SiluGate{}, counted(std::move(e.gate), copied),
-                                                                     counted(std::move(e.up), copied),
-                                                                     counted(std::move(e.down), copied)))});
+            ld.weight(n(names.router), ne, hidden, k.experts + "=" + std::to_string(ne) + ", " + hid),
+            be.upload(AnyMoeExperts<SiluGate, act>::separate_gate_up(SiluGate{}, ld.experts(std::move(e.gate)),
+                                                                     ld.experts(std::move(e.up)),
+                                                                     ld.experts(std::move(e.down))))});
       } else {
         const index_t ffn = c.intermediate_size;
-        mlp.template emplace<Qwen3DenseMlp<B>>(Qwen3DenseMlp<B>{weight(n(names.dense_gate), ffn, hidden, ffn_why + ", " + hid),
-                                                          weight(n(names.dense_up), ffn, hidden, ffn_why + ", " + hid),
-                                                          weight(n(names.dense_down), hidden, ffn, hid + ", " + ffn_why)});
+        mlp.template emplace<Qwen3DenseMlp<B>>(Qwen3DenseMlp<B>{ld.weight(n(names.dense_gate), ffn, hidden, ffn_why + ", " + hid),
+                                                          ld.weight(n(names.dense_up), ffn, hidden, ffn_why + ", " + hid),
+                                                          ld.weight(n(names.dense_down), hidden, ffn, hid + ", " + ffn_why)});
       }
       layers.push_back(Qwen3MoeLayerWeights<P, B>{
           norm(n(names.input_norm), hidden, hid),
-          weight(n(names.q), q_rows, hidden, q_why + ", " + hid),
-          weight(n(names.k), kv_rows, hidden, kv_why + ", " + hid),
-          weight(n(names.v), kv_rows, hidden, kv_why + ", " + hid),
-          weight(n(names.o), hidden, q_rows, hid + ", " + q_why),
+          ld.weight(n(names.q), q_rows, hidden, q_why + ", " + hid),
+          ld.weight(n(names.k), kv_rows, hidden, kv_why + ", " + hid),
+          ld.weight(n(names.v), kv_rows, hidden, kv_why + ", " + hid),
+          ld.weight(n(names.o), hidden, q_rows, hid + ", " + q_why),
           bias(n(names.q, ".bias"), q_rows, q_why),
           bias(n(names.k, ".bias"), kv_rows, kv_why),
           bias(n(names.v, ".bias"), kv_rows, kv_why),
@@ -418,10 +413,10 @@ struct Qwen3MoeWeights {
 
     std::optional<backends::weight_of<B>> head;
     if (!ties_output_head(w, model, c.source, c.tie_word_embeddings, names.lm_head))
-      head = weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
+      head = ld.weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
     check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
     return Qwen3MoeWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head),
-                           std::move(report), copied};
+                           ld.take_report(), ld.bytes_copied()};
   }
 };
 

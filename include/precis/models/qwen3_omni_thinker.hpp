@@ -42,7 +42,7 @@
 #include <precis/models/model_loading.hpp>  // LoadOptions
 #include <precis/models/qwen3_moe.hpp>      // Qwen3Moe, Qwen3MoeConfig, Qwen3MoeTensorNames
 #include <precis/models/weight_source.hpp>  // WeightSource
-#include <precis/nn/kv_cache.hpp>           // KvSeqId
+#include <precis/nn/kv_index.hpp>           // KvSeqId
 #include <precis/nn/rope.hpp>               // RopeTable, mrope::interleaved
 
 namespace precis::models {
