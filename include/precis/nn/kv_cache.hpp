@@ -480,13 +480,13 @@ class KvCache {
   [[nodiscard]] TensorView<const element_dtype, 3> keys(index_t layer) const
     requires(!quantized)
   {
-    return contiguous("keys", layer, paged_.pool().keys(layer, 0));
+    return contiguous("keys", layer, [&] { return paged_.pool().keys(layer, 0); });
   }
   /// Cached values of `layer`: [length(layer), n_kv_heads, head_dim].
   [[nodiscard]] TensorView<const element_dtype, 3> values(index_t layer) const
     requires(!quantized)
   {
-    return contiguous("values", layer, paged_.pool().values(layer, 0));
+    return contiguous("values", layer, [&] { return paged_.pool().values(layer, 0); });
   }
 
   /// What attention kernels read: positions [first(layer), length(layer)) of `layer`.
@@ -511,22 +511,22 @@ class KvCache {
   [[nodiscard]] TensorView<const element_dtype, 3> key_codes(index_t layer) const
     requires quantized
   {
-    return contiguous("key_codes", layer, paged_.pool().keys(layer, 0));
+    return contiguous("key_codes", layer, [&] { return paged_.pool().keys(layer, 0); });
   }
   [[nodiscard]] TensorView<const element_dtype, 3> value_codes(index_t layer) const
     requires quantized
   {
-    return contiguous("value_codes", layer, paged_.pool().values(layer, 0));
+    return contiguous("value_codes", layer, [&] { return paged_.pool().values(layer, 0); });
   }
   [[nodiscard]] TensorView<const f32, 2> key_scales(index_t layer) const
     requires quantized
   {
-    return contiguous("key_scales", layer, paged_.pool().key_scales(layer, 0));
+    return contiguous("key_scales", layer, [&] { return paged_.pool().key_scales(layer, 0); });
   }
   [[nodiscard]] TensorView<const f32, 2> value_scales(index_t layer) const
     requires quantized
   {
-    return contiguous("value_scales", layer, paged_.pool().value_scales(layer, 0));
+    return contiguous("value_scales", layer, [&] { return paged_.pool().value_scales(layer, 0); });
   }
 
   /// Drops tokens [new_length, length) of `layer` (e.g. rejected speculative tokens). A ring can
@@ -538,9 +538,11 @@ class KvCache {
  private:
   /// Positions [0, length) of `layer` as one view: only while the layer holds all of them (its
   /// single page, or a ring that has not wrapped — both in block 0 from slot 0).
-  template <class E, std::size_t R>
-  TensorView<const E, R> contiguous(const char* op, index_t layer, TensorView<const E, R> block) const {
+  /// (`block` is called only after `layer` is checked.)
+  template <class F>
+  auto contiguous(const char* op, index_t layer, F&& block_of) const {
     const index_t len = length(layer), from = first(layer);
+    const auto block = block_of();
     PRECIS_CHECK(from == 0 && len <= block.extent(0), range_error, "[KvCache::", op, "] layer ", layer,
                  " is a sliding-window ring (window ", window(layer), ") holding positions [", from, ", ", len,
                  ") only; read it through sequence(", layer, ")");
