@@ -36,6 +36,9 @@
 
 #include <precis/backends/cpu/backend.hpp>        // backends::Cpu
 #include <precis/backends/reference/backend.hpp>  // backends::Reference
+#if defined(PRECIS_WITH_CUDA)
+#include <precis/backends/cuda/backend.hpp>       // backends::Cuda (link precis::cuda)
+#endif
 #include <precis/core/error.hpp>            // config_error
 #include <precis/models/causal_lm.hpp>      // CausalLM, ModelFiles, precision
 #include <precis/models/llama.hpp>          // load_llama
@@ -55,10 +58,16 @@ template <class F>
   switch (o.backend) {
     case backend_kind::cpu: return f(backends::Cpu(o.n_threads));
     case backend_kind::reference: return f(backends::Reference(o.n_threads));
-    case backend_kind::cuda: break;
+    case backend_kind::cuda:
+#if defined(PRECIS_WITH_CUDA)
+      return f(backends::Cuda(o.n_threads));
+#else
+      break;
+#endif
   }
   fail<config_error>("[load_model] backend '", to_string(o.backend),
-                     "': this build has no CUDA backend for models (backends: cpu, reference)");
+                     "': this build has no CUDA backend for models (backends: cpu, reference; configure with a CUDA "
+                     "compiler and define PRECIS_WITH_CUDA, linking precis::cuda)");
 }
 }  // namespace detail
 

@@ -1,0 +1,925 @@
+// precis/backends/cuda/backend.hpp — backends::Cuda: the Backend concept (backends/backend.hpp)
+// on one NVIDIA GPU. Host C++ (any compiler: the CUDA runtime and cuBLASLt C APIs only); the
+// kernels it launches are declared in backends/cuda/launch.hpp and compiled by nvcc from
+// backends/cuda/kernels.cuh (precis::cuda links them).
+//
+// Memory: every tensor an op takes or returns is Tensor/TensorView<D, R, cuda> — the `in_memory`
+// rule of the concept, so a host tensor given to a Cuda op, or a Cuda tensor to a host op, does not
+// compile, and neither does bf16 with f32 in one op (compile-fail cases cf_18*). Weights are
+// uploaded once, in their stored format (CudaWeight: the file's bytes on the device); small
+// tensors (norm gains, biases, sinks) are Tensor<D, 1, cuda>; the KV cache is CudaKvCache: the
+// host-side KvIndex of nn/kv_index.hpp (the same index, checks and messages as the host caches)
+// over a device pool [blocks, Hkv, slots, D] per layer.
+//
+// The backend object holds the stream every op runs on and the cuBLASLt handle with its
+// workspace (shared by copies of the object); execute(f) runs f with that stream current, so the
+// temporaries of a forward pass are allocated and freed in stream order. Every CUDA call and
+// launch is checked, and its error names the call, the op and the shapes.
+//
+// Ops and how each computes (the reference op it is diffed against in tests/cuda):
+//   embed      gather of table rows in any stored format (weights/any_weight.hpp embed_rows)
+//   rms_norm   one block per row, f32 Σx², the cast order of nn/norm.hpp
+//   linear     M ≤ 8 rows: GEMV dequantizing each weight row in registers. More rows: the weight
+//              rows dequantized exactly to f32 in chunks, then cuBLASLt f32 GEMM (CUBLAS_COMPUTE_32F:
+//              true f32, no TF32); bf16 weights with bf16 activations go straight to a bf16 cuBLASLt
+//              GEMM with f32 accumulation (bf16 products are exact in f32). Bias and the one rounding
+//              to the output dtype in an epilogue kernel. q8_blocks: activations rounded through
+//              8-bit blocks first (the reference's rule), then the same paths.
+//   rope       nn/rope.hpp apply_rope, in place, from the device cos/sin table
+//   attend     KV append along the index's runs, then attention over the pool (GQA, window, sinks;
+//              decode steps split over the key range) — kernels/attention.cuh
+//   glu, add   elementwise, rounding as nn/activation.hpp and ops/elementwise.hpp
+//   route      the policy's scalar code (nn/router.hpp) on the logits copied to the host; the
+//              routing stays on the host, where moe groups the tokens by expert
+//   moe        per active expert: gather its tokens, gate/up GEMV or GEMM to f32 (+ bias),
+//              activation rounded once to Act, down to f32 (+ bias), scattered to its (token, slot)
+//              row; then Σ_j w_j·y_j in routing order, rounded once (nn/moe.hpp's rounding points)
+//   to_host    device → host copy of the f32 logits (the one synchronisation of a step)
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>    // std::min, std::max
+#include <cmath>        // std::isfinite
+#include <cstddef>      // std::size_t
+#include <cstdint>      // std::int32_t, std::int64_t
+#include <memory>       // std::shared_ptr
+#include <optional>     // std::optional
+#include <span>         // std::span
+#include <string>       // std::string
+#include <type_traits>  // std::remove_const_t
+#include <utility>      // std::move, std::forward
+#include <variant>      // std::visit
+#include <vector>       // std::vector
+
+#include <precis/backends/backend.hpp>         // Backend, in_memory, attention_sinks_are_f32
+#include <precis/backends/cuda/launch.hpp>     // cuda_kernels::*
+#include <precis/backends/cuda/runtime.hpp>    // PRECIS_CUDA_CHECK, device_allocator<cuda>, StreamScope
+#include <precis/core/device.hpp>              // cuda, host
+#include <precis/core/dtype.hpp>               // f32, bf16, ActivationDtype
+#include <precis/core/error.hpp>               // shape_error, range_error, config_error
+#include <precis/core/tensor.hpp>              // Tensor
+#include <precis/core/transfer.hpp>            // to_device, to_host
+#include <precis/nn/attention.hpp>             // AttentionConfig, detail::check_attention_*
+#include <precis/nn/kv_index.hpp>              // KvIndex, KvLayerPlan, PagedKvSize, KvSeqId, KvRun
+#include <precis/nn/moe.hpp>                   // precis::detail::check_moe_args
+#include <precis/nn/norm.hpp>                  // NormThenCast, MultiplyThenCast, rms_norm_weight_dtype_allowed
+#include <precis/nn/rope.hpp>                  // RopeTable, rope_layout
+#include <precis/nn/router.hpp>                // Routing
+#include <precis/ops/host_tensor.hpp>          // format_extents
+#include <precis/ops/matmul.hpp>               // operand_dtype, resolve_out_t, matmul_out_is_operand_or_f32
+#include <precis/weights/any_experts.hpp>      // AnyMoeExperts
+#include <precis/weights/any_weight.hpp>       // AnyWeight, activation_quantization
+
+namespace precis::backends {
+
+namespace cuda_detail {
+
+namespace ck = precis::cuda_kernels;
+
+template <class D>
+inline constexpr ck::elt elt_of = std::same_as<std::remove_const_t<D>, f32> ? ck::elt::f32 : ck::elt::bf16;
+
+/// Device bytes kept alive by shared handles (weights and expert stacks are shared by copies).
+using DeviceBytes = std::shared_ptr<Tensor<u8, 1, cuda>>;
+
+[[nodiscard]] inline DeviceBytes upload_bytes(const void* p, std::size_t n, const std::string& what) {
+  auto t = std::make_shared<Tensor<u8, 1, cuda>>(extents_t<1>{static_cast<index_t>(n)});
+  if (n > 0)
+    PRECIS_CUDA_CHECK(cudaMemcpy(t->data(), p, n, cudaMemcpyHostToDevice), "uploading ", what, " (", n, " bytes)");
+  return t;
+}
+
+/// A device tensor of rank R: Tensor<D, R, cuda> or TensorView<D, R, cuda>.
+template <class X, std::size_t R>
+concept DeviceTensorOfRank = in_memory<X, cuda> && rank_of<X> == R;
+
+template <class X>
+concept device_linear_input = DeviceTensorOfRank<X, 2> && ActivationDtype<std::remove_const_t<dtype_of<X>>>;
+
+}  // namespace cuda_detail
+
+// ---------------------------------------------------------------------------------------------
+// Device weights, experts, RoPE table, KV cache
+// ---------------------------------------------------------------------------------------------
+
+/// A weight [N, K] in its stored format on the device (the file's bytes, uploaded once).
+class CudaWeight {
+ public:
+  CudaWeight() = default;
+  explicit CudaWeight(const AnyWeight& w) : name_(w.name()), source_(w.source()), extents_(w.extents()) {
+    m_.format = w.format();
+    m_.rows = w.rows();
+    m_.cols = w.cols();
+    PRECIS_CHECK(cuda_kernels::kernel_format(w.format()), dtype_error, "[cuda] weight '", w.name(), "' is stored as ",
+                 w.format_name(), ", which the CUDA kernels do not read (", AnyWeight::supported_formats, ")");
+    const std::size_t bytes = cuda_kernels::row_bytes(w.format(), w.cols()) * static_cast<std::size_t>(w.rows());
+    const std::string what = "weight '" + w.name() + "' " + format_extents(w.extents()) + " " + std::string(w.format_name());
+    data_ = cuda_detail::upload_bytes(w.data(), bytes, what);
+    m_.data = data_->data();
+    if (w.format() == dtype_code::mxfp4) {
+      const auto& q = std::get<QuantView<mxfp4, 2>>(w.storage());
+      scales_ = cuda_detail::upload_bytes(q.scales(), static_cast<std::size_t>(w.rows() * (w.cols() / 32)), what + " scales");
+      m_.scales = scales_->data();
+    }
+  }
+
+  [[nodiscard]] index_t rows() const noexcept { return extents_[0]; }
+  [[nodiscard]] index_t cols() const noexcept { return extents_[1]; }
+  [[nodiscard]] const extents_t<2>& extents() const noexcept { return extents_; }
+  [[nodiscard]] dtype_code format() const noexcept { return m_.format; }
+  [[nodiscard]] std::string_view format_name() const noexcept { return precis::to_string(m_.format); }
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  [[nodiscard]] const std::string& source() const noexcept { return source_; }
+  [[nodiscard]] const cuda_kernels::DeviceMatrix& matrix() const noexcept { return m_; }
+  [[nodiscard]] std::size_t bytes() const noexcept {
+    return (data_ ? data_->bytes() : 0) + (scales_ ? scales_->bytes() : 0);
+  }
+
+ private:
+  cuda_detail::DeviceBytes data_, scales_;
+  cuda_kernels::DeviceMatrix m_;
+  std::string name_, source_;
+  extents_t<2> extents_{};
+};
+
+/// One MoE layer's experts on the device: each stack [E, N, K] packed into one buffer in its
+/// stored format; per-expert matrices point into it. Biases [E, 2I] / [E, H] of Act.
+template <GatedActivation G, ActivationDtype Act>
+class CudaExperts {
+ public:
+  /// gate_up::interleaved (gpt-oss: rows 2i gate, 2i+1 up) or separate gate and up stacks.
+  enum class layout { separate, interleaved };
+
+  explicit CudaExperts(const AnyMoeExperts<G, Act>& ex) {
+    std::visit([&](const auto& e) { take(e); }, ex.storage());
+  }
+
+  [[nodiscard]] index_t n_experts() const noexcept { return n_experts_; }
+  [[nodiscard]] index_t hidden() const noexcept { return hidden_; }
+  [[nodiscard]] index_t intermediate() const noexcept { return inter_; }
+  [[nodiscard]] layout gate_up_layout() const noexcept { return layout_; }
+  [[nodiscard]] const G& gating_fn() const noexcept { return gating_; }
+  [[nodiscard]] const cuda_kernels::DeviceMatrix& gate(index_t e) const { return gate_[static_cast<std::size_t>(e)]; }
+  [[nodiscard]] const cuda_kernels::DeviceMatrix& up(index_t e) const { return up_[static_cast<std::size_t>(e)]; }
+  /// interleaved: the [2I, H] gate_up matrix of expert e.
+  [[nodiscard]] const cuda_kernels::DeviceMatrix& gate_up(index_t e) const { return gate_[static_cast<std::size_t>(e)]; }
+  [[nodiscard]] const cuda_kernels::DeviceMatrix& down(index_t e) const { return down_[static_cast<std::size_t>(e)]; }
+  [[nodiscard]] bool has_bias() const noexcept { return gate_up_bias_ != nullptr; }
+  [[nodiscard]] const Tensor<Act, 2, cuda>& gate_up_bias() const { return *gate_up_bias_; }  // [E, 2I]
+  [[nodiscard]] const Tensor<Act, 2, cuda>& down_bias() const { return *down_bias_; }        // [E, H]
+  [[nodiscard]] std::size_t bytes() const noexcept {
+    std::size_t b = 0;
+    for (const auto& k : keep_) b += k->bytes();
+    return b;
+  }
+
+ private:
+  template <class L>
+  void take(const MoeExperts<G, L, Act>& ex) {
+    gating_ = ex.gating_fn();
+    n_experts_ = ex.n_experts();
+    hidden_ = ex.hidden();
+    inter_ = ex.intermediate();
+    if constexpr (requires { ex.gate_up().gate_up; }) {
+      layout_ = layout::interleaved;
+      gate_ = pack(ex.gate_up().gate_up, "gate_up");
+    } else {
+      layout_ = layout::separate;
+      gate_ = pack(ex.gate_up().gate, "gate");
+      up_ = pack(ex.gate_up().up, "up");
+    }
+    down_ = pack(ex.down(), "down");
+    if (ex.has_bias()) {
+      gate_up_bias_ = std::make_shared<Tensor<Act, 2, cuda>>(to_device(ex.gate_up_bias()));
+      down_bias_ = std::make_shared<Tensor<Act, 2, cuda>>(to_device(ex.down_bias()));
+    }
+  }
+
+  /// One buffer [E, N, row bytes]; a strided float expert (a row half of a fused tensor) is
+  /// copied with its pitch.
+  template <class F>
+  std::vector<cuda_kernels::DeviceMatrix> pack(const ExpertStack<F>& s, const char* what) {
+    const index_t E = s.n_experts(), N = s.rows(), K = s.cols();
+    const dtype_code code = dtype_traits<F>::code;
+    const std::size_t rb = cuda_kernels::row_bytes(code, K), per = rb * static_cast<std::size_t>(N);
+    auto buf = std::make_shared<Tensor<u8, 1, cuda>>(extents_t<1>{static_cast<index_t>(per * static_cast<std::size_t>(E))});
+    std::shared_ptr<Tensor<u8, 1, cuda>> scales;
+    if constexpr (std::same_as<F, mxfp4>)
+      scales = std::make_shared<Tensor<u8, 1, cuda>>(extents_t<1>{E * N * (K / 32)});
+    std::vector<cuda_kernels::DeviceMatrix> out;
+    for (index_t e = 0; e < E; ++e) {
+      const auto& m = s.expert(e);
+      std::uint8_t* dst = buf->data() + per * static_cast<std::size_t>(e);
+      if constexpr (BlockFormat<F>) {
+        if constexpr (std::same_as<F, mxfp4>) {
+          PRECIS_CUDA_CHECK(cudaMemcpy(dst, m.nibbles(), per, cudaMemcpyHostToDevice), "uploading ", what, " experts");
+          PRECIS_CUDA_CHECK(cudaMemcpy(scales->data() + e * N * (K / 32), m.scales(), static_cast<std::size_t>(N * (K / 32)),
+                                       cudaMemcpyHostToDevice),
+                            "uploading ", what, " expert scales");
+        } else {
+          PRECIS_CUDA_CHECK(cudaMemcpy(dst, m.blocks(), per, cudaMemcpyHostToDevice), "uploading ", what, " experts");
+        }
+      } else {
+        PRECIS_CUDA_CHECK(cudaMemcpy2D(dst, rb, m.data(), static_cast<std::size_t>(m.stride(0)) * sizeof(storage_t<F>), rb,
+                                       static_cast<std::size_t>(N), cudaMemcpyHostToDevice),
+                          "uploading ", what, " experts");
+      }
+      cuda_kernels::DeviceMatrix d;
+      d.format = code;
+      d.data = dst;
+      d.rows = N;
+      d.cols = K;
+      if constexpr (std::same_as<F, mxfp4>) d.scales = scales->data() + e * N * (K / 32);
+      out.push_back(d);
+    }
+    keep_.push_back(std::move(buf));
+    if (scales) keep_.push_back(std::move(scales));
+    return out;
+  }
+
+  G gating_{};
+  layout layout_ = layout::separate;
+  index_t n_experts_ = 0, hidden_ = 0, inter_ = 0;
+  std::vector<cuda_kernels::DeviceMatrix> gate_, up_, down_;
+  std::shared_ptr<Tensor<Act, 2, cuda>> gate_up_bias_, down_bias_;
+  std::vector<cuda_detail::DeviceBytes> keep_;
+};
+
+/// cos/sin [n_positions, rotary_dim/2] f32 on the device.
+struct CudaRopeTable {
+  Tensor<f32, 2, cuda> cos, sin;
+  [[nodiscard]] index_t n_positions() const noexcept { return cos.extent(0); }
+  [[nodiscard]] index_t rotary_dim() const noexcept { return 2 * cos.extent(1); }
+};
+
+/// The paged KV cache on the device: nn/kv_index.hpp's KvIndex (host) over per-layer K/V pools
+/// [blocks(l), Hkv, block_slots(l), D] of Act in device memory.
+template <ActivationDtype Act>
+class CudaKvCache {
+ public:
+  using element_dtype = Act;
+
+  CudaKvCache(const KvLayerPlan& plan, const PagedKvSize& size) : index_(plan, size, "CudaKvCache") {
+    for (index_t l = 0; l < index_.n_layers(); ++l) {
+      const extents_t<4> e{index_.blocks(l), size.n_kv_heads, index_.block_slots(l), size.head_dim};
+      k_.emplace_back(e);
+      v_.emplace_back(e);
+    }
+  }
+
+  [[nodiscard]] const KvIndex& index() const noexcept { return index_; }
+  [[nodiscard]] KvIndex& index() noexcept { return index_; }
+  [[nodiscard]] std::size_t bytes() const noexcept {
+    std::size_t b = 0;
+    for (std::size_t l = 0; l < k_.size(); ++l) b += k_[l].bytes() + v_[l].bytes();
+    return b;
+  }
+  [[nodiscard]] index_t n_layers() const noexcept { return index_.n_layers(); }
+  [[nodiscard]] index_t n_kv_heads() const noexcept { return index_.n_kv_heads(); }
+  [[nodiscard]] index_t head_dim() const noexcept { return index_.head_dim(); }
+  [[nodiscard]] index_t page_size() const noexcept { return index_.page_size(); }
+  [[nodiscard]] index_t n_pages() const noexcept { return index_.n_pages(); }
+  [[nodiscard]] index_t free_pages() const noexcept { return index_.free_pages(); }
+  [[nodiscard]] index_t window(index_t layer) const { return index_.window(layer); }
+  [[nodiscard]] index_t live_sequences() const noexcept { return index_.live_sequences(); }
+  [[nodiscard]] KvSeqId add_sequence() { return index_.add_sequence(); }
+  void remove_sequence(KvSeqId seq) { index_.remove_sequence(seq); }
+  void clear(KvSeqId seq) { index_.clear(seq); }
+  [[nodiscard]] index_t length(KvSeqId seq, index_t layer) const { return index_.length(seq, layer); }
+  [[nodiscard]] index_t first(KvSeqId seq, index_t layer) const { return index_.first(seq, layer); }
+  void truncate(KvSeqId seq, index_t layer, index_t new_length) { index_.truncate(seq, layer, new_length); }
+
+  /// Layer l's pools [blocks, Hkv, slots, D].
+  [[nodiscard]] Tensor<Act, 4, cuda>& keys(index_t l) { return k_[static_cast<std::size_t>(l)]; }
+  [[nodiscard]] Tensor<Act, 4, cuda>& values(index_t l) { return v_[static_cast<std::size_t>(l)]; }
+
+ private:
+  KvIndex index_;
+  std::vector<Tensor<Act, 4, cuda>> k_, v_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The backend
+// ---------------------------------------------------------------------------------------------
+
+class Cuda {
+ public:
+  using memory = cuda;
+  using weight = CudaWeight;
+  template <class D, std::size_t R>
+  using param = Tensor<D, R, cuda>;
+  template <class G, class Act>
+  using experts = CudaExperts<G, Act>;
+  using rope_table = CudaRopeTable;
+  template <class Act>
+  using kv_cache = CudaKvCache<Act>;
+  using routing = Routing;
+
+  /// The current CUDA device; cuda_error when there is none, or when it is older than the
+  /// architectures the kernels were built for. (The thread-count argument is ignored: it keeps
+  /// the constructor the other backends have.)
+  explicit Cuda(int /*n_threads*/ = 0) : st_(std::make_shared<State>()) {}
+
+  [[nodiscard]] static constexpr const char* name() noexcept { return "cuda"; }
+  [[nodiscard]] const cuda_rt::DeviceInfo& device() const noexcept { return st_->info; }
+  [[nodiscard]] cudaStream_t stream() const noexcept { return st_->stream; }
+
+  template <class F>
+  decltype(auto) execute(F&& f) {
+    const cuda_rt::StreamScope scope(st_->stream);
+    return std::forward<F>(f)();
+  }
+
+  // --- uploads --------------------------------------------------------------------------------
+  [[nodiscard]] weight upload(const AnyWeight& w) const { return CudaWeight(w); }
+  template <class D, std::size_t R>
+  [[nodiscard]] param<D, R> upload(const io::Loaded<D, R>& p) const {
+    if (p.view().is_contiguous()) return to_device(p.view());
+    return to_device(p.to_tensor());
+  }
+  template <class G, class Act>
+  [[nodiscard]] experts<G, Act> upload(const AnyMoeExperts<G, Act>& e) const {
+    return CudaExperts<G, Act>(e);
+  }
+  [[nodiscard]] rope_table upload(const RopeTable<f32>& t) const {
+    const cuda_rt::StreamScope scope(st_->stream);
+    return CudaRopeTable{to_device(t.cos()), to_device(t.sin())};
+  }
+  template <ActivationDtype Act>
+  [[nodiscard]] kv_cache<Act> make_kv_cache(const KvLayerPlan& plan, const PagedKvSize& size) const {
+    return kv_cache<Act>(plan, size);
+  }
+
+  [[nodiscard]] Tensor<f32, 2, host> to_host(Tensor<f32, 2, cuda>&& x) const {
+    const cuda_rt::StreamScope scope(st_->stream);
+    Tensor<f32, 2, host> out = precis::to_host(x);
+    check_nonfinite();
+    return out;
+  }
+
+  // --- ops ------------------------------------------------------------------------------------
+  template <ActivationDtype Act>
+  [[nodiscard]] Tensor<Act, 2, cuda> embed(const CudaWeight& table, std::span<const std::int64_t> ids) const {
+    const auto n = static_cast<index_t>(ids.size());
+    for (index_t t = 0; t < n; ++t) {
+      const std::int64_t id = ids[static_cast<std::size_t>(t)];
+      PRECIS_CHECK(id >= 0 && id < table.rows(), range_error, "[model] token id ", id, " at index ", t,
+                   " is outside the vocabulary [0, ", table.rows(), ") of '", table.name(), "'");
+    }
+    Tensor<Act, 2, cuda> out({n, table.cols()});  // [T, K]
+    if (n == 0) return out;
+    Tensor<i64, 1, cuda> dev_ids = to_device(TensorView<const i64, 1>(ids.data(), {n}));
+    launch(cuda_kernels::embed(table.matrix(), dev_ids.data(), n, out.data(), cuda_detail::elt_of<Act>, s()), "embed",
+           "table '", table.name(), "' ", format_extents(table.extents()), ", ", n, " ids");
+    return out;
+  }
+
+  /// rows [N, H] (any row stride) or per-head rows [N, heads, D] (contiguous).
+  template <RmsNormCastOrder Order, class X, class G>
+    requires(cuda_detail::DeviceTensorOfRank<X, 2> || cuda_detail::DeviceTensorOfRank<X, 3>) &&
+            ActivationDtype<std::remove_const_t<dtype_of<X>>> &&
+            rms_norm_weight_dtype_allowed<Order, G, std::remove_const_t<dtype_of<X>>>
+  [[nodiscard]] Tensor<std::remove_const_t<dtype_of<X>>, rank_of<X>, cuda> rms_norm(const X& x,
+                                                                                  const Tensor<G, 1, cuda>& gain,
+                                                                                  const Scalar<f32>& eps) const {
+    using D = std::remove_const_t<dtype_of<X>>;
+    constexpr std::size_t R = rank_of<X>;
+    const TensorView<const D, R, cuda> v = x;
+    const index_t n = v.extent(R - 1);
+    PRECIS_CHECK(n > 0, shape_error, "[cuda rms_norm] x ", format_extents(v.extents()), " has an empty last axis");
+    PRECIS_CHECK(gain.extent(0) == n, shape_error, "[cuda rms_norm] weight ", format_extents(gain.extents()),
+                 " does not match the last axis of x ", format_extents(v.extents()));
+    PRECIS_CHECK(eps.value() >= 0.0f, config_error, "[cuda rms_norm] eps must be >= 0, got ", eps.value());
+    index_t rows = v.extent(0), ld = v.stride(0);
+    if constexpr (R == 3) {
+      PRECIS_CHECK(v.is_contiguous(), shape_error, "[cuda rms_norm] per-head rows ", format_extents(v.extents()),
+                   " must be contiguous");
+      rows = v.extent(0) * v.extent(1);
+      ld = n;
+    } else {
+      PRECIS_CHECK(v.stride(1) == 1, shape_error, "[cuda rms_norm] rows of x ", format_extents(v.extents()),
+                   " must be contiguous");
+    }
+    Tensor<D, R, cuda> out(v.extents());
+    launch(cuda_kernels::rms_norm(v.data(), ld, cuda_detail::elt_of<D>, rows, n, gain.data(), cuda_detail::elt_of<G>,
+                                  eps.value(), std::same_as<Order, NormThenCast>, out.data(), s()),
+           "rms_norm", "x ", format_extents(v.extents()));
+    return out;
+  }
+
+  /// y [M, N] = x [M, K]·Wᵀ in x's dtype (or f32, declared), accumulated in f32.
+  template <class Out = operand_dtype, cuda_detail::device_linear_input X>
+    requires matmul_out_is_operand_or_f32<resolve_out_t<Out, std::remove_const_t<dtype_of<X>>>,
+                                          std::remove_const_t<dtype_of<X>>>
+  [[nodiscard]] Tensor<resolve_out_t<Out, std::remove_const_t<dtype_of<X>>>, 2, cuda> linear(
+      const X& x, const CudaWeight& w, activation_quantization aq) const {
+    using A = std::remove_const_t<dtype_of<X>>;
+    using O = resolve_out_t<Out, A>;
+    return linear_typed<A, O>(x, w, nullptr, aq);
+  }
+  /// As above + bias [N] of the output dtype.
+  template <class Out = operand_dtype, cuda_detail::device_linear_input X, cuda_detail::DeviceTensorOfRank<1> B>
+    requires matmul_out_is_operand_or_f32<resolve_out_t<Out, std::remove_const_t<dtype_of<X>>>,
+                                          std::remove_const_t<dtype_of<X>>> &&
+             same_dtype_no_implicit_cast<std::remove_const_t<dtype_of<B>>,
+                                         resolve_out_t<Out, std::remove_const_t<dtype_of<X>>>>
+  [[nodiscard]] Tensor<resolve_out_t<Out, std::remove_const_t<dtype_of<X>>>, 2, cuda> linear(
+      const X& x, const CudaWeight& w, const B& bias, activation_quantization aq) const {
+    using A = std::remove_const_t<dtype_of<X>>;
+    using O = resolve_out_t<Out, A>;
+    const TensorView<const O, 1, cuda> b = bias;
+    PRECIS_CHECK(b.extent(0) == w.rows(), shape_error, "[cuda linear] bias ", format_extents(b.extents()), " for ",
+                 w.rows(), " outputs of '", w.name(), "'");
+    PRECIS_CHECK(b.stride(0) == 1, shape_error, "[cuda linear] bias of '", w.name(), "' must be contiguous");
+    return linear_typed<A, O>(x, w, b.data(), aq);
+  }
+
+  template <rope_layout Layout, ActivationDtype D>
+  void rope(const TensorView<D, 3, cuda>& x, const CudaRopeTable& table) const {
+    const index_t n_tok = x.extent(0), heads = x.extent(1), head_dim = x.extent(2);
+    const index_t rd = table.rotary_dim(), half = rd / 2;
+    PRECIS_CHECK(table.n_positions() == n_tok, shape_error, "[cuda rope] x ", format_extents(x.extents()), " has ",
+                 n_tok, " tokens but the RoPE table has ", table.n_positions(), " positions");
+    PRECIS_CHECK(rd <= head_dim, shape_error, "[cuda rope] rotary_dim ", rd, " exceeds head_dim ", head_dim);
+    PRECIS_CHECK(x.stride(2) == 1, shape_error, "[cuda rope] x ", format_extents(x.extents()),
+                 " must be contiguous within a head");
+    launch(cuda_kernels::rope(x.data(), cuda_detail::elt_of<D>, n_tok, heads, x.stride(0), x.stride(1), table.cos.data(),
+                              table.sin.data(), half, Layout == rope_layout::interleaved, s()),
+           "rope", "x ", format_extents(x.extents()));
+  }
+
+  template <GatedActivation Act_, cuda_detail::DeviceTensorOfRank<2> Gt, cuda_detail::DeviceTensorOfRank<2> Up>
+    requires ActivationDtype<std::remove_const_t<dtype_of<Gt>>> &&
+             same_dtype_no_implicit_cast<std::remove_const_t<dtype_of<Gt>>, std::remove_const_t<dtype_of<Up>>>
+  [[nodiscard]] Tensor<std::remove_const_t<dtype_of<Gt>>, 2, cuda> glu(const Act_& act, const Gt& gate,
+                                                                       const Up& up) const {
+    using D = std::remove_const_t<dtype_of<Gt>>;
+    const TensorView<const D, 2, cuda> g = gate, u = up;
+    PRECIS_CHECK(g.extents() == u.extents(), shape_error, "[cuda glu] gate ", format_extents(g.extents()), " and up ",
+                 format_extents(u.extents()), " differ");
+    PRECIS_CHECK(g.stride(1) == 1 && u.stride(1) == 1 && g.stride(0) == u.stride(0), shape_error,
+                 "[cuda glu] gate and up rows must be contiguous with one row stride");
+    precis::detail::check_activation("glu", act);
+    Tensor<D, 2, cuda> out(g.extents());
+    const auto [kind, alpha, limit] = gating_params(act);
+    launch(cuda_kernels::glu(kind, alpha, limit, g.data(), u.data(), cuda_detail::elt_of<D>, g.stride(0), 1, out.data(),
+                             cuda_detail::elt_of<D>, g.extent(1), g.extent(0), g.extent(1), s()),
+           "glu", "gate ", format_extents(g.extents()));
+    return out;
+  }
+
+  template <ActivationDtype D, cuda_detail::DeviceTensorOfRank<2> Y>
+    requires same_dtype_no_implicit_cast<D, std::remove_const_t<dtype_of<Y>>>
+  void add_inplace(const TensorView<D, 2, cuda>& x, const Y& y) const {
+    const TensorView<const D, 2, cuda> yv = y;
+    PRECIS_CHECK(x.extents() == yv.extents(), shape_error, "[cuda add_inplace] x ", format_extents(x.extents()),
+                 " and y ", format_extents(yv.extents()), " differ");
+    PRECIS_CHECK(x.stride(1) == 1 && yv.stride(1) == 1, shape_error, "[cuda add_inplace] rows must be contiguous");
+    launch(cuda_kernels::add_inplace(x.data(), x.stride(0), yv.data(), yv.stride(0), cuda_detail::elt_of<D>, x.extent(0),
+                                     x.extent(1), s()),
+           "add_inplace", "x ", format_extents(x.extents()));
+  }
+
+  /// Appends k, v [N, Hkv, D] to `layer` of each sequence and attends (backends/backend.hpp).
+  template <ActivationDtype Act, cuda_detail::DeviceTensorOfRank<3> Q, cuda_detail::DeviceTensorOfRank<3> K,
+            cuda_detail::DeviceTensorOfRank<3> V>
+    requires same_dtype_no_implicit_cast<std::remove_const_t<dtype_of<Q>>, Act> &&
+             same_dtype_no_implicit_cast<std::remove_const_t<dtype_of<K>>, Act> &&
+             same_dtype_no_implicit_cast<std::remove_const_t<dtype_of<V>>, Act>
+  [[nodiscard]] Tensor<Act, 3, cuda> attend(CudaKvCache<Act>& cache, index_t layer, std::span<const KvSeqId> seqs,
+                                            const Q& q, const K& k, const V& v, const AttentionConfig& cfg) const {
+    return append_and_attend<Act>(cache, layer, seqs, q, k, v, cfg, nullptr);
+  }
+  /// The same with sinks [H]: f32 logits (attention_sinks_are_f32, E23).
+  template <ActivationDtype Act, cuda_detail::DeviceTensorOfRank<3> Q, cuda_detail::DeviceTensorOfRank<3> K,
+            cuda_detail::DeviceTensorOfRank<3> V, cuda_detail::DeviceTensorOfRank<1> S>
+    requires same_dtype_no_implicit_cast<std::remove_const_t<dtype_of<Q>>, Act> &&
+             same_dtype_no_implicit_cast<std::remove_const_t<dtype_of<K>>, Act> &&
+             same_dtype_no_implicit_cast<std::remove_const_t<dtype_of<V>>, Act> &&
+             attention_sinks_are_f32<std::remove_const_t<dtype_of<S>>>
+  [[nodiscard]] Tensor<Act, 3, cuda> attend(CudaKvCache<Act>& cache, index_t layer, std::span<const KvSeqId> seqs,
+                                            const Q& q, const K& k, const V& v, const AttentionConfig& cfg,
+                                            const S& sinks) const {
+    const TensorView<const f32, 1, cuda> sv = sinks;
+    PRECIS_CHECK(sv.extent(0) == cfg.n_heads && sv.stride(0) == 1, shape_error, "[attention] sinks ",
+                 format_extents(sv.extents()), " for ", cfg.n_heads, " query heads");
+    return append_and_attend<Act>(cache, layer, seqs, q, k, v, cfg, sv.data());
+  }
+
+  /// Routing runs the policy's scalar code on the host copy of the logits.
+  template <class Policy, cuda_detail::DeviceTensorOfRank<2> L>
+    requires std::same_as<std::remove_const_t<dtype_of<L>>, f32>
+  [[nodiscard]] routing route(const Policy& policy, const L& logits, index_t k, const BoundLayerSelector& sel) const {
+    const TensorView<const f32, 2, cuda> lv = logits;
+    const cuda_rt::StreamScope scope(st_->stream);
+    const Tensor<f32, 2, host> host_logits = lv.is_contiguous() ? precis::to_host(lv) : precis::to_host(contiguous(lv));
+    return policy(host_logits, k, sel);
+  }
+
+  template <class G, ActivationDtype Act, cuda_detail::DeviceTensorOfRank<2> X>
+    requires moe_input_matches_activation<std::remove_const_t<dtype_of<X>>, Act>
+  [[nodiscard]] Tensor<Act, 2, cuda> moe(const CudaExperts<G, Act>& ex, const X& x, const Routing& r) const;
+
+ private:
+  struct State {
+    cuda_rt::DeviceInfo info;
+    cudaStream_t stream = nullptr;
+    cublasLtHandle_t lt = nullptr;
+    Tensor<u8, 1, cuda> workspace;
+    Tensor<i32, 1, cuda> nonfinite;  // [1] set by the q8 rounding kernel
+    mutable bool q8_used = false;
+
+    State() : info(cuda_rt::device_info()) {
+      if (const cudaError_t e = cuda_kernels::probe(); e != cudaSuccess)
+        fail<cuda_error>("[cuda] device ", info.ordinal, " '", info.name, "' (compute capability ", info.major, ".",
+                         info.minor, ") cannot run this build's kernels, compiled for architectures ",
+                         cuda_kernels::compiled_architectures(), ": ", cudaGetErrorName(e), " (", cudaGetErrorString(e),
+                         "); rebuild with CMAKE_CUDA_ARCHITECTURES for this device");
+      PRECIS_CUDA_CHECK(cudaStreamCreate(&stream), "creating the backend's stream");
+      const cublasStatus_t cs = cublasLtCreate(&lt);
+      if (cs != CUBLAS_STATUS_SUCCESS) {
+        (void)cudaStreamDestroy(stream);
+        fail<cuda_error>("[cuda] cublasLtCreate failed: ", cublasLtGetStatusName(cs));
+      }
+      workspace = Tensor<u8, 1, cuda>({index_t{32} << 20});
+      nonfinite = Tensor<i32, 1, cuda>({1});
+      PRECIS_CUDA_CHECK(cudaDeviceSynchronize(), "backend setup");
+    }
+    ~State() {
+      (void)cudaStreamSynchronize(stream);
+      if (lt != nullptr) (void)cublasLtDestroy(lt);
+      workspace = Tensor<u8, 1, cuda>();
+      nonfinite = Tensor<i32, 1, cuda>();
+      (void)cudaDeviceSynchronize();
+      if (stream != nullptr) (void)cudaStreamDestroy(stream);
+    }
+    State(const State&) = delete;
+    State& operator=(const State&) = delete;
+  };
+
+  [[nodiscard]] cudaStream_t s() const noexcept { return st_->stream; }
+
+  /// Throws cuda_error for a failed launch, naming the op and what it ran on.
+  template <class... What>
+  static void launch(cudaError_t e, const char* op, const What&... what) {
+    if (e != cudaSuccess)
+      fail<cuda_error>("[cuda ", op, "] ", what..., ": kernel launch failed: ", cudaGetErrorName(e), " (",
+                       cudaGetErrorString(e), ")");
+  }
+
+  template <class D, std::size_t R>
+  [[nodiscard]] static Tensor<D, R, cuda> contiguous(const TensorView<const D, R, cuda>& v) {
+    static_assert(R == 2, "contiguous() copies matrices");
+    Tensor<D, R, cuda> out(v.extents());
+    PRECIS_CUDA_CHECK(cudaMemcpy2DAsync(out.data(), static_cast<std::size_t>(v.extent(1)) * sizeof(storage_t<D>), v.data(),
+                                        static_cast<std::size_t>(v.stride(0)) * sizeof(storage_t<D>),
+                                        static_cast<std::size_t>(v.extent(1)) * sizeof(storage_t<D>),
+                                        static_cast<std::size_t>(v.extent(0)), cudaMemcpyDeviceToDevice,
+                                        cuda_rt::current_stream()),
+                      "copying ", format_extents(v.extents()), " to contiguous rows");
+    return out;
+  }
+
+  void check_nonfinite() const {
+    if (!st_->q8_used) return;
+    std::int32_t flag = 0;
+    PRECIS_CUDA_CHECK(cudaMemcpy(&flag, st_->nonfinite.data(), sizeof flag, cudaMemcpyDeviceToHost), "reading the q8 flag");
+    if (flag != 0) {
+      PRECIS_CUDA_CHECK(cudaMemset(st_->nonfinite.data(), 0, sizeof flag), "resetting the q8 flag");
+      fail<range_error>("[cuda linear] a non-finite activation reached the q8_blocks rounding during this step "
+                        "(activation_quantization::q8_blocks needs finite inputs)");
+    }
+  }
+
+  struct GatingParams {
+    int kind;
+    float alpha, limit;
+  };
+  [[nodiscard]] static GatingParams gating_params(const SiluGate&) { return {0, 0.0f, 0.0f}; }
+  [[nodiscard]] static GatingParams gating_params(const ClampedSwiglu& c) {
+    return {1, c.alpha.value(), c.limit.value()};
+  }
+
+  template <class A, class O, class X>
+  [[nodiscard]] Tensor<O, 2, cuda> linear_typed(const X& x, const CudaWeight& w, const void* bias,
+                                                activation_quantization aq) const {
+    const TensorView<const A, 2, cuda> xv = x;
+    const index_t m = xv.extent(0), k = xv.extent(1), n = w.rows();
+    PRECIS_CHECK(w.cols() == k, shape_error, "[cuda linear] x ", format_extents(xv.extents()), " · Wᵀ with '", w.name(),
+                 "' ", format_extents(w.extents()), ": inner dimensions differ");
+    PRECIS_CHECK(xv.stride(1) == 1, shape_error, "[cuda linear] rows of x ", format_extents(xv.extents()),
+                 " must be contiguous");
+    Tensor<O, 2, cuda> out({m, n});  // [M, N]
+    run_linear(w.matrix(), xv.data(), cuda_detail::elt_of<A>, xv.stride(0), m, out.data(), cuda_detail::elt_of<O>, n, bias,
+               cuda_detail::elt_of<O>, aq, w.name());
+    return out;
+  }
+
+  /// The linear math of the header comment over raw device pointers (also the expert GEMMs).
+  void run_linear(const cuda_kernels::DeviceMatrix& w, const void* x, cuda_kernels::elt xt, index_t ldx, index_t m,
+                  void* y, cuda_kernels::elt yt, index_t ldy, const void* bias, cuda_kernels::elt bt,
+                  activation_quantization aq, const std::string& wname) const {
+    namespace ck = cuda_kernels;
+    const index_t k = w.cols, n = w.rows;
+    if (m == 0 || n == 0) return;
+    const auto shapes = [&] {
+      return "x [" + std::to_string(m) + ", " + std::to_string(k) + "] · Wᵀ of '" + wname + "' [" + std::to_string(n) +
+             ", " + std::to_string(k) + "] " + std::string(precis::to_string(w.format));
+    };
+    const bool block = w.format != dtype_code::f32 && w.format != dtype_code::bf16 && w.format != dtype_code::f16;
+    Tensor<f32, 2, cuda> xq;
+    if (aq == activation_quantization::q8_blocks && block) {
+      PRECIS_CHECK(k % 32 == 0, shape_error, "[cuda linear] q8 activations need K % 32 == 0, got ", k);
+      xq = Tensor<f32, 2, cuda>({m, k});
+      launch(ck::q8_round(x, xt, ldx, m, k, xq.data(), st_->nonfinite.data(), s()), "linear (q8 rounding)", shapes());
+      st_->q8_used = true;
+      x = xq.data();
+      xt = ck::elt::f32;
+      ldx = k;
+    }
+    if (m <= ck::gemv_max_rows) {
+      launch(ck::gemv(w, x, xt, ldx, m, y, yt, ldy, bias, bt, s()), "linear (gemv)", shapes());
+      return;
+    }
+    // GEMM: f32 accumulator [M, N] (the output itself when it is f32 with no bias), epilogue after.
+    const bool direct = yt == ck::elt::f32 && bias == nullptr;
+    Tensor<f32, 2, cuda> acc;
+    float* accp = static_cast<float*>(y);
+    index_t ldacc = ldy;
+    if (!direct) {
+      acc = Tensor<f32, 2, cuda>({m, n});
+      accp = acc.data();
+      ldacc = n;
+    }
+    if (w.format == dtype_code::bf16 && xt == ck::elt::bf16) {
+      gemm(CUDA_R_16BF, w.data, n, x, m, k, ldx, accp, ldacc, shapes);
+    } else {
+      Tensor<f32, 2, cuda> x32;
+      const void* xf = x;
+      index_t ldxf = ldx;
+      if (xt != ck::elt::f32) {
+        x32 = Tensor<f32, 2, cuda>({m, k});
+        launch(ck::convert(x, xt, ldx, nullptr, ck::elt::f32, x32.data(), ck::elt::f32, k, m, k, s()),
+               "linear (widen x)", shapes());
+        xf = x32.data();
+        ldxf = k;
+      }
+      if (w.format == dtype_code::f32) {
+        gemm(CUDA_R_32F, w.data, n, xf, m, k, ldxf, accp, ldacc, shapes);
+      } else {
+        // Dequantize the weight rows exactly to f32, at most ~64 MiB at a time.
+        const index_t chunk = std::max<index_t>(1, std::min<index_t>(n, (index_t{16} << 20) / std::max<index_t>(k, 1)));
+        Tensor<f32, 2, cuda> wf({chunk, k});
+        for (index_t r0 = 0; r0 < n; r0 += chunk) {
+          const index_t rows = std::min(chunk, n - r0);
+          launch(ck::dequantize(w, r0, rows, wf.data(), s()), "linear (dequantize)", shapes());
+          gemm(CUDA_R_32F, wf.data(), rows, xf, m, k, ldxf, accp + r0, ldacc, shapes);
+        }
+      }
+    }
+    if (!direct)
+      launch(ck::convert(accp, ck::elt::f32, ldacc, bias, bt, y, yt, ldy, m, n, s()), "linear (epilogue)", shapes());
+  }
+
+  /// D [M, rows] (ld ldd, f32) = X [M, K]·Aᵀ with A [rows, K] row-major of `type`, X of `type`
+  /// (f32 or bf16), f32 accumulation — cuBLASLt in column-major terms: Dᵀ = op_T(A)·X.
+  template <class Shapes>
+  void gemm(cudaDataType_t type, const void* a, index_t rows, const void* x, index_t m, index_t k, index_t ldx, float* d,
+            index_t ldd, const Shapes& shapes) const {
+    const auto check = [&](cublasStatus_t st, const char* call) {
+      if (st != CUBLAS_STATUS_SUCCESS)
+        fail<cuda_error>("[cuda linear (gemm)] ", shapes(), ": ", call, " failed: ", cublasLtGetStatusName(st));
+    };
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
+    cublasLtMatmulPreference_t pref = nullptr;
+    struct Cleanup {
+      cublasLtMatmulDesc_t& op;
+      cublasLtMatrixLayout_t &la, &lb, &ld;
+      cublasLtMatmulPreference_t& pref;
+      ~Cleanup() {
+        if (pref) cublasLtMatmulPreferenceDestroy(pref);
+        if (ld) cublasLtMatrixLayoutDestroy(ld);
+        if (lb) cublasLtMatrixLayoutDestroy(lb);
+        if (la) cublasLtMatrixLayoutDestroy(la);
+        if (op) cublasLtMatmulDescDestroy(op);
+      }
+    } cleanup{op, la, lb, ld, pref};
+    check(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    check(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "set TRANSA");
+    check(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "set TRANSB");
+    const auto u = [](index_t v) { return static_cast<std::uint64_t>(v); };
+    check(cublasLtMatrixLayoutCreate(&la, type, u(k), u(rows), k), "cublasLtMatrixLayoutCreate(A)");
+    check(cublasLtMatrixLayoutCreate(&lb, type, u(k), u(m), ldx), "cublasLtMatrixLayoutCreate(B)");
+    check(cublasLtMatrixLayoutCreate(&ld, CUDA_R_32F, u(rows), u(m), ldd), "cublasLtMatrixLayoutCreate(D)");
+    check(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+    const std::size_t ws = st_->workspace.bytes();
+    check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws),
+          "set MAX_WORKSPACE_BYTES");
+    cublasLtMatmulHeuristicResult_t heur{};
+    int found = 0;
+    check(cublasLtMatmulAlgoGetHeuristic(st_->lt, op, la, lb, ld, ld, pref, 1, &heur, &found),
+          "cublasLtMatmulAlgoGetHeuristic");
+    if (found == 0) fail<cuda_error>("[cuda linear (gemm)] ", shapes(), ": cuBLASLt has no algorithm for this GEMM");
+    const float one = 1.0f, zero = 0.0f;
+    check(cublasLtMatmul(st_->lt, op, &one, a, la, x, lb, &zero, d, ld, d, ld, &heur.algo, st_->workspace.data(), ws, s()),
+          "cublasLtMatmul");
+  }
+
+  template <ActivationDtype Act, class Q, class K, class V>
+  [[nodiscard]] Tensor<Act, 3, cuda> append_and_attend(CudaKvCache<Act>& cache, index_t layer,
+                                                       std::span<const KvSeqId> seqs, const Q& q_, const K& k_,
+                                                       const V& v_, const AttentionConfig& cfg, const float* sinks) const;
+
+  std::shared_ptr<State> st_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// attend
+// ---------------------------------------------------------------------------------------------
+
+template <ActivationDtype Act, class Q, class K, class V>
+Tensor<Act, 3, cuda> Cuda::append_and_attend(CudaKvCache<Act>& cache, index_t layer, std::span<const KvSeqId> seqs,
+                                             const Q& q_, const K& k_, const V& v_, const AttentionConfig& cfg,
+                                             const float* sinks) const {
+  namespace ck = cuda_kernels;
+  const TensorView<const Act, 3, cuda> q = q_, k = k_, v = v_;
+  precis::detail::check_attention_config(cfg);
+  PRECIS_CHECK(!seqs.empty(), shape_error, "[attend] no sequences");
+  const index_t H = cfg.n_heads, Hkv = cache.n_kv_heads(), D = cache.head_dim();
+  const index_t n_new = k.extent(0);
+  const extents_t<3> kv_want = {n_new, Hkv, D};
+  PRECIS_CHECK(k.extents() == kv_want && v.extents() == kv_want, shape_error, "[cuda attend] k ",
+               format_extents(k.extents()), " and v ", format_extents(v.extents()), ", expected ",
+               format_extents(kv_want), " (the cache's heads and head_dim)");
+  PRECIS_CHECK(q.stride(2) == 1 && q.stride(1) == D && k.stride(2) == 1 && k.stride(1) == D && v.stride(2) == 1 &&
+                   v.stride(1) == D && k.stride(0) == v.stride(0),
+               shape_error, "[cuda attend] q, k, v must be rows of contiguous heads, k and v with one token stride");
+  PRECIS_CHECK(D <= 256, config_error, "[cuda attend] head_dim ", D, " > 256 is not supported by the CUDA kernels");
+  const bool batched = seqs.size() > 1;
+  if (batched)
+    PRECIS_CHECK(q.extent(0) == static_cast<index_t>(seqs.size()) && n_new == q.extent(0), shape_error,
+                 "[attend] batched decode of ", seqs.size(), " sequences takes one token each; q ",
+                 format_extents(q.extents()), ", k ", format_extents(k.extents()));
+
+  // 1. The index records the new positions (every check before a byte is written) and names
+  //    the runs of slots they go to: one sequence's n tokens, or token b of sequence b.
+  std::vector<std::int32_t> meta;
+  const auto put_run = [&](const KvRun& r) {
+    meta.insert(meta.end(), {static_cast<std::int32_t>(r.position), static_cast<std::int32_t>(r.block),
+                             static_cast<std::int32_t>(r.slot), static_cast<std::int32_t>(r.n)});
+  };
+  for (std::size_t b = 0; b < seqs.size(); ++b)
+    cache.index().append(seqs[b], layer, batched ? 1 : n_new, put_run);
+  const auto n_append_runs = static_cast<int>(meta.size() / 4);
+
+  // 2. What each query reads: its sequence's held runs, checked like the host caches.
+  const index_t n_q = q.extent(0);
+  std::vector<std::int32_t> q_seq, q_pos, run_begin{0}, read_runs;
+  index_t max_keys = 0;
+  for (std::size_t b = 0; b < seqs.size(); ++b) {
+    const index_t len = cache.length(seqs[b], layer), first = cache.first(seqs[b], layer);
+    const index_t nq_b = batched ? 1 : n_q;
+    precis::detail::check_attention_keys({nq_b, q.extent(1), q.extent(2)}, first, len, cache.window(layer), Hkv, D, cfg);
+    for (index_t t = 0; t < nq_b; ++t) {
+      q_seq.push_back(static_cast<std::int32_t>(b));
+      q_pos.push_back(static_cast<std::int32_t>(len - nq_b + t));
+    }
+    cache.index().for_each_run(seqs[b], layer, [&](const KvRun& r) {
+      read_runs.insert(read_runs.end(), {static_cast<std::int32_t>(r.position), static_cast<std::int32_t>(r.block),
+                                         static_cast<std::int32_t>(r.slot), static_cast<std::int32_t>(r.n)});
+    });
+    run_begin.push_back(static_cast<std::int32_t>(read_runs.size() / 4));
+    max_keys = std::max(max_keys, cfg.sliding_window > 0 ? std::min(cfg.sliding_window, len) : len);
+  }
+  const std::size_t off_qseq = meta.size();
+  meta.insert(meta.end(), q_seq.begin(), q_seq.end());
+  const std::size_t off_qpos = meta.size();
+  meta.insert(meta.end(), q_pos.begin(), q_pos.end());
+  const std::size_t off_begin = meta.size();
+  meta.insert(meta.end(), run_begin.begin(), run_begin.end());
+  const std::size_t off_runs = meta.size();
+  meta.insert(meta.end(), read_runs.begin(), read_runs.end());
+  const Tensor<i32, 1, cuda> dmeta =
+      to_device(TensorView<const i32, 1>(meta.data(), {static_cast<index_t>(meta.size())}));
+  const std::int32_t* m0 = dmeta.data();
+
+  const auto shapes = [&] {
+    return "layer " + std::to_string(layer) + ", q " + format_extents(q.extents()) + ", k " + format_extents(k.extents()) +
+           ", " + std::to_string(seqs.size()) + " sequence(s)";
+  };
+  launch(ck::kv_append(cache.keys(layer).data(), cache.values(layer).data(), cuda_detail::elt_of<Act>, Hkv, D,
+                       cache.index().block_slots(layer), k.data(), v.data(), k.stride(0),
+                       reinterpret_cast<const ck::KvRunDev*>(m0), n_append_runs, n_new, s()),
+         "attend (kv append)", shapes());
+
+  Tensor<Act, 3, cuda> out({n_q, H, D});  // [N, H, D]
+  ck::AttentionArgs a;
+  a.q = q.data();
+  a.q_ld = q.stride(0);
+  a.t = cuda_detail::elt_of<Act>;
+  a.n_q = n_q;
+  a.H = H;
+  a.Hkv = Hkv;
+  a.D = D;
+  a.kpool = cache.keys(layer).data();
+  a.vpool = cache.values(layer).data();
+  a.slots = cache.index().block_slots(layer);
+  a.q_seq = m0 + off_qseq;
+  a.q_pos = m0 + off_qpos;
+  a.run_begin = m0 + off_begin;
+  a.runs = reinterpret_cast<const ck::KvRunDev*>(m0 + off_runs);
+  a.window = cfg.sliding_window;
+  a.scale = static_cast<float>(cfg.softmax_scale());
+  a.sinks = sinks;
+  a.out = out.data();
+  // Flash-decoding: when (queries × heads) cannot fill the GPU, split each key range.
+  const index_t blocks = n_q * H, target = 2 * std::max(1, st_->info.multiprocessors);
+  if (blocks < target && max_keys > 256)
+    a.n_splits = static_cast<int>(std::min<index_t>({32, (max_keys + 255) / 256, (target + blocks - 1) / blocks}));
+  Tensor<f32, 1, cuda> partial;
+  if (a.n_splits > 1) {
+    partial = Tensor<f32, 1, cuda>({n_q * H * a.n_splits * (D + 2)});
+    a.partial = partial.data();
+  }
+  launch(ck::attention(a, s()), "attend", shapes());
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// moe
+// ---------------------------------------------------------------------------------------------
+
+template <class G, ActivationDtype Act, cuda_detail::DeviceTensorOfRank<2> X>
+  requires moe_input_matches_activation<std::remove_const_t<dtype_of<X>>, Act>
+Tensor<Act, 2, cuda> Cuda::moe(const CudaExperts<G, Act>& ex, const X& x, const Routing& r) const {
+  namespace ck = cuda_kernels;
+  const TensorView<const Act, 2, cuda> xv = x;  // [T, H]
+  precis::detail::check_moe_args("cuda moe", ex, xv, r);
+  PRECIS_CHECK(xv.stride(1) == 1, shape_error, "[cuda moe] rows of x must be contiguous");
+  const index_t T = xv.extent(0), k = r.experts.extent(1), Hd = ex.hidden(), I = ex.intermediate(), E = ex.n_experts();
+  Tensor<Act, 2, cuda> out({T, Hd});
+  if (T == 0 || k == 0) return out;
+  // Tokens by expert: for expert e, its (token, slot) pairs in token order.
+  std::vector<std::vector<std::int32_t>> tok(static_cast<std::size_t>(E)), dst(static_cast<std::size_t>(E));
+  for (index_t t = 0; t < T; ++t)
+    for (index_t j = 0; j < k; ++j) {
+      const auto e = static_cast<std::size_t>(r.experts(t, j));
+      tok[e].push_back(static_cast<std::int32_t>(t));
+      dst[e].push_back(static_cast<std::int32_t>(t * k + j));
+    }
+  std::vector<std::int32_t> idx;
+  std::vector<std::size_t> at(static_cast<std::size_t>(E));
+  for (std::size_t e = 0; e < tok.size(); ++e) {
+    at[e] = idx.size();
+    idx.insert(idx.end(), tok[e].begin(), tok[e].end());
+    idx.insert(idx.end(), dst[e].begin(), dst[e].end());
+  }
+  const Tensor<i32, 1, cuda> didx = to_device(TensorView<const i32, 1>(idx.data(), {static_cast<index_t>(idx.size())}));
+  const Tensor<f32, 2, cuda> dw = to_device(r.weights);
+  Tensor<f32, 2, cuda> y({T * k, Hd});  // [T·k, H] f32: row t·k + j is slot j of token t
+  const auto [kind, alpha, limit] = gating_params(ex.gating_fn());
+  const bool inter = ex.gate_up_layout() == CudaExperts<G, Act>::layout::interleaved;
+  const ck::elt at_ = cuda_detail::elt_of<Act>;
+  for (index_t e = 0; e < E; ++e) {
+    const auto n = static_cast<index_t>(tok[static_cast<std::size_t>(e)].size());
+    if (n == 0) continue;
+    const std::string name = "expert " + std::to_string(e);
+    const std::int32_t* rows = didx.data() + at[static_cast<std::size_t>(e)];
+    Tensor<Act, 2, cuda> xe({n, Hd});
+    launch(ck::gather_rows(xv.data(), at_, xv.stride(0), rows, n, Hd, xe.data(), s()), "moe (gather)", name);
+    const void* gub = ex.has_bias() ? static_cast<const void*>(ex.gate_up_bias().data() + e * 2 * I) : nullptr;
+    Tensor<Act, 2, cuda> h({n, I});
+    if (inter) {
+      Tensor<f32, 2, cuda> gu({n, 2 * I});
+      run_linear(ex.gate_up(e), xe.data(), at_, Hd, n, gu.data(), ck::elt::f32, 2 * I, gub, at_,
+                 activation_quantization::none, name + " gate_up");
+      launch(ck::glu(kind, alpha, limit, gu.data(), gu.data() + 1, ck::elt::f32, 2 * I, 2, h.data(), at_, I, n, I, s()),
+             "moe (activation)", name);
+    } else {
+      Tensor<f32, 2, cuda> g({n, I}), u({n, I});
+      const auto* gb = ex.has_bias() ? ex.gate_up_bias().data() + e * 2 * I : nullptr;
+      run_linear(ex.gate(e), xe.data(), at_, Hd, n, g.data(), ck::elt::f32, I, gb, at_, activation_quantization::none,
+                 name + " gate");
+      run_linear(ex.up(e), xe.data(), at_, Hd, n, u.data(), ck::elt::f32, I, gb != nullptr ? gb + I : nullptr, at_,
+                 activation_quantization::none, name + " up");
+      launch(ck::glu(kind, alpha, limit, g.data(), u.data(), ck::elt::f32, I, 1, h.data(), at_, I, n, I, s()),
+             "moe (activation)", name);
+    }
+    Tensor<f32, 2, cuda> ye({n, Hd});
+    const auto* db = ex.has_bias() ? ex.down_bias().data() + e * Hd : nullptr;
+    run_linear(ex.down(e), h.data(), at_, I, n, ye.data(), ck::elt::f32, Hd, db, at_, activation_quantization::none,
+               name + " down");
+    launch(ck::scatter_rows_f32(ye.data(), rows + n, n, Hd, y.data(), s()), "moe (scatter)", name);
+  }
+  launch(ck::moe_combine(y.data(), dw.data(), T, k, Hd, out.data(), at_, s()), "moe (combine)",
+         "x " + format_extents(xv.extents()));
+  return out;
+}
+
+static_assert(Backend<Cuda>, "backends::Cuda must implement every op of the Backend concept");
+
+}  // namespace precis::backends

@@ -1,0 +1,454 @@
+// tests/cuda/test_cuda_backend.cpp — backends::Cuda diffed against backends::Reference (the
+// scalar spec) op by op and model by model, on the GPU. Without a CUDA device the program prints
+// "skipped: no CUDA device" and exits 77, which ctest reports as skipped (label `cuda`): CI
+// compiles and links it, the GPU machine runs it (scripts/device_check.sh).
+//
+// Inputs are random (magnitudes in [0.125, 1), random signs), fresh per case; outputs come back
+// with to_host. Tolerances (u(D): f32 2^-24, bf16 2^-8; K a reduction's length):
+//   embed, add_inplace, KV appends              bit-identical (the same conversions)
+//   rms_norm, rope, glu                         f32: 4·u(f32)·(1 + |ref|) (tree sums, device expf);
+//                                               bf16: one bf16 step, 2·u(bf16)·|ref| + 1e-6
+//   linear, attend, moe                         f32: 2(K + 4)·u(f32)·Σ|terms| (reordered f32 sums and
+//                                               cuBLASLt's blocking; Higham γ_n on both sides);
+//                                               bf16 adds one output step, 2·u(bf16)·|ref|
+//   models (logits)                             f32: relative L2 ≤ 1e-5; bf16: ≤ 2e-2 (as Cpu vs Reference)
+//   greedy text (stories260K, f32)              the first 16 tokens identical to the CPU backend's
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <precis/backends/cuda/backend.hpp>
+#include <precis/backends/reference/backend.hpp>
+#include <precis/core/cast.hpp>
+#include <precis/core/transfer.hpp>
+#include <precis/quant/quantize.hpp>
+#include <precis/runtime/load_model.hpp>
+#include <precis/weights/any_weight.hpp>
+
+namespace be = precis::backends;
+namespace pm = precis::models;
+using namespace precis;
+
+namespace {
+
+constexpr double u32 = 0x1p-24, u16b = 0x1p-8;
+
+template <class D, std::size_t R>
+Tensor<D, R> random_tensor(const extents_t<R>& e, std::mt19937& rng) {
+  Tensor<D, R> t(e);
+  std::uniform_real_distribution<float> mag(0.125f, 1.0f);
+  std::bernoulli_distribution neg(0.5);
+  for (index_t i = 0; i < t.numel(); ++i) {
+    const float v = neg(rng) ? -mag(rng) : mag(rng);
+    if constexpr (std::is_same_v<D, f32>) t.data()[i] = v;
+    else t.data()[i] = storage_t<D>(v);
+  }
+  return t;
+}
+
+template <class D, std::size_t R>
+Tensor<D, R, host> back(const Tensor<D, R, cuda>& t) {
+  return precis::to_host(t);
+}
+
+template <class D, std::size_t R>
+bool same_bits(const Tensor<D, R>& a, const Tensor<D, R>& b) {
+  return a.extents() == b.extents() && std::memcmp(a.data(), b.data(), a.bytes()) == 0;
+}
+
+template <class D, std::size_t R>
+std::string close(const Tensor<D, R>& got, const Tensor<D, R>& ref, double rel, double abs) {
+  if (got.extents() != ref.extents()) return "extents differ";
+  for (index_t i = 0; i < got.numel(); ++i) {
+    const double c = to_compute<D>(got.data()[i]), r = to_compute<D>(ref.data()[i]);
+    if (!(std::fabs(c - r) <= rel * std::fabs(r) + abs))
+      return "element " + std::to_string(i) + ": cuda " + std::to_string(c) + ", reference " + std::to_string(r);
+  }
+  return "";
+}
+
+AnyWeight weight_of(dtype_code format, const Tensor<f32, 2>& master, std::vector<std::vector<std::byte>>& keep) {
+  const index_t n = master.extent(0), k = master.extent(1);
+  std::vector<std::byte> bytes;
+  const auto put = [&](const void* p, std::size_t size) {
+    bytes.resize(size);
+    std::memcpy(bytes.data(), p, size);
+  };
+  switch (format) {
+    case dtype_code::f32: put(master.data(), master.bytes()); break;
+    case dtype_code::bf16: {
+      const Tensor<bf16, 2> b = cast<bf16>(master);
+      put(b.data(), b.bytes());
+      break;
+    }
+    case dtype_code::f16: {
+      const Tensor<f16, 2> b = cast<f16>(master);
+      put(b.data(), b.bytes());
+      break;
+    }
+    case dtype_code::q8_0: { const auto q = quantize<q8_0>(master); put(q.blocks(), q.bytes()); break; }
+    case dtype_code::q4_0: { const auto q = quantize<q4_0>(master); put(q.blocks(), q.bytes()); break; }
+    case dtype_code::q4_1: { const auto q = quantize<q4_1>(master); put(q.blocks(), q.bytes()); break; }
+    case dtype_code::mxfp4_ggml: { const auto q = quantize<mxfp4_ggml>(master); put(q.blocks(), q.bytes()); break; }
+    default: FAIL("unexpected format");
+  }
+  keep.push_back(std::move(bytes));
+  return AnyWeight::from(io::AnyTensor("w", format, {n, k}, std::span<const std::byte>(keep.back()), "test"));
+}
+
+const std::vector<dtype_code> all_formats = {dtype_code::f32,  dtype_code::bf16, dtype_code::f16,       dtype_code::q8_0,
+                                             dtype_code::q4_0, dtype_code::q4_1, dtype_code::mxfp4_ggml};
+
+template <class Act>
+constexpr double bf16_step = std::same_as<Act, bf16> ? 2 * u16b : 0.0;
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Cuda vs Reference: embed, rms_norm, rope, glu, add_inplace", "[cuda]", f32, bf16) {
+  using Act = TestType;
+  be::Cuda gpu;
+  be::Reference ref;
+  std::mt19937 rng(21);
+  const double prel = std::same_as<Act, f32> ? 4 * u32 : 2 * u16b, pabs = std::same_as<Act, f32> ? 4 * u32 : 1e-6;
+  SECTION("embed: every format, bit-identical; an id outside the vocabulary is a range_error") {
+    std::vector<std::vector<std::byte>> keep;
+    const Tensor<f32, 2> master = random_tensor<f32, 2>({40, 64}, rng);
+    const std::vector<std::int64_t> ids = {3, 39, 0, 3, 17};
+    for (const dtype_code f : all_formats) {
+      const AnyWeight w = weight_of(f, master, keep);
+      INFO(to_string(f));
+      const auto dw = gpu.upload(w);
+      CHECK(same_bits(back(gpu.embed<Act>(dw, ids)), ref.embed<Act>(w, ids)));
+    }
+    const auto dw = gpu.upload(weight_of(dtype_code::f32, master, keep));
+    const std::vector<std::int64_t> bad = {1, 40};
+    CHECK_THROWS_AS(gpu.embed<Act>(dw, bad), range_error);
+  }
+  SECTION("rms_norm: both cast orders, rows, a row slice and per-head rows, gains of Act and f32") {
+    const Tensor<Act, 2> x = random_tensor<Act, 2>({7, 96}, rng);
+    const Tensor<Act, 3> x3 = random_tensor<Act, 3>({5, 4, 32}, rng);
+    const Tensor<Act, 1> g = random_tensor<Act, 1>({96}, rng), g3 = random_tensor<Act, 1>({32}, rng);
+    const Tensor<f32, 1> g32 = random_tensor<f32, 1>({96}, rng);
+    const auto dx = to_device(x);
+    const auto dx3 = to_device(x3);
+    const auto dg = to_device(g), dg3 = to_device(g3);
+    const auto dg32 = to_device(g32);
+    const Scalar<f32> eps = Scalar<f32>::from(1e-5);
+    CHECK(close(back(gpu.rms_norm<NormThenCast>(dx, dg, eps)), ref.rms_norm<NormThenCast>(x, g, eps), prel, pabs) == "");
+    CHECK(close(back(gpu.rms_norm<NormThenCast>(dx3, dg3, eps)), ref.rms_norm<NormThenCast>(x3, g3, eps), prel, pabs) == "");
+    CHECK(close(back(gpu.rms_norm<MultiplyThenCast>(dx, dg, eps)), ref.rms_norm<MultiplyThenCast>(x, g, eps), prel, pabs) ==
+          "");
+    CHECK(close(back(gpu.rms_norm<MultiplyThenCast>(dx, dg32, eps)), ref.rms_norm<MultiplyThenCast>(x, g32, eps), prel,
+                pabs) == "");
+    CHECK(close(back(gpu.rms_norm<NormThenCast>(dx.cview().slice(0, 6, 7), dg, eps)),
+                ref.rms_norm<NormThenCast>(x.cview().slice(0, 6, 7), g, eps), prel, pabs) == "");
+    CHECK_THROWS_AS(gpu.rms_norm<NormThenCast>(dx, dg3, eps), shape_error);
+  }
+  SECTION("rope: both layouts, partial rotary dim, in place") {
+    Tensor<i64, 1> pos({6});
+    for (index_t t = 0; t < 6; ++t) pos(t) = 3 + 5 * t;
+    for (const index_t rd : {64, 32}) {
+      const InvFreq inv = InvFreq::standard(10000.0, rd);
+      const auto dt = gpu.upload(RopeTable<f32>::from_positions(pos, inv));
+      const auto rt = ref.upload(RopeTable<f32>::from_positions(pos, inv));
+      const Tensor<Act, 3> x = random_tensor<Act, 3>({6, 3, 64}, rng);
+      for (const bool interleaved : {false, true}) {
+        auto a = to_device(x);
+        Tensor<Act, 3> b = x.clone();
+        if (interleaved) {
+          gpu.rope<rope_layout::interleaved>(a.view(), dt);
+          ref.rope<rope_layout::interleaved>(b.view(), rt);
+        } else {
+          gpu.rope<rope_layout::half_split>(a.view(), dt);
+          ref.rope<rope_layout::half_split>(b.view(), rt);
+        }
+        INFO((interleaved ? "interleaved" : "half_split") << ", rotary dim " << rd);
+        CHECK(close(back(a), b, prel, pabs) == "");
+      }
+    }
+  }
+  SECTION("glu: SiLU-gated and clamped SwiGLU") {
+    const Tensor<Act, 2> g = random_tensor<Act, 2>({5, 80}, rng), u = random_tensor<Act, 2>({5, 80}, rng);
+    const auto dg = to_device(g), du = to_device(u);
+    CHECK(close(back(gpu.glu(SiluGate{}, dg, du)), ref.glu(SiluGate{}, g, u), prel, pabs) == "");
+    const ClampedSwiglu clamped{Scalar<f32>::from(1.702), Scalar<f32>::from(0.5)};
+    CHECK(close(back(gpu.glu(clamped, dg, du)), ref.glu(clamped, g, u), prel, pabs) == "");
+  }
+  SECTION("add_inplace: bit-identical, contiguous and strided") {
+    const Tensor<Act, 2> x = random_tensor<Act, 2>({6, 40}, rng), y = random_tensor<Act, 2>({6, 40}, rng);
+    auto a = to_device(x);
+    const auto dy = to_device(y);
+    Tensor<Act, 2> b = x.clone();
+    gpu.add_inplace(a.view(), dy);
+    ref.add_inplace(b.view(), y);
+    CHECK(same_bits(back(a), b));
+    gpu.add_inplace(a.view().slice(1, 0, 20), dy.cview().slice(1, 20, 40));
+    ref.add_inplace(b.view().slice(1, 0, 20), y.cview().slice(1, 20, 40));
+    CHECK(same_bits(back(a), b));
+    Tensor<Act, 2, cuda> wrong({6, 39});
+    CHECK_THROWS_AS(gpu.add_inplace(a.view(), wrong), shape_error);
+  }
+}
+
+TEMPLATE_TEST_CASE("Cuda vs Reference: linear over every weight format, GEMV and GEMM paths, bias, f32 out, q8",
+                   "[cuda]", f32, bf16) {
+  using Act = TestType;
+  be::Cuda gpu;
+  be::Reference ref;
+  std::mt19937 rng(22);
+  std::vector<std::vector<std::byte>> keep;
+  const index_t n = 72, k = 160;  // N not a multiple of the 4 rows a GEMV block takes
+  const Tensor<f32, 2> master = random_tensor<f32, 2>({n, k}, rng);
+  const Tensor<Act, 1> bias = random_tensor<Act, 1>({n}, rng);
+  const Tensor<f32, 1> bias32 = random_tensor<f32, 1>({n}, rng);
+  const auto dbias = to_device(bias);
+  const auto dbias32 = to_device(bias32);
+  const double abs32 = 2.0 * (static_cast<double>(k) + 4) * u32 * 2.0 * static_cast<double>(k);
+  for (const dtype_code f : all_formats) {
+    const AnyWeight w = weight_of(f, master, keep);
+    const auto dw = gpu.upload(w);
+    for (const index_t m : {1, 3, 8, 9, 37, 130}) {
+      const Tensor<Act, 2> x = random_tensor<Act, 2>({m, k}, rng);
+      const auto dx = to_device(x);
+      for (const auto aq : {activation_quantization::none, activation_quantization::q8_blocks}) {
+        INFO(to_string(f) << " weight, m " << m << ", activations " << to_string(aq));
+        CHECK(close(back(gpu.linear(dx, dw, aq)), ref.linear(x, w, aq), bf16_step<Act>, abs32) == "");
+        CHECK(close(back(gpu.linear(dx, dw, dbias, aq)), ref.linear(x, w, bias, aq), bf16_step<Act>, abs32) == "");
+        CHECK(close(back(gpu.template linear<f32>(dx, dw, aq)), ref.template linear<f32>(x, w, aq), 0.0, abs32) == "");
+        CHECK(close(back(gpu.template linear<f32>(dx, dw, dbias32, aq)), ref.template linear<f32>(x, w, bias32, aq), 0.0,
+                    abs32) == "");
+      }
+    }
+  }
+  Tensor<Act, 2, cuda> bad({2, k + 32});
+  const auto dw = gpu.upload(weight_of(dtype_code::f32, master, keep));
+  CHECK_THROWS_AS(gpu.linear(bad, dw, activation_quantization::none), shape_error);
+}
+
+TEMPLATE_TEST_CASE("Cuda vs Reference: attend over the paged pool (prefill, decode, batches, windows, sinks, splits)",
+                   "[cuda]", f32, bf16) {
+  using Act = TestType;
+  be::Cuda gpu;
+  be::Reference ref;
+  std::mt19937 rng(23);
+  const index_t H = 8, Hkv = 2, D = 64;
+  // Layer 0 full, layer 1 sliding (window 5), layer 2 sliding with a window longer than any sequence.
+  const KvLayerPlan plan(std::vector<index_t>{0, 5, 4096});
+  const PagedKvSize size{.n_kv_heads = Hkv, .head_dim = D, .page_size = 4, .n_pages = 400, .max_sequences = 3,
+                         .max_append = 700};
+  auto gc = gpu.make_kv_cache<Act>(plan, size);
+  auto rc = ref.make_kv_cache<Act>(plan, size);
+  const Tensor<f32, 1> sinks = random_tensor<f32, 1>({H}, rng);
+  const auto dsinks = to_device(sinks);
+  const auto cfg = [&](index_t l) {
+    return AttentionConfig{.n_heads = H, .n_kv_heads = Hkv, .head_dim = D,
+                           .sliding_window = l == 0 ? 0 : (l == 1 ? 5 : 4096)};
+  };
+  const double abs32 = 2.0 * static_cast<double>(D + 4) * u32 * static_cast<double>(D);
+  std::vector<KvSeqId> gs, rs;
+  for (int s = 0; s < 3; ++s) {
+    gs.push_back(gc.add_sequence());
+    rs.push_back(rc.add_sequence());
+  }
+  // Prefill lengths 9, 6 and 600 (the long one makes decode split the key range).
+  const index_t lens[3] = {9, 6, 600};
+  for (int s = 0; s < 3; ++s) {
+    const index_t t = lens[s];
+    const Tensor<Act, 3> q = random_tensor<Act, 3>({t, H, D}, rng), k = random_tensor<Act, 3>({t, Hkv, D}, rng),
+                         v = random_tensor<Act, 3>({t, Hkv, D}, rng);
+    const auto dq = to_device(q), dk = to_device(k), dv = to_device(v);
+    for (index_t l = 0; l < 3; ++l) {
+      const std::span<const KvSeqId> g1(&gs[static_cast<std::size_t>(s)], 1), r1(&rs[static_cast<std::size_t>(s)], 1);
+      INFO("prefill sequence " << s << ", layer " << l);
+      if (l == 0)
+        CHECK(close(back(gpu.attend(gc, l, g1, dq, dk, dv, cfg(l))), ref.attend(rc, l, r1, q, k, v, cfg(l)), bf16_step<Act>,
+                    abs32) == "");
+      else
+        CHECK(close(back(gpu.attend(gc, l, g1, dq, dk, dv, cfg(l), dsinks)), ref.attend(rc, l, r1, q, k, v, cfg(l), sinks),
+                    bf16_step<Act>, abs32) == "");
+    }
+  }
+  for (int step = 0; step < 4; ++step) {
+    const Tensor<Act, 3> q = random_tensor<Act, 3>({3, H, D}, rng), k = random_tensor<Act, 3>({3, Hkv, D}, rng),
+                         v = random_tensor<Act, 3>({3, Hkv, D}, rng);
+    const auto dq = to_device(q), dk = to_device(k), dv = to_device(v);
+    for (index_t l = 0; l < 3; ++l) {
+      INFO("batched decode step " << step << ", layer " << l);
+      CHECK(close(back(gpu.attend(gc, l, gs, dq, dk, dv, cfg(l), dsinks)), ref.attend(rc, l, rs, q, k, v, cfg(l), sinks),
+                  bf16_step<Act>, abs32) == "");
+    }
+    // One decode step of the long sequence alone: a single (query, head) grid, split over 600+ keys.
+    const Tensor<Act, 3> q1 = random_tensor<Act, 3>({1, H, D}, rng), k1 = random_tensor<Act, 3>({1, Hkv, D}, rng),
+                         v1 = random_tensor<Act, 3>({1, Hkv, D}, rng);
+    const auto dq1 = to_device(q1), dk1 = to_device(k1), dv1 = to_device(v1);
+    for (index_t l = 0; l < 3; ++l) {
+      INFO("decode of the long sequence, step " << step << ", layer " << l);
+      const std::span<const KvSeqId> g1(&gs[2], 1), r1(&rs[2], 1);
+      CHECK(close(back(gpu.attend(gc, l, g1, dq1, dk1, dv1, cfg(l))), ref.attend(rc, l, r1, q1, k1, v1, cfg(l)),
+                  bf16_step<Act>, abs32) == "");
+    }
+  }
+  for (int s = 0; s < 3; ++s)
+    for (index_t l = 0; l < 3; ++l) CHECK(gc.length(gs[static_cast<std::size_t>(s)], l) == rc.length(rs[static_cast<std::size_t>(s)], l));
+  // A ring read with the wrong window is the host caches' config_error.
+  const Tensor<Act, 3> q = random_tensor<Act, 3>({1, H, D}, rng), k = random_tensor<Act, 3>({1, Hkv, D}, rng);
+  const auto dq = to_device(q), dk = to_device(k);
+  const std::span<const KvSeqId> g0(&gs[0], 1);
+  CHECK_THROWS_AS(gpu.attend(gc, 1, g0, dq, dk, dk, cfg(0)), config_error);
+}
+
+TEMPLATE_TEST_CASE("Cuda vs Reference: route and moe (orders, formats, interleaved gpt-oss experts, skewed routing)",
+                   "[cuda]", f32, bf16) {
+  using Act = TestType;
+  be::Cuda gpu;
+  be::Reference ref;
+  std::mt19937 rng(24);
+  const index_t E = 6, I = 32, Hd = 64, k = 2;
+  std::vector<std::vector<std::byte>> keep;
+  const auto stack = [&](const Tensor<f32, 3>& t, dtype_code f) {
+    std::vector<std::byte> bytes;
+    if (f == dtype_code::f32) {
+      bytes.resize(t.bytes());
+      std::memcpy(bytes.data(), t.data(), t.bytes());
+    } else {
+      const auto q = quantize<q8_0>(t);
+      bytes.resize(q.bytes());
+      std::memcpy(bytes.data(), q.blocks(), q.bytes());
+    }
+    keep.push_back(std::move(bytes));
+    return AnyExpertStack::stacked(io::AnyTensor("experts", f, {t.extent(0), t.extent(1), t.extent(2)},
+                                                 std::span<const std::byte>(keep.back()), "test"));
+  };
+  const Tensor<f32, 3> gate = random_tensor<f32, 3>({E, I, Hd}, rng), up = random_tensor<f32, 3>({E, I, Hd}, rng),
+                       down = random_tensor<f32, 3>({E, Hd, I}, rng), gu = random_tensor<f32, 3>({E, 2 * I, Hd}, rng);
+  const LayerExpertSelector none;
+  const BoundLayerSelector sel(none, 0);
+  const double abs32 = 4.0 * static_cast<double>(Hd + I + 8) * u32 * static_cast<double>(Hd * I);
+  for (const index_t T : {1, 9, 40}) {
+    const Tensor<Act, 2> x = random_tensor<Act, 2>({T, Hd}, rng);
+    const auto dx = to_device(x);
+    Tensor<f32, 2> logits = random_tensor<f32, 2>({T, E}, rng);
+    for (const dtype_code f : {dtype_code::f32, dtype_code::q8_0}) {
+      const auto ex = AnyMoeExperts<SiluGate, Act>::separate_gate_up(SiluGate{}, stack(gate, f), stack(up, f), stack(down, f));
+      const auto dex = gpu.upload(ex);
+      for (const bool softmax_first : {true, false}) {
+        const auto dl = to_device(logits);
+        const Routing rg = softmax_first ? gpu.route(SoftmaxThenTopK{.norm_topk_prob = true}, dl, k, sel)
+                                         : gpu.route(TopKThenSoftmax{}, dl, k, sel);
+        const Routing rr = softmax_first ? ref.route(SoftmaxThenTopK{.norm_topk_prob = true}, logits, k, sel)
+                                         : ref.route(TopKThenSoftmax{}, logits, k, sel);
+        CHECK(same_bits(rg.experts, rr.experts));
+        CHECK(same_bits(rg.weights, rr.weights));
+        INFO("T " << T << ", " << to_string(f) << ", " << (softmax_first ? "SoftmaxThenTopK" : "TopKThenSoftmax"));
+        CHECK(close(back(gpu.moe(dex, dx, rg)), ref.moe(ex, x, rr), bf16_step<Act>, abs32) == "");
+      }
+    }
+    // gpt-oss: interleaved gate_up with biases and the clamped SwiGLU; expert 4 takes every token.
+    const Tensor<Act, 2> gub = random_tensor<Act, 2>({E, 2 * I}, rng), db = random_tensor<Act, 2>({E, Hd}, rng);
+    const ClampedSwiglu clamped{Scalar<f32>::from(1.702), Scalar<f32>::from(0.75)};
+    const auto ex = AnyMoeExperts<ClampedSwiglu, Act>::interleaved_gate_up(clamped, stack(gu, dtype_code::f32),
+                                                                            stack(down, dtype_code::f32), gub.clone(),
+                                                                            db.clone());
+    const auto dex = gpu.upload(ex);
+    for (index_t t = 0; t < T; ++t) logits(t, 4) = 50.0f;
+    const Routing r = ref.route(TopKThenSoftmax{}, logits, k, sel);
+    INFO("T " << T << ", interleaved, skewed");
+    CHECK(close(back(gpu.moe(dex, dx, r)), ref.moe(ex, x, r), bf16_step<Act>, abs32) == "");
+  }
+}
+
+namespace {
+
+double rel_l2(const Tensor<f32, 2>& a, const Tensor<f32, 2>& b) {
+  double num = 0, den = 0;
+  for (index_t i = 0; i < a.numel(); ++i) {
+    const double d = static_cast<double>(a.data()[i]) - static_cast<double>(b.data()[i]);
+    num += d * d;
+    den += static_cast<double>(b.data()[i]) * static_cast<double>(b.data()[i]);
+  }
+  return std::sqrt(num / den);
+}
+
+/// Prefill of 5 tokens, then 3 decode steps fed fixed tokens; logits stacked.
+Tensor<f32, 2> run_model(pm::CausalLM& lm) {
+  const std::vector<std::int64_t> prompt = {1, 7, 3, 11, 5}, next = {2, 9, 4};
+  const auto s = lm.new_sequence();
+  const Tensor<f32, 2> pre = lm.forward(s, prompt);
+  const index_t v = pre.extent(1);
+  Tensor<f32, 2> all({pre.extent(0) + 3, v});
+  for (index_t t = 0; t < pre.extent(0); ++t)
+    for (index_t j = 0; j < v; ++j) all(t, j) = pre(t, j);
+  for (index_t step = 0; step < 3; ++step) {
+    const std::int64_t tok = next[static_cast<std::size_t>(step)];
+    const Tensor<f32, 2> l = lm.forward(s, std::span<const std::int64_t>(&tok, 1));
+    for (index_t j = 0; j < v; ++j) all(pre.extent(0) + step, j) = l(0, j);
+  }
+  return all;
+}
+
+std::vector<std::int64_t> greedy(pm::CausalLM& lm, std::vector<std::int64_t> prompt, int n) {
+  const auto s = lm.new_sequence();
+  std::vector<std::int64_t> out;
+  Tensor<f32, 2> l = lm.forward_last(s, prompt);
+  for (int i = 0; i < n; ++i) {
+    index_t best = 0;
+    for (index_t j = 1; j < l.extent(1); ++j)
+      if (l(0, j) > l(0, best)) best = j;
+    out.push_back(best);
+    const std::int64_t tok = best;
+    l = lm.forward_last(s, std::span<const std::int64_t>(&tok, 1));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("Cuda vs Reference: every fixture model gives the same logits (prefill and decode)", "[cuda][models]") {
+  const std::filesystem::path dir = std::filesystem::path(PRECIS_FIXTURES_DIR) / "models";
+  for (const char* m : {"llama", "llama/model.gguf", "llama_untied_bf16", "qwen3_moe", "qwen3_moe/model.gguf", "gpt_oss",
+                        "gpt_oss/model.gguf", "qwen3_omni_thinker"})
+    for (const pm::precision p : {pm::precision::f32, pm::precision::bf16}) {
+      INFO(m << ", " << pm::to_string(p));
+      pm::LoadOptions o;
+      o.max_context = 16;
+      o.backend = pm::backend_kind::cuda;
+      const auto gpu = pm::load_model(dir / m, p, o);
+      o.backend = pm::backend_kind::reference;
+      const auto ref = pm::load_model(dir / m, p, o);
+      CHECK(rel_l2(run_model(*gpu), run_model(*ref)) <= (p == pm::precision::f32 ? 1e-5 : 2e-2));
+    }
+}
+
+TEST_CASE("Cuda vs Cpu: greedy tokens of stories260K are identical for 16 tokens", "[cuda][models]") {
+  const std::filesystem::path model = std::filesystem::path(PRECIS_SHARED_DATA_DIR) / "models" / "stories260K.gguf";
+  if (!std::filesystem::exists(model)) {
+    WARN("skipped: " << model << " not found");
+    return;
+  }
+  pm::LoadOptions o;
+  o.max_context = 64;
+  const auto cpu = pm::load_model(model, pm::precision::f32, o);
+  o.backend = pm::backend_kind::cuda;
+  const auto gpu = pm::load_model(model, pm::precision::f32, o);
+  const std::vector<std::int64_t> prompt = {1, 403, 407, 261, 378};
+  CHECK(greedy(*gpu, prompt, 16) == greedy(*cpu, prompt, 16));
+}
+
+int main(int argc, char* argv[]) {
+  bool listing = false;
+  for (int i = 1; i < argc; ++i) listing = listing || std::strncmp(argv[i], "--list", 6) == 0;
+  if (!listing && !precis::cuda_rt::device_available()) {
+    std::printf("skipped: no CUDA device\n");
+    return 77;
+  }
+  return Catch::Session().run(argc, argv);
+}
