@@ -56,7 +56,7 @@ model
       --act-quant Q       none | q8: how activations meet block-quantized (Q4/Q8/MXFP4)
                           weights: exact (none, default), or quantized to 8-bit blocks with
                           integer dot products as llama.cpp does (q8; faster, llama.cpp's numbers)
-      --device D          cpu | cuda (default cpu; this build runs models on the CPU only)
+      --device D          cpu | cuda (default cpu; cuda needs a build with the precis::cuda component and an NVIDIA GPU)
   -t, --threads N         CPU threads (default: all cores)
   -c, --ctx-size N        context length in tokens, prompt + generated (default 4096, at most the
                           model's; 0 = the model's own)
@@ -224,12 +224,6 @@ std::string harmony_final(const std::string& text) {
 }
 
 int run(const Args& a) {
-  if (a.device == "cuda") {
-    std::fprintf(stderr,
-                 "precis-generate: --device cuda: this build has no CUDA backend for models yet; models run on "
-                 "the CPU (--device cpu)\n");
-    return 1;
-  }
   const fs::path model = pg::model_path_or_default(a.model);
 
   // The prompts as the model will see them (chat: formatted with the model's own template).
@@ -265,6 +259,7 @@ int run(const Args& a) {
   lo.max_context = a.ctx_size == 0 ? declared : std::min(a.ctx_size, declared);
   lo.max_sequences = static_cast<index_t>(texts.size());
   lo.n_threads = a.threads;
+  lo.backend = a.device == "cuda" ? pm::backend_kind::cuda : pm::backend_kind::cpu;
   lo.quantize_activations = a.act_quant;
 
   double load_seconds = 0;
@@ -310,7 +305,7 @@ int run(const Args& a) {
     j["format"] = std::string(pm::to_string(info.format));
     j["precision"] = std::string(pm::to_string(a.precision));
   j["activation_quantization"] = std::string(pm::to_string(a.act_quant));
-    j["device"] = "cpu";
+    j["device"] = a.device;
     j["threads"] = a.threads;
     j["context"] = info.context_length;
     j["chat_format"] = a.chat ? std::string(pg::chat_format_name(chat_format)) : "none";
