@@ -29,8 +29,7 @@ if [ "$mode" = stage ]; then
   strip .device/test_cuda_backend
   cp -L /lib/x86_64-linux-gnu/libtbb.so.12 .device/lib/
   cp ../shared/data/models/stories260K.gguf .device/data/models/ 2>/dev/null || echo "no stories260K.gguf to carry"
-  # Where the binary looks for fixtures and shared data (compiled in as absolute paths).
-  grep -ao '/[^"]*tests/fixtures' build/gcc/tests/cuda/CMakeFiles/test_cuda_backend.dir/flags.make | head -1 > .device/fixtures_path || true
+  # The binary has this checkout's fixture and shared-data paths compiled in; `run` recreates them.
   echo "$root" > .device/build_root
   du -sh .device
   exit 0

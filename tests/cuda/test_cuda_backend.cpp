@@ -34,75 +34,21 @@
 #include <precis/runtime/load_model.hpp>
 #include <precis/weights/any_weight.hpp>
 
+#include "unit/backends/backend_diff_support.hpp"  // same_bits, close, weight_of, rel_l2, run_model
+#include "unit/backends/backend_test_support.hpp"  // random_tensor, unit_roundoff
+
 namespace be = precis::backends;
 namespace pm = precis::models;
 using namespace precis;
+using namespace precis::test;
 
 namespace {
 
-constexpr double u32 = 0x1p-24, u16b = 0x1p-8;
-
-template <class D, std::size_t R>
-Tensor<D, R> random_tensor(const extents_t<R>& e, std::mt19937& rng) {
-  Tensor<D, R> t(e);
-  std::uniform_real_distribution<float> mag(0.125f, 1.0f);
-  std::bernoulli_distribution neg(0.5);
-  for (index_t i = 0; i < t.numel(); ++i) {
-    const float v = neg(rng) ? -mag(rng) : mag(rng);
-    if constexpr (std::is_same_v<D, f32>) t.data()[i] = v;
-    else t.data()[i] = storage_t<D>(v);
-  }
-  return t;
-}
+constexpr double u32 = unit_roundoff<f32>, u16b = unit_roundoff<bf16>;
 
 template <class D, std::size_t R>
 Tensor<D, R, host> back(const Tensor<D, R, cuda>& t) {
   return precis::to_host(t);
-}
-
-template <class D, std::size_t R>
-bool same_bits(const Tensor<D, R>& a, const Tensor<D, R>& b) {
-  return a.extents() == b.extents() && std::memcmp(a.data(), b.data(), a.bytes()) == 0;
-}
-
-template <class D, std::size_t R>
-std::string close(const Tensor<D, R>& got, const Tensor<D, R>& ref, double rel, double abs) {
-  if (got.extents() != ref.extents()) return "extents differ";
-  for (index_t i = 0; i < got.numel(); ++i) {
-    const double c = to_compute<D>(got.data()[i]), r = to_compute<D>(ref.data()[i]);
-    if (!(std::fabs(c - r) <= rel * std::fabs(r) + abs))
-      return "element " + std::to_string(i) + ": cuda " + std::to_string(c) + ", reference " + std::to_string(r);
-  }
-  return "";
-}
-
-AnyWeight weight_of(dtype_code format, const Tensor<f32, 2>& master, std::vector<std::vector<std::byte>>& keep) {
-  const index_t n = master.extent(0), k = master.extent(1);
-  std::vector<std::byte> bytes;
-  const auto put = [&](const void* p, std::size_t size) {
-    bytes.resize(size);
-    std::memcpy(bytes.data(), p, size);
-  };
-  switch (format) {
-    case dtype_code::f32: put(master.data(), master.bytes()); break;
-    case dtype_code::bf16: {
-      const Tensor<bf16, 2> b = cast<bf16>(master);
-      put(b.data(), b.bytes());
-      break;
-    }
-    case dtype_code::f16: {
-      const Tensor<f16, 2> b = cast<f16>(master);
-      put(b.data(), b.bytes());
-      break;
-    }
-    case dtype_code::q8_0: { const auto q = quantize<q8_0>(master); put(q.blocks(), q.bytes()); break; }
-    case dtype_code::q4_0: { const auto q = quantize<q4_0>(master); put(q.blocks(), q.bytes()); break; }
-    case dtype_code::q4_1: { const auto q = quantize<q4_1>(master); put(q.blocks(), q.bytes()); break; }
-    case dtype_code::mxfp4_ggml: { const auto q = quantize<mxfp4_ggml>(master); put(q.blocks(), q.bytes()); break; }
-    default: FAIL("unexpected format");
-  }
-  keep.push_back(std::move(bytes));
-  return AnyWeight::from(io::AnyTensor("w", format, {n, k}, std::span<const std::byte>(keep.back()), "test"));
 }
 
 const std::vector<dtype_code> all_formats = {dtype_code::f32,  dtype_code::bf16, dtype_code::f16,       dtype_code::q8_0,
@@ -368,33 +314,6 @@ TEMPLATE_TEST_CASE("Cuda vs Reference: route and moe (orders, formats, interleav
 
 namespace {
 
-double rel_l2(const Tensor<f32, 2>& a, const Tensor<f32, 2>& b) {
-  double num = 0, den = 0;
-  for (index_t i = 0; i < a.numel(); ++i) {
-    const double d = static_cast<double>(a.data()[i]) - static_cast<double>(b.data()[i]);
-    num += d * d;
-    den += static_cast<double>(b.data()[i]) * static_cast<double>(b.data()[i]);
-  }
-  return std::sqrt(num / den);
-}
-
-/// Prefill of 5 tokens, then 3 decode steps fed fixed tokens; logits stacked.
-Tensor<f32, 2> run_model(pm::CausalLM& lm) {
-  const std::vector<std::int64_t> prompt = {1, 7, 3, 11, 5}, next = {2, 9, 4};
-  const auto s = lm.new_sequence();
-  const Tensor<f32, 2> pre = lm.forward(s, prompt);
-  const index_t v = pre.extent(1);
-  Tensor<f32, 2> all({pre.extent(0) + 3, v});
-  for (index_t t = 0; t < pre.extent(0); ++t)
-    for (index_t j = 0; j < v; ++j) all(t, j) = pre(t, j);
-  for (index_t step = 0; step < 3; ++step) {
-    const std::int64_t tok = next[static_cast<std::size_t>(step)];
-    const Tensor<f32, 2> l = lm.forward(s, std::span<const std::int64_t>(&tok, 1));
-    for (index_t j = 0; j < v; ++j) all(pre.extent(0) + step, j) = l(0, j);
-  }
-  return all;
-}
-
 std::vector<std::int64_t> greedy(pm::CausalLM& lm, std::vector<std::int64_t> prompt, int n) {
   const auto s = lm.new_sequence();
   std::vector<std::int64_t> out;
@@ -424,7 +343,8 @@ TEST_CASE("Cuda vs Reference: every fixture model gives the same logits (prefill
       const auto gpu = pm::load_model(dir / m, p, o);
       o.backend = pm::backend_kind::reference;
       const auto ref = pm::load_model(dir / m, p, o);
-      CHECK(rel_l2(run_model(*gpu), run_model(*ref)) <= (p == pm::precision::f32 ? 1e-5 : 2e-2));
+      const std::vector<std::int64_t> prompt = {1, 7, 3, 11, 5}, next = {2, 9, 4};
+      CHECK(rel_l2(run_model(*gpu, prompt, next), run_model(*ref, prompt, next)) <= (p == pm::precision::f32 ? 1e-5 : 2e-2));
     }
 }
 

@@ -37,6 +37,7 @@
 #include <precis/runtime/load_model.hpp>          // load_model
 #include <precis/weights/any_weight.hpp>          // AnyWeight
 
+#include "unit/backends/backend_diff_support.hpp"  // same_bits, close, weight_of, rel_l2, run_model
 #include "unit/backends/backend_test_support.hpp"  // random_tensor, unit_roundoff
 
 using namespace precis;
@@ -97,54 +98,6 @@ TEST_CASE("Backend: Cpu and Reference implement every op; a missing or mistyped 
 // ---------------------------------------------------------------------------------------------
 
 namespace {
-
-template <class D, std::size_t R>
-[[nodiscard]] bool same_bits(const Tensor<D, R>& a, const Tensor<D, R>& b) {
-  return a.extents() == b.extents() && std::memcmp(a.data(), b.data(), a.bytes()) == 0;
-}
-
-/// |cpu − ref| ≤ rel·|ref| + abs elementwise; returns the first violation or "".
-template <class D, std::size_t R>
-[[nodiscard]] std::string close(const Tensor<D, R>& cpu, const Tensor<D, R>& ref, double rel, double abs) {
-  if (cpu.extents() != ref.extents()) return "extents differ";
-  for (index_t i = 0; i < cpu.numel(); ++i) {
-    const double c = to_compute<D>(cpu.data()[i]), r = to_compute<D>(ref.data()[i]);
-    if (!(std::fabs(c - r) <= rel * std::fabs(r) + abs))
-      return "element " + std::to_string(i) + ": cpu " + std::to_string(c) + ", reference " + std::to_string(r);
-  }
-  return "";
-}
-
-/// A weight matrix of `format` from an f32 master [n, k] (kept alive by `keep`).
-[[nodiscard]] AnyWeight weight_of(dtype_code format, const Tensor<f32, 2>& master, std::vector<std::vector<std::byte>>& keep) {
-  const index_t n = master.extent(0), k = master.extent(1);
-  std::vector<std::byte> bytes;
-  const auto put = [&](const void* p, std::size_t size) {
-    bytes.resize(size);
-    std::memcpy(bytes.data(), p, size);
-  };
-  switch (format) {
-    case dtype_code::f32: put(master.data(), master.bytes()); break;
-    case dtype_code::bf16: {
-      const Tensor<bf16, 2> b = cast<bf16>(master);
-      put(b.data(), b.bytes());
-      break;
-    }
-    case dtype_code::q8_0: {
-      const auto q = quantize<q8_0>(master);
-      put(q.blocks(), q.bytes());
-      break;
-    }
-    case dtype_code::q4_1: {
-      const auto q = quantize<q4_1>(master);
-      put(q.blocks(), q.bytes());
-      break;
-    }
-    default: FAIL("unexpected format");
-  }
-  keep.push_back(std::move(bytes));
-  return AnyWeight::from(io::AnyTensor("w", format, {n, k}, std::span<const std::byte>(keep.back()), "test"));
-}
 
 template <class Act>
 constexpr double bf16_step = std::same_as<Act, bf16> ? 2 * unit_roundoff<bf16> : 0.0;
@@ -350,37 +303,6 @@ TEMPLATE_TEST_CASE("Cpu vs Reference: route and moe (both routing orders, one ex
 // Model by model: every fixture, both backends, through load_model
 // ---------------------------------------------------------------------------------------------
 
-namespace {
-
-[[nodiscard]] double rel_l2(const Tensor<f32, 2>& a, const Tensor<f32, 2>& b) {
-  double num = 0, den = 0;
-  for (index_t i = 0; i < a.numel(); ++i) {
-    const double d = static_cast<double>(a.data()[i]) - static_cast<double>(b.data()[i]);
-    num += d * d;
-    den += static_cast<double>(b.data()[i]) * static_cast<double>(b.data()[i]);
-  }
-  return std::sqrt(num / den);
-}
-
-/// Prefill of 5 tokens, then 3 decode steps fed the reference's greedy choice; logits stacked.
-[[nodiscard]] Tensor<f32, 2> run_model(pm::CausalLM& lm, const std::vector<std::int64_t>& prompt,
-                                       std::vector<std::int64_t>& next) {
-  const auto s = lm.new_sequence();
-  const Tensor<f32, 2> pre = lm.forward(s, prompt);  // [5, vocab]
-  const index_t v = pre.extent(1);
-  Tensor<f32, 2> all({pre.extent(0) + 3, v});
-  for (index_t t = 0; t < pre.extent(0); ++t)
-    for (index_t j = 0; j < v; ++j) all(t, j) = pre(t, j);
-  for (index_t step = 0; step < 3; ++step) {
-    const std::int64_t tok = next[static_cast<std::size_t>(step)];
-    const Tensor<f32, 2> l = lm.forward(s, std::span<const std::int64_t>(&tok, 1));  // [1, vocab]
-    for (index_t j = 0; j < v; ++j) all(pre.extent(0) + step, j) = l(0, j);
-  }
-  return all;
-}
-
-}  // namespace
-
 TEST_CASE("Cpu vs Reference: every fixture model gives the same logits on both backends", "[backends][seam][models]") {
   const std::filesystem::path dir = std::filesystem::path(PRECIS_FIXTURES_DIR) / "models";
   for (const char* m : {"llama", "llama/model.gguf", "llama_untied_bf16", "qwen3_moe", "qwen3_moe/model.gguf", "gpt_oss",
@@ -392,8 +314,7 @@ TEST_CASE("Cpu vs Reference: every fixture model gives the same logits on both b
       const auto cpu = pm::load_model(dir / m, p, o);
       o.backend = pm::backend_kind::reference;
       const auto ref = pm::load_model(dir / m, p, o);
-      const std::vector<std::int64_t> prompt = {1, 7, 3, 11, 5};
-      std::vector<std::int64_t> next = {2, 9, 4};
+      const std::vector<std::int64_t> prompt = {1, 7, 3, 11, 5}, next = {2, 9, 4};
       const Tensor<f32, 2> a = run_model(*cpu, prompt, next), b = run_model(*ref, prompt, next);
       CHECK(rel_l2(a, b) <= (p == pm::precision::f32 ? 1e-5 : 2e-2));
     }

@@ -891,7 +891,9 @@ Tensor<Act, 2, cuda> Cuda::moe(const CudaExperts<G, Act>& ex, const X& x, const 
     const std::int32_t* rows = didx.data() + at[static_cast<std::size_t>(e)];
     Tensor<Act, 2, cuda> xe({n, Hd});
     launch(ck::gather_rows(xv.data(), at_, xv.stride(0), rows, n, Hd, xe.data(), s()), "moe (gather)", name);
-    const void* gub = ex.has_bias() ? static_cast<const void*>(ex.gate_up_bias().data() + e * 2 * I) : nullptr;
+    // Expert e's gate_up bias row [2I] (interleaved, or gate | up halves) and down bias row [H].
+    const storage_t<Act>* gub = ex.has_bias() ? ex.gate_up_bias().data() + e * 2 * I : nullptr;
+    const storage_t<Act>* db = ex.has_bias() ? ex.down_bias().data() + e * Hd : nullptr;
     Tensor<Act, 2, cuda> h({n, I});
     if (inter) {
       Tensor<f32, 2, cuda> gu({n, 2 * I});
@@ -901,16 +903,14 @@ Tensor<Act, 2, cuda> Cuda::moe(const CudaExperts<G, Act>& ex, const X& x, const 
              "moe (activation)", name);
     } else {
       Tensor<f32, 2, cuda> g({n, I}), u({n, I});
-      const auto* gb = ex.has_bias() ? ex.gate_up_bias().data() + e * 2 * I : nullptr;
-      run_linear(ex.gate(e), xe.data(), at_, Hd, n, g.data(), ck::elt::f32, I, gb, at_, activation_quantization::none,
+      run_linear(ex.gate(e), xe.data(), at_, Hd, n, g.data(), ck::elt::f32, I, gub, at_, activation_quantization::none,
                  name + " gate");
-      run_linear(ex.up(e), xe.data(), at_, Hd, n, u.data(), ck::elt::f32, I, gb != nullptr ? gb + I : nullptr, at_,
+      run_linear(ex.up(e), xe.data(), at_, Hd, n, u.data(), ck::elt::f32, I, gub != nullptr ? gub + I : nullptr, at_,
                  activation_quantization::none, name + " up");
       launch(ck::glu(kind, alpha, limit, g.data(), u.data(), ck::elt::f32, I, 1, h.data(), at_, I, n, I, s()),
              "moe (activation)", name);
     }
     Tensor<f32, 2, cuda> ye({n, Hd});
-    const auto* db = ex.has_bias() ? ex.down_bias().data() + e * Hd : nullptr;
     run_linear(ex.down(e), h.data(), at_, I, n, ye.data(), ck::elt::f32, Hd, db, at_, activation_quantization::none,
                name + " down");
     launch(ck::scatter_rows_f32(ye.data(), rows + n, n, Hd, y.data(), s()), "moe (scatter)", name);
