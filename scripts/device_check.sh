@@ -51,15 +51,15 @@ ln -sfn "$root/.device/data/models" "$(dirname "$build_root")/shared/data/models
 
 status=0
 echo "==== test_cuda_backend"
-.device/test_cuda_backend --durations yes 2>&1 | tee "$out/test.log" | tail -40 || status=1
+timeout "${TEST_TIMEOUT:-300}" .device/test_cuda_backend --durations yes 2>&1 | tee "$out/test.log" | tail -40 || status=1
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 if command -v compute-sanitizer >/dev/null; then
   echo "==== compute-sanitizer memcheck (every test)"
-  compute-sanitizer --tool memcheck --error-exitcode 9 .device/test_cuda_backend >"$out/memcheck.log" 2>&1
-  rc=$?; tail -5 "$out/memcheck.log"; [ $rc -eq 0 ] || status=1
+  timeout "${SANITIZER_TIMEOUT:-240}" compute-sanitizer --tool memcheck --error-exitcode 9 .device/test_cuda_backend >"$out/memcheck.log" 2>&1
+  rc=$?; [ $rc -eq 124 ] && echo "memcheck: stopped after ${SANITIZER_TIMEOUT:-240} s"; tail -5 "$out/memcheck.log"; [ $rc -eq 0 ] || status=1
   echo "==== compute-sanitizer racecheck (op tests)"
-  compute-sanitizer --tool racecheck --error-exitcode 9 .device/test_cuda_backend "~[models]" >"$out/racecheck.log" 2>&1
-  rc=$?; tail -5 "$out/racecheck.log"; [ $rc -eq 0 ] || status=1
+  timeout "${SANITIZER_TIMEOUT:-240}" compute-sanitizer --tool racecheck --error-exitcode 9 .device/test_cuda_backend "~[models]" >"$out/racecheck.log" 2>&1
+  rc=$?; [ $rc -eq 124 ] && echo "racecheck: stopped after ${SANITIZER_TIMEOUT:-240} s"; tail -5 "$out/racecheck.log"; [ $rc -eq 0 ] || status=1
 fi
 echo "==== device_check: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
 exit $status
