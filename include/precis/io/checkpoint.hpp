@@ -33,6 +33,7 @@
 #include <precis/core/dtype.hpp>       // precis::dtype_code
 #include <precis/core/error.hpp>       // format_error, config_error, io_error
 #include <precis/io/any_tensor.hpp>    // precis::io::AnyTensor
+#include <precis/io/json.hpp>          // precis::io::read_json_file (bounded)
 #include <precis/io/safetensors.hpp>   // precis::io::SafetensorsFile
 
 namespace precis::io {
@@ -102,15 +103,9 @@ namespace detail {
 }
 
 namespace detail {
+/// config.json / the shard index, bounded (io/json.hpp).
 [[nodiscard]] inline nlohmann::json read_json_file(const std::filesystem::path& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail<io_error>("[", what, "] cannot open '", path.string(), "'");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail<format_error>("[", what, "] '", path.string(), "' is not valid JSON: ", e.what());
-  }
+  return io::read_json_file(path, what);
 }
 }  // namespace detail
 
@@ -221,7 +216,7 @@ class Checkpoint {
     for (const auto& [tensor, shard] : wm->items()) {
       if (!shard.is_string())
         fail<format_error>("[checkpoint] '", index_name, "': weight_map entry '", tensor, "' must be a file name, got ",
-                           shard.dump());
+                           io::json_excerpt(shard));
       const auto& file = shard.get_ref<const std::string&>();
       // Shards are files beside the index: no directories, no "..", nothing absolute.
       if (file.empty() || file.find('/') != std::string::npos || file.find('\\') != std::string::npos ||

@@ -124,13 +124,13 @@ struct GptOssConfig {
       const nlohmann::json& lt = cfg.json().at("layer_types");
       if (!lt.is_array() || static_cast<index_t>(lt.size()) != c.num_hidden_layers)
         fail<config_error>("[gpt_oss] ", cfg.where("layer_types"), " must list ", c.num_hidden_layers,
-                           " layer types (num_hidden_layers), got ", lt.dump());
+                           " layer types (num_hidden_layers), got ", io::json_excerpt(lt));
       for (std::size_t l = 0; l < lt.size(); ++l) {
         const std::string t = lt[l].is_string() ? lt[l].get<std::string>() : std::string();
         if (t == "sliding_attention") c.windows.push_back(window);
         else if (t == "full_attention") c.windows.push_back(0);
         else
-          fail<config_error>("[gpt_oss] ", cfg.where("layer_types[" + std::to_string(l) + "]"), " is ", lt[l].dump(),
+          fail<config_error>("[gpt_oss] ", cfg.where("layer_types[" + std::to_string(l) + "]"), " is ", io::json_excerpt(lt[l]),
                              "; expected \"sliding_attention\" or \"full_attention\"");
       }
     } else {

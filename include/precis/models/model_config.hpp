@@ -49,6 +49,7 @@
 #include <precis/core/error.hpp>     // precis::config_error, fail
 #include <precis/io/checkpoint.hpp>  // io::detail::read_json_file
 #include <precis/io/gguf.hpp>        // io::GgufFile
+#include <precis/io/json.hpp>        // io::json_excerpt
 #include <precis/nn/rope.hpp>        // InvFreq, rope_scaling::*, mrope::*, rope_layout, yarn_bounds
 
 namespace precis::models {
@@ -161,20 +162,20 @@ class HfConfig {
         const double d = v.get<double>();
         if (std::isfinite(d) && d == std::floor(d) && std::abs(d) < 9.0e15) return static_cast<index_t>(d);
       }
-      fail<config_error>("[config] ", where(key), " must be an integer, got ", v.dump());
+      fail<config_error>("[config] ", where(key), " must be an integer, got ", io::json_excerpt(v));
     } else if constexpr (std::is_same_v<T, double>) {
-      if (!v.is_number()) fail<config_error>("[config] ", where(key), " must be a number, got ", v.dump());
+      if (!v.is_number()) fail<config_error>("[config] ", where(key), " must be a number, got ", io::json_excerpt(v));
       const double d = v.get<double>();
-      if (!std::isfinite(d)) fail<config_error>("[config] ", where(key), " must be finite, got ", v.dump());
+      if (!std::isfinite(d)) fail<config_error>("[config] ", where(key), " must be finite, got ", io::json_excerpt(v));
       return d;
     } else if constexpr (std::is_same_v<T, bool>) {
-      if (!v.is_boolean()) fail<config_error>("[config] ", where(key), " must be true or false, got ", v.dump());
+      if (!v.is_boolean()) fail<config_error>("[config] ", where(key), " must be true or false, got ", io::json_excerpt(v));
       return v.get<bool>();
     } else if constexpr (std::is_same_v<T, std::string>) {
-      if (!v.is_string()) fail<config_error>("[config] ", where(key), " must be a string, got ", v.dump());
+      if (!v.is_string()) fail<config_error>("[config] ", where(key), " must be a string, got ", io::json_excerpt(v));
       return v.get<std::string>();
     } else if constexpr (std::is_same_v<T, std::vector<index_t>>) {
-      if (!v.is_array()) fail<config_error>("[config] ", where(key), " must be an array of integers, got ", v.dump());
+      if (!v.is_array()) fail<config_error>("[config] ", where(key), " must be an array of integers, got ", io::json_excerpt(v));
       std::vector<index_t> r;
       for (std::size_t i = 0; i < v.size(); ++i)
         r.push_back(convert<index_t>(v[i], std::string(key) + "[" + std::to_string(i) + "]"));
@@ -321,14 +322,14 @@ inline void require_positive(double v, const std::string& where) {
       }
       const auto it = a.find(ak);
       if (it == a.end() || *it != bv)
-        fail<config_error>("[config] ", cfg.where("rope_scaling." + bk), " = ", bv.dump(), " but ",
-                           cfg.where("rope_parameters." + ak), " = ", it == a.end() ? std::string("(absent)") : it->dump(),
+        fail<config_error>("[config] ", cfg.where("rope_scaling." + bk), " = ", io::json_excerpt(bv), " but ",
+                           cfg.where("rope_parameters." + ak), " = ", it == a.end() ? std::string("(absent)") : io::json_excerpt(*it),
                            "; both RoPE descriptions are set and they disagree");
     }
   }
   std::string key = v5 ? "rope_parameters" : "rope_scaling";
   const nlohmann::json& obj = v5 ? cfg.json().at("rope_parameters") : (v4 ? cfg.json().at("rope_scaling") : empty);
-  if (!obj.is_object()) fail<config_error>("[config] ", cfg.where(key), " must be an object, got ", obj.dump());
+  if (!obj.is_object()) fail<config_error>("[config] ", cfg.where(key), " must be an object, got ", io::json_excerpt(obj));
   // transformers 5 may key rope_parameters by layer type ({"full_attention": {...}, ...}).
   if (v5 && !obj.contains("rope_type") && !obj.contains("rope_theta") && !obj.empty() && obj.begin()->is_object())
     fail<config_error>("[config] ", cfg.where(key),

@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>  // nlohmann::json
 
 #include <precis/core/error.hpp>         // precis::config_error, format_error, io_error, fail
+#include <precis/io/json.hpp>            // precis::io::read_json_file (bounded)
 #include <precis/text/pretokenizer.hpp>  // precis::text::SplitStep, pre_regex
 #include <precis/text/vocab.hpp>         // precis::text::Vocab
 
@@ -44,15 +45,9 @@ namespace precis::text {
 
 namespace detail {
 
+/// tokenizer.json and its companions, bounded (io/json.hpp).
 [[nodiscard]] inline nlohmann::json read_json_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) fail<io_error>("[tokenizer] cannot open '", p.string(), "'");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail<format_error>("[tokenizer] '", p.string(), "' is not valid JSON: ", e.what());
-  }
+  return io::read_json_file(p, "tokenizer");
 }
 
 /// `s` as a PCRE2 pattern matching it literally (HF Split {"String": s}).
@@ -224,7 +219,7 @@ class HfReader {
     } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
       v.merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
     } else {
-      r.bad(path, "a merge must be \"a b\" or [\"a\", \"b\"], found ", m.dump());
+      r.bad(path, "a merge must be \"a b\" or [\"a\", \"b\"], found ", io::json_excerpt(m));
     }
   }
 
