@@ -35,8 +35,9 @@ int main(int argc, char** argv) try {
   const auto format = generate::detect_chat_format(tok.chat_template(), path.string());
   generate::ChatOptions chat;
   chat.default_system = generate::chatml_template_default_system(tok.chat_template());
-  const std::string prompt = generate::format_chat(format, {{"user", question}}, chat);
-  const auto ids = tok.encode(prompt, {.add_bos = true, .parse_special = true});
+  // The template's markup becomes control tokens; the question stays text (MarkedText).
+  const text::MarkedText prompt = generate::format_chat(format, {{"user", question}}, chat);
+  const auto ids = tok.encode(prompt, {.add_bos = true});
   std::cout << "prompt: " << ids.size() << " tokens\n" << question << "\n> ";
 
   // 3. Generate greedily, streaming each piece of text as soon as it is complete UTF-8.

@@ -35,6 +35,7 @@
 #include <precis/core/error.hpp>              // precis::error
 #include <precis/generate/cli.hpp>            // usage_error, parse_in
 #include <precis/generate/default_model.hpp>  // model_path_or_default
+#include <precis/generate/user_text.hpp>  // read_text_file, check_user_text
 #include <precis/generate/loading.hpp>        // load_with_progress, tokenizer_for, peak_memory_bytes
 #include <precis/generate/perplexity.hpp>     // perplexity
 #include <precis/models/causal_lm.hpp>        // precision, parse_precision
@@ -155,14 +156,9 @@ void write_file(const fs::path& path, const std::string& text) {
 
 int run(const Args& a) {
   const fs::path model = pg::model_path_or_default(a.model);
-  std::ifstream in(a.file, std::ios::binary);
-  if (!in || fs::is_directory(a.file)) {
-    std::fprintf(stderr, "precis-eval: cannot read the text file '%s'\n", a.file.c_str());
-    return 1;
-  }
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  const std::string text = buf.str();
+  // Bounded and checked (generate/user_text.hpp): a regular file of UTF-8 text, no NUL bytes.
+  const std::string text = pg::read_text_file(a.file, "the text file");
+  pg::check_user_text(text, "the text file '" + a.file + "'");
 
   const precis::text::Tokenizer tok = pg::tokenizer_for(model);
   // As llama-perplexity: BOS when the vocabulary adds one (it then also starts every window),

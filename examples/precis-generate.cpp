@@ -17,12 +17,12 @@
 #include <cstdlib>      // std::exit
 #include <exception>    // std::exception
 #include <filesystem>   // std::filesystem
-#include <fstream>      // std::ifstream
 #include <iostream>     // std::cout
 #include <limits>       // std::numeric_limits
 #include <optional>     // std::optional
+#include <span>         // std::span
 #include <random>       // std::random_device
-#include <string>       // std::string, std::getline
+#include <string>       // std::string
 #include <string_view>  // std::string_view
 #include <system_error> // std::errc
 #include <vector>       // std::vector
@@ -36,6 +36,7 @@
 #include <precis/generate/default_model.hpp>  // model_path_or_default
 #include <precis/generate/generator.hpp>      // Generator
 #include <precis/generate/loading.hpp>        // load_with_progress, tokenizer_for, peak_memory_bytes
+#include <precis/generate/user_text.hpp>      // read_prompt_lines, check_user_text
 #include <precis/models/causal_lm.hpp>        // precision, parse_precision
 
 namespace {
@@ -63,7 +64,10 @@ model
 
 prompt
   -p, --prompt TEXT       a prompt; give -p several times for a batch
-      --file PATH         prompts from a file, one per line (empty lines skipped); with -p, both
+      --file PATH         prompts from a file, one per line (empty lines skipped); with -p, both.
+                          UTF-8 text without NUL bytes, at most 1 GiB and 100000 prompts
+  -np, --parallel N       prompts decoding together (default 8, at most 256): more prompts run
+                          in successive groups of N, each sequence's KV cache sized by -c
       --chat              format each prompt as a user turn with the model's chat template
                           (ChatML, harmony) and print only the answer
       --system TEXT       system message for --chat (default: the template's own, if any)
@@ -97,6 +101,7 @@ struct Args {
   bool ctx_given = false;
   std::vector<std::string> prompts;
   std::optional<std::string> file;
+  int parallel = 8;
   bool chat = false;
   std::optional<std::string> system;
   int n_predict = 128;
@@ -157,6 +162,8 @@ Args parse_args(int argc, char** argv) {
       a.prompts.emplace_back(value());
     } else if (opt == "--file") {
       a.file = std::string(value());
+    } else if (opt == "-np" || opt == "--parallel") {
+      a.parallel = parse_in<int>(opt, value(), 1, 256, "1..256");
     } else if (opt == "--chat") {
       a.chat = true;
     } else if (opt == "--system") {
@@ -195,14 +202,13 @@ Args parse_args(int argc, char** argv) {
       throw usage_error{"unknown option '" + std::string(opt) + "' (see --help)"};
     }
   }
+  for (std::size_t i = 0; i < a.prompts.size(); ++i) pg::check_user_text(a.prompts[i], "prompt " + std::to_string(i + 1));
+  if (a.system) pg::check_user_text(*a.system, "--system");
   if (a.file) {
-    std::ifstream in(*a.file);
-    if (!in) throw usage_error{"--file '" + *a.file + "' cannot be read"};
-    for (std::string line; std::getline(in, line);) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (!line.empty()) a.prompts.push_back(line);
-    }
-    if (a.prompts.empty()) throw usage_error{"--file '" + *a.file + "' holds no prompt (one per line)"};
+    // Bounded and checked (generate/user_text.hpp): a binary file or /dev/zero is refused.
+    std::vector<std::string> lines = pg::read_prompt_lines(*a.file, "--file");
+    if (lines.empty()) throw usage_error{"--file '" + *a.file + "' holds no prompt (one per line)"};
+    for (std::string& l : lines) a.prompts.push_back(std::move(l));
   }
   if (a.prompts.empty()) throw usage_error{"no prompt: give -p TEXT (or --file PATH)"};
   if (a.system && !a.chat) throw usage_error{"--system needs --chat"};
@@ -238,10 +244,12 @@ int run(const Args& a) {
     if (chat_format == pg::ChatFormat::chatml)
       chat_opt.default_system = pg::chatml_template_default_system(tok.chat_template());
   }
-  std::vector<std::string> texts;
+  // Chat prompts are MarkedText: the template's markup may spell control tokens, the user's
+  // text never does (a typed "<|im_end|><|im_start|>system" stays text). Plain prompts are text.
+  std::vector<precis::text::MarkedText> texts;
   for (const std::string& p : a.prompts) {
     if (!a.chat) {
-      texts.push_back(p);
+      texts.push_back(precis::text::MarkedText{p, {}});
       continue;
     }
     std::vector<pg::Message> msgs;
@@ -257,7 +265,10 @@ int run(const Args& a) {
                                        model.string(), "')");
   pm::LoadOptions lo;
   lo.max_context = a.ctx_size == 0 ? declared : std::min(a.ctx_size, declared);
-  lo.max_sequences = static_cast<index_t>(texts.size());
+  // Sequences alive at once: the group size, not the number of prompts (a file of thousands runs
+  // in groups; the paged KV cache's memory is committed as positions are written).
+  const std::size_t group = std::min(texts.size(), static_cast<std::size_t>(a.parallel));
+  lo.max_sequences = static_cast<index_t>(group);
   lo.n_threads = a.threads;
   lo.backend = a.device == "cuda" ? pm::backend_kind::cuda : pm::backend_kind::cpu;
   lo.quantize_activations = a.act_quant;
@@ -277,7 +288,6 @@ int run(const Args& a) {
   if (!a.seed_given) opt.sampling.seed = std::random_device{}();
   opt.stop_strings = a.stops;
   opt.stop_at_end_of_generation = !a.ignore_eos;
-  opt.parse_special = a.chat;  // a user's plain prompt is text, even if it spells "<|im_start|>"
 
   pg::Generator gen(*lm, tok);
   const bool stream = !a.json && texts.size() == 1;
@@ -286,14 +296,29 @@ int run(const Args& a) {
   // only the error.
   bool echoed = !stream || a.chat;
   const auto echo = [&] {
-    if (!echoed) std::cout << texts[0];
+    if (!echoed) std::cout << texts[0].text;
     echoed = true;
   };
-  const pg::BatchResult out = gen.generate_batch(texts, opt, [&](std::size_t, std::string_view piece) {
-    if (!stream || chat_format == pg::ChatFormat::harmony) return;
-    echo();
-    std::cout << piece << std::flush;
-  });
+  pg::BatchResult out;
+  for (std::size_t first = 0; first < texts.size(); first += group) {
+    const std::size_t n = std::min(group, texts.size() - first);
+    if (texts.size() > group && !a.json)
+      std::fprintf(stderr, "precis-generate: prompts %zu-%zu of %zu\n", first + 1, first + n, texts.size());
+    pg::BatchResult part = gen.generate_batch(std::span(texts).subspan(first, n), opt,
+                                              [&](std::size_t, std::string_view piece) {
+                                                if (!stream || chat_format == pg::ChatFormat::harmony) return;
+                                                echo();
+                                                std::cout << piece << std::flush;
+                                              });
+    for (pg::GenerationResult& r : part.results) out.results.push_back(std::move(r));
+    pg::BatchStats& st = out.stats;
+    st.prompt_tokens += part.stats.prompt_tokens;
+    st.generated_tokens += part.stats.generated_tokens;
+    st.decoded_tokens += part.stats.decoded_tokens;
+    st.decode_steps += part.stats.decode_steps;
+    st.prefill_seconds += part.stats.prefill_seconds;
+    st.decode_seconds += part.stats.decode_seconds;
+  }
   echo();
   const std::uint64_t peak = pg::peak_memory_bytes();
   const pg::BatchStats& st = out.stats;

@@ -56,6 +56,12 @@ class range_error : public error {
   using error::error;
 };
 
+/// Memory (host or device) ran out: the message says what needed how many bytes.
+class resource_error : public error {
+ public:
+  using error::error;
+};
+
 /// Status codes returned by device code, where exceptions do not exist.
 enum class status : int {
   ok = 0,

@@ -8,7 +8,11 @@
 
 #include <cstddef>    // std::size_t
 #include <cstring>    // std::memset, std::memcpy
-#include <new>        // ::operator new, std::align_val_t
+#include <new>        // ::operator new, std::align_val_t, std::bad_alloc
+
+#include <sys/mman.h>  // ::mmap, ::munmap (large zero-filled blocks, committed on first write)
+#include <limits>     // std::numeric_limits
+#include <string>     // std::string
 #include <utility>    // std::exchange
 
 #include <precis/core/config.hpp>       // precis::index_t, tensor_alignment
@@ -19,19 +23,57 @@
 
 namespace precis {
 
+/// Host memory for owning tensors. Blocks of at least `lazy_bytes` are anonymous private
+/// mappings: the kernel gives zero pages and commits each on its first write, so a KV pool sized
+/// for every sequence's whole context costs resident memory only for the positions written
+/// (robustness sweep: 20 prompts at 4096 positions each committed 3.7 GB before any work, when
+/// the pool was memset). Smaller blocks are aligned operator new + memset. Failure is a
+/// resource_error saying how many bytes were asked for (not a bare std::bad_alloc).
 template <>
 struct device_allocator<host> {
-  [[nodiscard]] static void* allocate(std::size_t bytes) {
-    return ::operator new(bytes == 0 ? tensor_alignment : bytes, std::align_val_t{tensor_alignment});
+  static constexpr std::size_t lazy_bytes = std::size_t{1} << 20;
+
+  [[nodiscard]] static void* allocate_zeroed(std::size_t bytes) {
+    if (bytes >= lazy_bytes) {
+      void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) out_of_memory(bytes);
+      return p;
+    }
+    void* p = nullptr;
+    try {
+      p = ::operator new(bytes == 0 ? tensor_alignment : bytes, std::align_val_t{tensor_alignment});
+    } catch (const std::bad_alloc&) {
+      out_of_memory(bytes);
+    }
+    std::memset(p, 0, bytes);
+    return p;
   }
-  static void deallocate(void* p) noexcept { ::operator delete(p, std::align_val_t{tensor_alignment}); }
-  static void zero(void* p, std::size_t bytes) noexcept { std::memset(p, 0, bytes); }
+  static void deallocate(void* p, std::size_t bytes) noexcept {
+    if (bytes >= lazy_bytes) (void)::munmap(p, bytes);
+    else ::operator delete(p, std::align_val_t{tensor_alignment});
+  }
+
+ private:
+  [[noreturn]] static void out_of_memory(std::size_t bytes) {
+    fail<resource_error>("[memory] cannot allocate a host tensor of ", bytes, " bytes (",
+                         static_cast<double>(bytes) / static_cast<double>(std::size_t{1} << 30),
+                         " GiB): not enough memory");
+  }
 };
 
 /// f64 values exist on the host only (setup math, float64 references). Keeping them off the GPU
 /// removes the path by which f64 RoPE tables promoted Q/K in the Qwen3-Omni seed bug.
 template <class D, class Dev>
 concept no_f64_on_device = !(std::same_as<D, f64> && std::same_as<Dev, cuda>);
+
+namespace detail {
+template <std::size_t Rank>
+[[nodiscard]] std::string format_extents_of(const extents_t<Rank>& e) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < Rank; ++i) s += (i ? ", " : "") + std::to_string(e[i]);
+  return s + "]";
+}
+}  // namespace detail
 
 template <class D, std::size_t Rank, Device Dev = host>
   requires ElementDtype<D> && (!std::is_const_v<D>) && no_f64_on_device<D, Dev>
@@ -46,11 +88,15 @@ class Tensor {
 
   /// A zero-filled tensor of the given extents.
   explicit Tensor(const extents_t<Rank>& extents) : extents_(extents) {
-    for (std::size_t i = 0; i < Rank; ++i)
+    std::size_t bytes = sizeof(element_type);
+    for (std::size_t i = 0; i < Rank; ++i) {
       PRECIS_CHECK(extents[i] >= 0, shape_error, "[Tensor] negative extent ", extents[i], " on axis ", i);
-    const std::size_t bytes = static_cast<std::size_t>(numel()) * sizeof(element_type);
-    data_ = static_cast<element_type*>(device_allocator<Dev>::allocate(bytes));
-    device_allocator<Dev>::zero(data_, bytes);
+      // Sizes come from files: extents whose product overflows are refused, not wrapped around.
+      PRECIS_CHECK(!__builtin_mul_overflow(bytes, static_cast<std::size_t>(extents[i]), &bytes) &&
+                       bytes <= static_cast<std::size_t>(std::numeric_limits<index_t>::max()),
+                   resource_error, "[Tensor] extents ", detail::format_extents_of(extents), " need more bytes than memory has");
+    }
+    data_ = static_cast<element_type*>(device_allocator<Dev>::allocate_zeroed(bytes));
   }
 
   Tensor(const Tensor&) = delete;
@@ -119,7 +165,7 @@ class Tensor {
 
  private:
   void release() noexcept {
-    if (data_ != nullptr) device_allocator<Dev>::deallocate(data_);
+    if (data_ != nullptr) device_allocator<Dev>::deallocate(data_, bytes());
     data_ = nullptr;
   }
 

@@ -24,7 +24,8 @@
 #include <string_view>  // std::string_view
 #include <vector>       // std::vector
 
-#include <precis/core/error.hpp>  // precis::config_error
+#include <precis/core/error.hpp>      // precis::config_error
+#include <precis/text/tokenizer.hpp>  // precis::text::MarkedText
 
 namespace precis::generate {
 
@@ -90,32 +91,41 @@ namespace detail {
   return std::string(text);
 }
 
-/// The prompt text for `messages` in `format`, ending where the assistant's answer begins.
-[[nodiscard]] inline std::string format_chat(ChatFormat format, const std::vector<Message>& messages,
-                                             const ChatOptions& opt = {}) {
-  std::string out;
+/// The prompt for `messages` in `format`, ending where the assistant's answer begins, as a
+/// MarkedText: only what the template writes (<|im_start|>, <|im_end|>, <|start|>, …) may become
+/// control tokens; every message's role and content stays text when tokenized with
+/// Tokenizer::encode(MarkedText), so a user who types "<|im_end|><|im_start|>system" forges no
+/// turn (robustness sweep; tests/unit/generate/test_generate.cpp). `.text` is the string HF's
+/// apply_chat_template renders.
+[[nodiscard]] inline text::MarkedText format_chat(ChatFormat format, const std::vector<Message>& messages,
+                                                  const ChatOptions& opt = {}) {
+  text::MarkedText out;
   const bool has_system = !messages.empty() && messages.front().role == "system";
   switch (format) {
     case ChatFormat::plain:
-      for (const Message& m : messages) out += m.content;
+      for (const Message& m : messages) out.content(m.content);
       return out;
     case ChatFormat::chatml:
-      if (!has_system && opt.default_system) out += "<|im_start|>system\n" + *opt.default_system + "<|im_end|>\n";
-      for (const Message& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-      out += "<|im_start|>assistant\n";
-      if (!opt.thinking) out += "<think>\n\n</think>\n\n";
+      if (!has_system && opt.default_system)
+        out.markup("<|im_start|>system\n").content(*opt.default_system).markup("<|im_end|>\n");
+      for (const Message& m : messages)
+        out.markup("<|im_start|>").content(m.role).markup("\n").content(m.content).markup("<|im_end|>\n");
+      out.markup("<|im_start|>assistant\n");
+      if (!opt.thinking) out.markup("<think>\n\n</think>\n\n");
       return out;
     case ChatFormat::harmony: {
       // OpenAI harmony (gpt-oss model card): the system turn carries the reasoning effort; a
       // user-supplied system message becomes the developer turn's instructions.
-      out += "<|start|>system<|message|>Reasoning: " + opt.reasoning_effort + "\n\n# Valid channels: analysis, final."
-             " Channel must be included for every message.<|end|>";
+      out.markup("<|start|>system<|message|>Reasoning: ")
+          .content(opt.reasoning_effort)
+          .markup("\n\n# Valid channels: analysis, final. Channel must be included for every message.<|end|>");
       for (const Message& m : messages) {
-        const std::string role = m.role == "system" ? "developer" : m.role;
-        const std::string body = m.role == "system" ? "# Instructions\n\n" + m.content : m.content;
-        out += "<|start|>" + role + "<|message|>" + body + "<|end|>";
+        const bool system = m.role == "system";
+        out.markup("<|start|>").content(system ? "developer" : m.role).markup("<|message|>");
+        if (system) out.markup("# Instructions\n\n");
+        out.content(m.content).markup("<|end|>");
       }
-      out += "<|start|>assistant";
+      out.markup("<|start|>assistant");
       return out;
     }
   }

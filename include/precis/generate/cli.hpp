@@ -11,6 +11,7 @@
 #include <string_view>  // std::string_view
 #include <system_error>  // std::errc
 #include <type_traits>  // std::is_integral_v, std::is_unsigned_v
+#include <utility>      // std::move
 
 namespace precis::generate {
 
@@ -32,12 +33,33 @@ template <class T>
   return v;
 }
 
-/// parse_number, then lo <= v <= hi (NaN fails), else usage_error quoting `range`.
+/// parse_number, then lo <= v <= hi (NaN fails), else usage_error quoting `range`. For an
+/// integer flag, a value too large for T ("-n 99999999999") or written as a decimal or in
+/// exponent form ("-n 1e12") is reported against the range too (with its bounds), not as "expects
+/// an integer".
 template <class T>
 [[nodiscard]] T parse_in(std::string_view flag, std::string_view s, T lo, T hi, std::string_view range) {
+  const auto out_of_range = [&](std::string_view why) {
+    std::string m = std::string(flag) + " " + std::string(s) + " " + std::string(why) + ": expected " + std::string(range);
+    if constexpr (std::is_integral_v<T>) m += " (an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ")";
+    return usage_error{std::move(m)};
+  };
+  if constexpr (std::is_integral_v<T>) {
+    T v{};
+    const char* end = s.data() + s.size();
+    const auto [p, ec] = std::from_chars(s.data(), end, v);
+    if (ec == std::errc::result_out_of_range && p == end) throw out_of_range("is out of range");
+    if ((ec != std::errc() || p != end) && !s.empty()) {
+      double d = 0;
+      const auto [q, ec2] = std::from_chars(s.data(), end, d);
+      if (ec2 == std::errc() && q == end) {
+        if (d != d || d < static_cast<double>(lo) || d > static_cast<double>(hi)) throw out_of_range("is out of range");
+        throw out_of_range("is not a whole number");
+      }
+    }
+  }
   const T v = parse_number<T>(flag, s);
-  if (!(v >= lo && v <= hi))
-    throw usage_error{std::string(flag) + " " + std::string(s) + " is out of range: expected " + std::string(range)};
+  if (!(v >= lo && v <= hi)) throw out_of_range("is out of range");
   return v;
 }
 

@@ -11,9 +11,10 @@
 //       gen.generate("Once upon a time", opt, [](std::string_view piece) { std::cout << piece << std::flush; });
 //
 // One generation:
-//   1. encode the prompt (BOS as the vocabulary asks; with `parse_special`, control tokens such
-//      as <|im_start|> are parsed as tokens, as llama.cpp does, so chat prompts from
-//      chat_format.hpp work);
+//   1. encode the prompt (BOS as the vocabulary asks). A string prompt is text: "<|im_start|>" in
+//      it stays text unless `parse_special` is set (off by default — a prompt from a user never
+//      becomes control tokens). A chat prompt from chat_format.hpp is a text::MarkedText: the
+//      template's markup becomes control tokens and the messages stay text;
 //   2. check that it fits: prompt < the context the model was loaded with, else a range_error
 //      saying both numbers (never a silent truncation);
 //   3. prefill the prompt in chunks of `prefill_chunk` tokens (the KV cache keeps their K/V;
@@ -61,7 +62,7 @@ struct GenerateOptions {
   std::vector<std::string> stop_strings{};  ///< generation ends before the first match
   bool stop_at_end_of_generation = true;    ///< EOS / EOT tokens end the generation
   bool add_bos = true;                      ///< honoured only if the vocabulary asks for BOS
-  bool parse_special = true;                ///< control tokens in the prompt become tokens
+  bool parse_special = false;               ///< control tokens spelled in a string prompt become tokens
   index_t prefill_chunk = 512;              ///< prompt tokens per prefill forward (≥ 1)
 };
 
@@ -195,6 +196,29 @@ class Generator {
   /// Tokenizes `prompt` as generate() does.
   [[nodiscard]] std::vector<text::token_id> tokenize(std::string_view prompt, const GenerateOptions& opt) const {
     return tok_->encode(prompt, {.add_bos = opt.add_bos, .parse_special = opt.parse_special});
+  }
+
+  /// Tokenizes a chat prompt: control tokens only where its markup spells them.
+  [[nodiscard]] std::vector<text::token_id> tokenize(const text::MarkedText& prompt, const GenerateOptions& opt) const {
+    return tok_->encode(prompt, {.add_bos = opt.add_bos});
+  }
+
+  /// One chat prompt (generate::format_chat); `on_text` receives the text as it is generated.
+  [[nodiscard]] GenerationResult generate(const text::MarkedText& prompt, const GenerateOptions& opt,
+                                          const std::function<void(std::string_view)>& on_text = {}) {
+    const std::vector<std::vector<text::token_id>> ids{tokenize(prompt, opt)};
+    TextSink sink;
+    if (on_text) sink = [&](std::size_t, std::string_view s) { on_text(s); };
+    return std::move(generate_batch_tokens(ids, opt, sink).results.front());
+  }
+
+  /// Chat prompts, decoded together.
+  [[nodiscard]] BatchResult generate_batch(std::span<const text::MarkedText> prompts, const GenerateOptions& opt,
+                                           const TextSink& on_text = {}) {
+    std::vector<std::vector<text::token_id>> ids;
+    ids.reserve(prompts.size());
+    for (const text::MarkedText& p : prompts) ids.push_back(tokenize(p, opt));
+    return generate_batch_tokens(ids, opt, on_text);
   }
 
   /// One prompt; `on_text` receives the text as it is generated.

@@ -45,8 +45,7 @@ class QuantTensor {
   explicit QuantTensor(const extents_t<Rank>& logical_extents) : extents_(logical_extents) {
     detail::check_quant_extents<F>(extents_, "QuantTensor");
     const std::size_t n = allocation_bytes();
-    data_ = static_cast<std::byte*>(device_allocator<Dev>::allocate(n));
-    device_allocator<Dev>::zero(data_, n);
+    data_ = static_cast<std::byte*>(device_allocator<Dev>::allocate_zeroed(n));
   }
 
   QuantTensor(const QuantTensor&) = delete;
@@ -140,7 +139,7 @@ class QuantTensor {
     return QuantView<F, Rank, Dev>(n, s, extents_);
   }
   void release() noexcept {
-    if (data_ != nullptr) device_allocator<Dev>::deallocate(data_);
+    if (data_ != nullptr) device_allocator<Dev>::deallocate(data_, allocation_bytes());
     data_ = nullptr;
   }
 

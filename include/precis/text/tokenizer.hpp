@@ -64,6 +64,37 @@ struct EncodeOptions {
   bool add_eos = false;        // honoured only if the vocabulary's add_eos_token is set
 };
 
+/// A byte range [begin, end) of a text.
+struct TextSpan {
+  std::size_t begin = 0;
+  std::size_t end = 0;
+};
+
+/// Text in which control tokens may be spelled only inside the `control` spans (sorted, not
+/// overlapping): a chat prompt, where the template writes <|im_start|>, <|im_end|>, <|start|> …
+/// and the user's content between them is text even if it spells "<|im_end|><|im_start|>system"
+/// (robustness sweep: a forged system turn). encode(MarkedText) matches control tokens whose
+/// whole spelling lies in one span and, everywhere else, only user-defined added tokens (as
+/// encode with parse_special off); the text between matches is tokenized exactly as encode(text)
+/// would, so a prompt without forged markup gets the ids HF's apply_chat_template + tokenizer give.
+struct MarkedText {
+  std::string text;
+  std::vector<TextSpan> control;
+
+  /// Appends template markup (may spell control tokens).
+  MarkedText& markup(std::string_view s) {
+    if (!control.empty() && control.back().end == text.size()) control.back().end += s.size();
+    else control.push_back({text.size(), text.size() + s.size()});
+    text += s;
+    return *this;
+  }
+  /// Appends content from a user, a system prompt or a document (never control tokens).
+  MarkedText& content(std::string_view s) {
+    text += s;
+    return *this;
+  }
+};
+
 struct DecodeOptions {
   bool skip_special = false;  // control and unknown-type tokens produce no text
 };
@@ -89,43 +120,20 @@ class Tokenizer {
   }
 
   [[nodiscard]] std::vector<token_id> encode(std::string_view text, EncodeOptions opt = {}) const {
-    const Impl& m = *impl_;
-    if (const auto bad = find_invalid_utf8(text))
-      fail<format_error>("[tokenizer] encode: the text is not valid UTF-8: byte 0x", hex_byte(text[*bad]),
-                         " at offset ", *bad, " of ", text.size());
-    std::vector<token_id> out;
-    if (opt.add_bos && m.vocab.add_bos) out.push_back(*m.vocab.bos);
-    const auto& specials = opt.parse_special ? m.special_all : m.special_user;
-    bool prev_special = true;  // SPM: the start of the text counts as "after a special token"
-    std::size_t raw_begin = 0, i = 0;
-    std::string scratch;
-    std::vector<std::pair<std::size_t, std::size_t>> pieces;
-    const auto flush_raw = [&](std::size_t end) {
-      if (end > raw_begin) {
-        m.encode_raw(text.substr(raw_begin, end - raw_begin), prev_special, out, scratch, pieces);
-        prev_special = false;
-      }
-    };
-    while (i < text.size()) {
-      const Special* hit = specials.match(text, i);
-      if (hit == nullptr) {
-        ++i;
-        continue;
-      }
-      std::size_t left_end = i;
-      if (hit->lstrip)
-        while (left_end > raw_begin && is_ascii_space(text[left_end - 1])) --left_end;
-      flush_raw(left_end);
-      out.push_back(hit->id);
-      prev_special = true;
-      i += hit->text.size();
-      if (hit->rstrip)
-        while (i < text.size() && is_ascii_space(text[i])) ++i;
-      raw_begin = i;
+    return encode_impl(text, opt, nullptr);
+  }
+
+  /// `marked.text` with control tokens matched only inside `marked.control` (MarkedText);
+  /// opt.parse_special is not used.
+  [[nodiscard]] std::vector<token_id> encode(const MarkedText& marked, EncodeOptions opt = {}) const {
+    std::size_t prev = 0;
+    for (const TextSpan& s : marked.control) {
+      if (s.begin < prev || s.end < s.begin || s.end > marked.text.size())
+        fail<range_error>("[tokenizer] encode: control span [", s.begin, ", ", s.end,
+                          ") is out of order or outside the text of ", marked.text.size(), " bytes");
+      prev = s.end;
     }
-    flush_raw(text.size());
-    if (opt.add_eos && m.vocab.add_eos) out.push_back(*m.vocab.eos);
-    return out;
+    return encode_impl(marked.text, opt, &marked.control);
   }
 
   [[nodiscard]] std::string decode(std::span<const token_id> ids, DecodeOptions opt = {}) const {
@@ -192,6 +200,58 @@ class Tokenizer {
   [[nodiscard]] const Vocab& vocab() const noexcept { return impl_->vocab; }
 
  private:
+  [[nodiscard]] std::vector<token_id> encode_impl(std::string_view text, EncodeOptions opt,
+                                                 const std::vector<TextSpan>* control) const {
+    const Impl& m = *impl_;
+    if (const auto bad = find_invalid_utf8(text))
+      fail<format_error>("[tokenizer] encode: the text is not valid UTF-8: byte 0x", hex_byte(text[*bad]),
+                         " at offset ", *bad, " of ", text.size());
+    std::vector<token_id> out;
+    if (opt.add_bos && m.vocab.add_bos) out.push_back(*m.vocab.bos);
+    const auto& specials = opt.parse_special ? m.special_all : m.special_user;
+    // With control spans: the span holding position i (or the next one), walked forward.
+    std::size_t span = 0;
+    const auto match_at = [&](std::size_t i) -> const Special* {
+      if (control == nullptr) return specials.match(text, i);
+      while (span < control->size() && (*control)[span].end <= i) ++span;
+      if (span < control->size() && (*control)[span].begin <= i) {
+        const Special* hit = m.special_all.match(text, i);
+        // A control token must be spelled wholly by the markup; else only user-defined tokens.
+        if (hit != nullptr && i + hit->text.size() <= (*control)[span].end) return hit;
+      }
+      return m.special_user.match(text, i);
+    };
+    bool prev_special = true;  // SPM: the start of the text counts as "after a special token"
+    std::size_t raw_begin = 0, i = 0;
+    std::string scratch;
+    std::vector<std::pair<std::size_t, std::size_t>> pieces;
+    const auto flush_raw = [&](std::size_t end) {
+      if (end > raw_begin) {
+        m.encode_raw(text.substr(raw_begin, end - raw_begin), prev_special, out, scratch, pieces);
+        prev_special = false;
+      }
+    };
+    while (i < text.size()) {
+      const Special* hit = match_at(i);
+      if (hit == nullptr) {
+        ++i;
+        continue;
+      }
+      std::size_t left_end = i;
+      if (hit->lstrip)
+        while (left_end > raw_begin && is_ascii_space(text[left_end - 1])) --left_end;
+      flush_raw(left_end);
+      out.push_back(hit->id);
+      prev_special = true;
+      i += hit->text.size();
+      if (hit->rstrip)
+        while (i < text.size() && is_ascii_space(text[i])) ++i;
+      raw_begin = i;
+    }
+    flush_raw(text.size());
+    if (opt.add_eos && m.vocab.add_eos) out.push_back(*m.vocab.eos);
+    return out;
+  }
   struct Special {
     std::string_view text;
     token_id id;

@@ -159,7 +159,7 @@ TEST_CASE("SmolLM2: asked for the capital of France in chat, it answers Paris", 
   REQUIRE(format == pg::ChatFormat::chatml);
   pg::ChatOptions chat;
   chat.default_system = pg::chatml_template_default_system(tok.chat_template());
-  const std::string prompt = pg::format_chat(format, {{"user", "What is the capital of France?"}}, chat);
+  const precis::text::MarkedText prompt = pg::format_chat(format, {{"user", "What is the capital of France?"}}, chat);
   pg::GenerateOptions opt;
   opt.max_new_tokens = 64;
   opt.sampling.temperature = 0;

@@ -142,10 +142,15 @@ struct device_allocator<cuda> {
     }
     return p;
   }
-  static void deallocate(void* p) noexcept { (void)cudaFreeAsync(p, cuda_rt::current_stream()); }
-  static void zero(void* p, std::size_t bytes) {
-    PRECIS_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cuda_rt::current_stream()), "zero-filling a new device tensor of ",
-                      bytes, " bytes");
+  static void deallocate(void* p, std::size_t /*bytes*/) noexcept { (void)cudaFreeAsync(p, cuda_rt::current_stream()); }
+  [[nodiscard]] static void* allocate_zeroed(std::size_t bytes) {
+    void* p = allocate(bytes);
+    const cudaError_t e = cudaMemsetAsync(p, 0, bytes, cuda_rt::current_stream());
+    if (e != cudaSuccess) {
+      deallocate(p, bytes);
+      PRECIS_CUDA_CHECK(e, "zero-filling a new device tensor of ", bytes, " bytes");
+    }
+    return p;
   }
   /// Host → device; returns once the host buffer may be reused.
   static void copy_to_device(void* dst, const void* src, std::size_t bytes) {
