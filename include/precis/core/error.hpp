@@ -56,6 +56,12 @@ class range_error : public error {
   using error::error;
 };
 
+/// A computation produced a non-finite value where only finite ones are meaningful.
+class numeric_error : public error {
+ public:
+  using error::error;
+};
+
 /// Memory (host or device) ran out: the message says what needed how many bytes.
 class resource_error : public error {
  public:

@@ -36,6 +36,8 @@
 #pragma once
 
 #include <algorithm>    // std::min, std::max
+#include <cmath>        // std::isnan
+#include <limits>       // std::numeric_limits
 #include <chrono>       // std::chrono::steady_clock
 #include <cstddef>      // std::size_t
 #include <cstdint>      // std::int64_t, std::int32_t
@@ -374,7 +376,20 @@ class Generator {
   /// decides whether the sequence stops. Returns the token to feed next.
   std::int64_t accept(std::size_t i, Running& r, GenerationResult& res, const GenerateOptions& opt,
                       TensorView<const f32, 1> row, const TextSink& on_text, index_t context) {
-    const std::int32_t t = r.sampler.sample(row, r.history);
+    // A NaN/+inf logit means the weights or an activation are not finite: say where it surfaced
+    // (the sampler would only name a token).
+    const index_t vocab = row.extent(0);
+    for (index_t v = 0; v < vocab; ++v) {
+      const float l = row(v);
+      if (std::isnan(l) || l == std::numeric_limits<float>::infinity())
+        fail<numeric_error>("[generate] prompt ", i + 1, ", position ", lm_->length(r.seq), ": the model's logit of token ",
+                            v, " is ", l, " — a weight or an activation is not finite (check the checkpoint "
+                            "with precis-conform, or run with --precision f32)");
+    }
+    // Embedding rows past the tokenizer's vocabulary are padding (Qwen3: 151936 rows for 151669
+    // tokens): never sampled, so generation cannot produce an id the tokenizer cannot decode.
+    const index_t usable = std::min<index_t>(vocab, static_cast<index_t>(tok_->vocab_size()));
+    const std::int32_t t = r.sampler.sample(row.slice(0, 0, usable), r.history);
     res.tokens.push_back(t);
     r.history.push_back(t);
     bool stop = true;

@@ -35,13 +35,15 @@
 #include <precis/runtime/load_model.hpp>     // load_model
 #include <precis/models/model_config.hpp>   // HfConfig, GgufConfig
 #include <precis/models/model_loading.hpp>  // LoadOptions
+#include <precis/models/weight_source.hpp>  // model_path_format
 #include <precis/text/tokenizer.hpp>        // text::Tokenizer
 
 namespace precis::generate {
 
 namespace detail {
+/// GGUF by its magic bytes; anything that is not a model path is an io_error (model_path_format).
 [[nodiscard]] inline bool is_gguf(const std::filesystem::path& p) {
-  return !std::filesystem::is_directory(p) && p.extension() == ".gguf";
+  return models::model_path_format(p) == models::weight_format::gguf;
 }
 /// The directory of an HF checkpoint given as the directory or as one of its .safetensors files.
 [[nodiscard]] inline std::filesystem::path hf_dir(const std::filesystem::path& p) {

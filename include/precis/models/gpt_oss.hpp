@@ -108,7 +108,7 @@ struct GptOssConfig {
     c.vocab_size = cfg.positive("vocab_size");
     c.hidden_size = cfg.positive("hidden_size");
     c.intermediate_size = cfg.positive("intermediate_size");
-    c.num_hidden_layers = cfg.positive("num_hidden_layers");
+    c.num_hidden_layers = cfg.positive("num_hidden_layers", max_layers);
     c.num_attention_heads = cfg.positive("num_attention_heads");
     c.num_key_value_heads = cfg.has("num_key_value_heads") ? cfg.positive("num_key_value_heads") : c.num_attention_heads;
     c.head_dim = cfg.has("head_dim") ? cfg.positive("head_dim") : 64;  // HF-GOC default
@@ -164,7 +164,7 @@ struct GptOssConfig {
               g.key("block_count"),          g.key("attention.head_count"), g.key("attention.head_count_kv"),
               g.key("attention.key_length"), g.key("expert_count")};
     c.hidden_size = g.positive("embedding_length");
-    c.num_hidden_layers = g.positive("block_count");
+    c.num_hidden_layers = g.positive("block_count", max_layers);
     c.num_attention_heads = g.positive("attention.head_count");
     c.num_key_value_heads =
         g.has("attention.head_count_kv") ? g.positive("attention.head_count_kv") : c.num_attention_heads;
@@ -331,6 +331,7 @@ struct GptOssWeights {
 
     auto embed = ld.weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
     std::vector<GptOssLayerWeights<P, B>> layers;
+    check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
     layers.reserve(static_cast<std::size_t>(c.num_hidden_layers));
     const ClampedSwiglu act_fn{Scalar<f32>::from(c.swiglu_alpha), Scalar<f32>::from(c.swiglu_limit)};
     for (index_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -375,7 +376,6 @@ struct GptOssWeights {
     std::optional<backends::weight_of<B>> head;
     if (!ties_output_head(w, "gpt_oss", c.source, c.tie_word_embeddings, names.lm_head))
       head = ld.weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
-    check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
     return GptOssWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head),
                          ld.take_report(), ld.bytes_copied()};
   }

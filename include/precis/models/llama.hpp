@@ -101,7 +101,7 @@ struct LlamaConfig {
     c.vocab_size = cfg.positive("vocab_size");
     c.hidden_size = cfg.positive("hidden_size");
     c.intermediate_size = cfg.positive("intermediate_size");
-    c.num_hidden_layers = cfg.positive("num_hidden_layers");
+    c.num_hidden_layers = cfg.positive("num_hidden_layers", max_layers);
     c.num_attention_heads = cfg.positive("num_attention_heads");
     // HF LlamaConfig: num_key_value_heads defaults to num_attention_heads (no GQA).
     c.num_key_value_heads = cfg.has("num_key_value_heads") ? cfg.positive("num_key_value_heads") : c.num_attention_heads;
@@ -143,7 +143,7 @@ struct LlamaConfig {
               g.key("attention.head_count"), g.key("attention.head_count_kv"), g.key("attention.key_length")};
     c.hidden_size = g.positive("embedding_length");
     c.intermediate_size = g.positive("feed_forward_length");
-    c.num_hidden_layers = g.positive("block_count");
+    c.num_hidden_layers = g.positive("block_count", max_layers);
     c.num_attention_heads = g.positive("attention.head_count");
     c.num_key_value_heads = g.has("attention.head_count_kv") ? g.positive("attention.head_count_kv")
                                                              : c.num_attention_heads;
@@ -293,6 +293,7 @@ struct LlamaWeights {
 
     const AnyWeight embed_host = ld.host_weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
     std::vector<LlamaLayerWeights<P, B>> layers;
+    check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
     layers.reserve(static_cast<std::size_t>(c.num_hidden_layers));
     for (index_t l = 0; l < c.num_hidden_layers; ++l) {
       const auto n = [&](const std::string& part, const char* suffix = ".weight") { return names.layer(l, part, suffix); };
@@ -324,7 +325,6 @@ struct LlamaWeights {
     std::optional<backends::weight_of<B>> head;
     if (!ties_output_head(w, "llama", c.source, c.tie_word_embeddings, names.lm_head))
       head = ld.weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
-    check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
     return LlamaWeights{be.upload(embed_host), std::move(layers), std::move(final_norm), std::move(head),
                         ld.take_report(), ld.bytes_copied()};
   }

@@ -58,6 +58,12 @@ namespace precis::models {
 // HfConfig: one config.json, possibly nested
 // ---------------------------------------------------------------------------------------------
 
+/// Bounds on sizes read from a config: every size at most max_config_size (2^26: the largest
+/// real vocabularies are ~2^18, contexts ~2^23), layer counts at most max_layers (the deepest
+/// released decoders have ~128).
+inline constexpr index_t max_config_size = index_t{1} << 26;
+inline constexpr index_t max_layers = 4096;
+
 class HfConfig {
  public:
   /// Parses `root` (the whole config.json) read from `source`. The text-model section is
@@ -146,9 +152,14 @@ class HfConfig {
   }
 
   /// A required integer ≥ 1 (layer counts, sizes, head counts).
-  [[nodiscard]] index_t positive(std::string_view key) const {
+  [[nodiscard]] index_t positive(std::string_view key, index_t max = max_config_size) const {
     const auto v = get<index_t>(key);
     if (v < 1) fail<config_error>("[config] ", where(key), " must be ≥ 1, got ", v);
+    // Sizes size allocations and loops before any tensor is read: a bound first (sweep: a
+    // block_count of 10^12 ended in std::bad_alloc).
+    if (v > max)
+      fail<config_error>("[config] ", where(key), " = ", v, " is implausibly large (at most ", max,
+                         " is accepted; no released model comes near)");
     return v;
   }
 
@@ -467,9 +478,14 @@ class GgufConfig {
     return v ? std::move(*v) : std::move(fallback);
   }
   /// A required integer ≥ 1.
-  [[nodiscard]] index_t positive(std::string_view suffix) const {
+  [[nodiscard]] index_t positive(std::string_view suffix, index_t max = max_config_size) const {
     const auto v = get<index_t>(suffix);
     if (v < 1) fail<config_error>("[config] ", where(suffix), " must be ≥ 1, got ", v);
+    // Sizes size allocations and loops before any tensor is read: a bound first (sweep: a
+    // block_count of 10^12 ended in std::bad_alloc).
+    if (v > max)
+      fail<config_error>("[config] ", where(suffix), " = ", v, " is implausibly large (at most ", max,
+                         " is accepted; no released model comes near)");
     return v;
   }
 

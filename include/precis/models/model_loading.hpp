@@ -16,6 +16,7 @@
 #include <cctype>       // std::isdigit
 #include <concepts>     // std::same_as
 #include <cstddef>      // std::size_t
+#include <algorithm>    // std::max
 #include <string>       // std::string
 #include <string_view>  // std::string_view
 #include <utility>      // std::forward
@@ -99,6 +100,10 @@ template <class Role, PrecisionPolicy P, std::size_t Rank = 1>
 /// first extra layer. `prefix` is the layer prefix ("model.layers.", "blk.").
 inline void check_layer_count(const WeightSource& w, std::string_view prefix, index_t n_layers, std::string_view key,
                               std::string_view config_source) {
+  // Both ways, before anything is sized by n_layers: a config claiming 10^12 layers over a file
+  // of two ended in a bare std::bad_alloc (robustness sweep), and one claiming fewer than the
+  // file holds would silently drop layers.
+  index_t max_layer = -1;
   for (const std::string& name : w.names()) {
     if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
     std::size_t i = prefix.size();
@@ -113,7 +118,13 @@ inline void check_layer_count(const WeightSource& w, std::string_view prefix, in
     if (layer >= n_layers)
       fail<config_error>("[model] '", config_source, "' says ", key, " = ", n_layers, " but '", w.path().string(),
                          "' holds tensors of layer ", layer, " ('", name, "')");
+    max_layer = std::max(max_layer, layer);
   }
+  if (max_layer + 1 < n_layers)
+    fail<config_error>("[model] '", config_source, "' says ", key, " = ", n_layers, " but '", w.path().string(), "' ",
+                       max_layer < 0 ? std::string("holds no layer tensors ('") + std::string(prefix) + "0.…')"
+                                     : "holds tensors of layers 0.." + std::to_string(max_layer) + " only",
+                       "");
 }
 
 /// The context a model is loaded with: the option, or the model's own length; more than the

@@ -121,7 +121,7 @@ struct Qwen3MoeConfig {
     c.hidden_size = cfg.positive("hidden_size");
     c.intermediate_size = cfg.positive("intermediate_size");
     c.moe_intermediate_size = cfg.positive("moe_intermediate_size");
-    c.num_hidden_layers = cfg.positive("num_hidden_layers");
+    c.num_hidden_layers = cfg.positive("num_hidden_layers", max_layers);
     c.num_attention_heads = cfg.positive("num_attention_heads");
     c.num_key_value_heads = cfg.has("num_key_value_heads") ? cfg.positive("num_key_value_heads") : c.num_attention_heads;
     // Q3MC: head_dim defaults to hidden_size // num_attention_heads (30B-A3B sets it: 128).
@@ -196,7 +196,7 @@ struct Qwen3MoeConfig {
               g.key("attention.key_length"),
               g.key("expert_count")};
     c.hidden_size = g.positive("embedding_length");
-    c.num_hidden_layers = g.positive("block_count");
+    c.num_hidden_layers = g.positive("block_count", max_layers);
     c.num_attention_heads = g.positive("attention.head_count");
     c.num_key_value_heads =
         g.has("attention.head_count_kv") ? g.positive("attention.head_count_kv") : c.num_attention_heads;
@@ -374,6 +374,7 @@ struct Qwen3MoeWeights {
 
     auto embed = ld.weight(names.embed, vocab, hidden, vocab_why + ", " + hid);
     std::vector<Qwen3MoeLayerWeights<P, B>> layers;
+    check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
     layers.reserve(static_cast<std::size_t>(c.num_hidden_layers));
     for (index_t l = 0; l < c.num_hidden_layers; ++l) {
       const auto n = [&](const std::string& part, const char* suffix = ".weight") { return names.layer(l, part, suffix); };
@@ -414,7 +415,6 @@ struct Qwen3MoeWeights {
     std::optional<backends::weight_of<B>> head;
     if (!ties_output_head(w, model, c.source, c.tie_word_embeddings, names.lm_head))
       head = ld.weight(names.lm_head, vocab, hidden, vocab_why + ", " + hid);
-    check_layer_count(w, names.layer_prefix, c.num_hidden_layers, k.layers, c.source);
     return Qwen3MoeWeights{std::move(embed), std::move(layers), std::move(final_norm), std::move(head),
                            ld.take_report(), ld.bytes_copied()};
   }

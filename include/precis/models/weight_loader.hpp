@@ -15,6 +15,7 @@
 // (ModelInfo::bytes_copied).
 #pragma once
 
+#include <cmath>     // std::isfinite
 #include <cstddef>   // std::size_t
 #include <optional>  // std::optional
 #include <string>    // std::string
@@ -58,7 +59,9 @@ class WeightLoader {
   /// A small tensor typed by `Role` under P, on the host ([n], or [rows, cols] for Rank 2).
   template <class Role, std::size_t Rank = 1>
   [[nodiscard]] io::Loaded<role_dtype_t<Role, P>, Rank> host_param(const std::string& name, const ExpectedShape& shape) {
-    return load_role_tensor<Role, P, Rank>(w_.tensor(name, shape), report_);
+    auto t = load_role_tensor<Role, P, Rank>(w_.tensor(name, shape), report_);
+    check_finite(name, t.data(), t.numel());
+    return t;
   }
   /// A vector [n] typed by `Role` under P, uploaded to the backend.
   template <class Role>
@@ -79,14 +82,28 @@ class WeightLoader {
   /// A vector [n] kept in f32 under every policy (gpt-oss's norms, HF `_keep_in_fp32_modules`): a
   /// bf16 or f16 tensor widens exactly, logged.
   [[nodiscard]] backends::param_of<B, f32, 1> f32_param(const std::string& name, index_t n, const std::string& why) {
-    return be_.upload(io::load<f32, 1>(w_.tensor(name, {{n}, why}), report_, io::widen<bf16, f32>{},
-                                       io::widen<f16, f32>{}));
+    auto t = io::load<f32, 1>(w_.tensor(name, {{n}, why}), report_, io::widen<bf16, f32>{}, io::widen<f16, f32>{});
+    check_finite(name, t.data(), t.numel());
+    return be_.upload(std::move(t));
   }
 
   /// An expert stack read by a model's own expert loader, counted like a weight.
   [[nodiscard]] AnyExpertStack experts(AnyExpertStack s) { return counted(std::move(s), copied_); }
 
  private:
+  /// Norm gains, biases, sinks: small, read whole here anyway, so a NaN/Inf in them is reported
+  /// at load, naming the tensor and the element, instead of surfacing as a NaN logit (robustness
+  /// sweep). Large matrices are not scanned (that would read every weight byte at load).
+  template <class S>
+  void check_finite(const std::string& name, const S* data, index_t n) const {
+    for (index_t i = 0; i < n; ++i) {
+      const float v = static_cast<float>(data[i]);
+      if (!std::isfinite(v))
+        fail<format_error>("[model] tensor '", name, "' ('", w_.path().string(), "') holds ", v, " at element ", i,
+                           ": a weight of the model is not finite");
+    }
+  }
+
   B& be_;
   WeightSource& w_;
   io::ConversionReport report_;

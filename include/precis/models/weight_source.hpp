@@ -23,6 +23,7 @@
 
 #include <cstddef>      // std::byte, std::size_t
 #include <filesystem>   // std::filesystem::path, file_size, is_directory
+#include <fstream>      // std::ifstream
 #include <functional>   // std::less
 #include <memory>       // std::shared_ptr, std::make_shared
 #include <optional>     // std::optional
@@ -30,6 +31,7 @@
 #include <span>         // std::span
 #include <string>       // std::string
 #include <string_view>  // std::string_view
+#include <system_error> // std::error_code
 #include <utility>      // std::move
 #include <variant>      // std::variant
 #include <vector>       // std::vector
@@ -52,6 +54,39 @@ enum class weight_format {
   return f == weight_format::safetensors ? "safetensors" : "gguf";
 }
 
+/// What the model path `path` is: a GGUF file (its first bytes are "GGUF", whatever its name), an
+/// HF checkpoint (a directory with config.json, or a .safetensors file in one). Anything else is
+/// an io_error that says what the path is and what a model path looks like — not "no tokenizer"
+/// or a missing key later (robustness sweep: a text file given as -m).
+[[nodiscard]] inline weight_format model_path_format(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) fail<io_error>("[model] '", path.string(), "' does not exist");
+  constexpr std::string_view looks_like =
+      "a model is a .gguf file or an HF checkpoint directory (config.json, tokenizer.json, *.safetensors)";
+  if (fs::is_directory(st)) {
+    if (!fs::exists(path / "config.json"))
+      fail<config_error>("[model] '", path.string(), "' is a directory with no config.json, not an HF checkpoint; ",
+                         looks_like);
+    return weight_format::safetensors;
+  }
+  if (!fs::is_regular_file(st))
+    fail<io_error>("[model] '", path.string(), "' is not a regular file or directory; ", looks_like);
+  char magic[4] = {};
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail<io_error>("[model] cannot open '", path.string(), "'");
+    in.read(magic, 4);
+  }
+  if (std::string_view(magic, 4) == "GGUF") return weight_format::gguf;
+  if (path.extension() == ".gguf")
+    fail<format_error>("[model] '", path.string(), "' is named .gguf but does not start with the GGUF magic bytes");
+  if (path.extension() == ".safetensors") return weight_format::safetensors;
+  fail<io_error>("[model] '", path.string(), "' is neither a GGUF file (no 'GGUF' magic) nor a .safetensors file; ",
+                 looks_like);
+}
+
 /// The shape a model expects for a tensor, and the config values it follows from (the text after
 /// "from" in the error message).
 struct ExpectedShape {
@@ -63,9 +98,7 @@ class WeightSource {
  public:
   /// A directory (HF checkpoint), a `.safetensors` file, or a `.gguf` file.
   [[nodiscard]] static WeightSource open(const std::filesystem::path& path) {
-    namespace fs = std::filesystem;
-    if (!fs::exists(path)) fail<io_error>("[model] '", path.string(), "' does not exist");
-    if (!fs::is_directory(path) && path.extension() == ".gguf") return WeightSource(io::GgufFile::open(path), path);
+    if (model_path_format(path) == weight_format::gguf) return WeightSource(io::GgufFile::open(path), path);
     return WeightSource(io::Checkpoint::open(path), path);
   }
   explicit WeightSource(io::Checkpoint ckpt, std::filesystem::path path = {})

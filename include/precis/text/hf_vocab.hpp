@@ -81,7 +81,7 @@ class HfReader {
   [[nodiscard]] bool flag(const nlohmann::json& j, std::string_view key, std::string_view path, bool dflt) const {
     const auto* v = member(j, key);
     if (v == nullptr) return dflt;
-    if (!v->is_boolean()) bad(path, "'", key, "' must be true or false, found ", v->dump());
+    if (!v->is_boolean()) bad(path, "'", key, "' must be true or false, found ", io::json_excerpt(*v));
     return v->get<bool>();
   }
   [[nodiscard]] std::string str(const nlohmann::json& j, std::string_view key, std::string_view path) const {
@@ -182,18 +182,25 @@ class HfReader {
     r.unsupported("$.model.byte_fallback", "a SentencePiece-style BPE (byte_fallback: true) is not supported from "
                                            "tokenizer.json; load the model's GGUF (tokenizer.ggml.model 'llama')");
   if (const auto* d = r.member(*model, "dropout"); d != nullptr && !(d->is_number() && d->get<double>() == 0.0))
-    r.unsupported("$.model.dropout", "BPE dropout ", d->dump(), " (a training-time option) is not supported");
+    r.unsupported("$.model.dropout", "BPE dropout ", io::json_excerpt(*d), " (a training-time option) is not supported");
   for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (const auto* s = r.member(*model, k); s != nullptr && !(s->is_string() && s->get<std::string>().empty()))
-      r.unsupported(std::string("$.model.") + k, "'", k, "' = ", s->dump(), " is not supported");
+      r.unsupported(std::string("$.model.") + k, "'", k, "' = ", io::json_excerpt(*s), " is not supported");
   v.ignore_merges = r.flag(*model, "ignore_merges", "$.model", false);
   v.fuse_unk = r.flag(*model, "fuse_unk", "$.model", false);
 
   const auto* vocab = r.member(*model, "vocab");
   if (vocab == nullptr || !vocab->is_object()) r.bad("$.model.vocab", "must be an object {piece: id}");
   std::vector<std::optional<std::string>> slots;
+  // Ids are dense (checked below), so none can reach the number of entries: bounding them here
+  // keeps a hostile id (2^31 - 2) from sizing `slots` (robustness sweep: ~40 bytes per id).
+  const auto* added_list = r.member(root, "added_tokens");
+  const std::size_t n_entries = vocab->size() + (added_list != nullptr && added_list->is_array() ? added_list->size() : 0);
   const auto assign = [&](std::int64_t id, const std::string& piece, std::string_view path) {
     if (id < 0 || id > 0x7FFFFFFE) r.bad(path, "token id ", id, " of '", piece, "' is outside [0, 2^31 - 1)");
+    if (static_cast<std::uint64_t>(id) >= n_entries)
+      r.bad(path, "token id ", id, " of '", piece, "' is not below the number of tokens listed (", n_entries,
+            "): ids must be 0..", n_entries - 1, " without gaps");
     const auto i = static_cast<std::size_t>(id);
     if (i >= slots.size()) slots.resize(i + 1);
     if (slots[i] && *slots[i] != piece)
@@ -279,7 +286,7 @@ class HfReader {
         v.normalize_nfc = true;
         continue;
       }
-      r.unsupported("$.normalizer", "normalizer ", item->dump().substr(0, 200),
+      r.unsupported("$.normalizer", "normalizer ", io::json_excerpt(*item, 200),
                     " is not supported (precis implements NFC only)");
     }
   }

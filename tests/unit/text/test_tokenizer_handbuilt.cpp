@@ -523,7 +523,11 @@ TEST_CASE("tokenizer.json: unsupported and malformed files are refused with the 
   dir.write("tokenizer.json", tokenizer_json("", R"({"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Sideways"})"));
   require_throws<precis::format_error>([&] { (void)Tokenizer::from_hf(dir.path); }, Contains("Sideways"));
   dir.write("tokenizer.json", tokenizer_json(R"(, "added_tokens": [{"id": 300, "content": "<x>"}])"));
-  require_throws<precis::format_error>([&] { (void)Tokenizer::from_hf(dir.path); }, Contains("no token has id 256"));
+  require_throws<precis::format_error>([&] { (void)Tokenizer::from_hf(dir.path); },
+                                       Contains("token id 300") && Contains("without gaps"));
+  // A hostile id near 2^31 is refused before it sizes anything (robustness sweep: ~40 bytes per id).
+  dir.write("tokenizer.json", tokenizer_json(R"(, "added_tokens": [{"id": 2147483646, "content": "<x>"}])"));
+  require_throws<precis::format_error>([&] { (void)Tokenizer::from_hf(dir.path); }, Contains("token id 2147483646"));
   dir.write("tokenizer.json", tokenizer_json(R"(, "added_tokens": [{"id": 3, "content": "<x>"}])"));
   require_throws<precis::format_error>([&] { (void)Tokenizer::from_hf(dir.path); }, Contains("token id 3 is both"));
   dir.write("tokenizer.json",
