@@ -34,6 +34,7 @@
 #include <precis/runtime/load_model.hpp>
 #include <precis/weights/any_weight.hpp>
 
+#include "support/any_tensor_bytes.hpp"  // io::detail::AnyTensorBytes
 #include "unit/backends/backend_diff_support.hpp"  // same_bits, close, weight_of, rel_l2, run_model
 #include "unit/backends/backend_test_support.hpp"  // random_tensor, unit_roundoff
 
@@ -271,7 +272,7 @@ TEMPLATE_TEST_CASE("Cuda vs Reference: route and moe (orders, formats, interleav
       std::memcpy(bytes.data(), q.blocks(), q.bytes());
     }
     keep.push_back(std::move(bytes));
-    return AnyExpertStack::stacked(io::AnyTensor("experts", f, {t.extent(0), t.extent(1), t.extent(2)},
+    return AnyExpertStack::stacked(io::detail::AnyTensorBytes::make("experts", f, {t.extent(0), t.extent(1), t.extent(2)},
                                                  std::span<const std::byte>(keep.back()), "test"));
   };
   const Tensor<f32, 3> gate = random_tensor<f32, 3>({E, I, Hd}, rng), up = random_tensor<f32, 3>({E, I, Hd}, rng),

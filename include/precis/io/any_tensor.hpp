@@ -21,7 +21,9 @@
 #include <vector>   // std::vector
 
 #include <precis/core/config.hpp>        // precis::index_t
-#include <precis/core/dtype.hpp>         // precis::dtype_code
+#include <precis/core/dtype.hpp>         // precis::dtype_code, dtype_code_of, ElementDtype, storage_t
+#include <precis/core/error.hpp>         // PRECIS_CHECK, shape_error
+#include <precis/core/tensor_view.hpp>   // precis::TensorView
 #include <precis/io/safetensors_dtype.hpp>  // stored_dtype_name
 
 namespace precis::io {
@@ -35,16 +37,27 @@ namespace precis::io {
   return os.str();
 }
 
+class SafetensorsFile;
+class GgufFile;
+namespace detail {
+struct AnyTensorBytes;  // tests only (tests/support/any_tensor_bytes.hpp): hand-made bad tensors
+}  // namespace detail
+
 class AnyTensor {
  public:
-  AnyTensor(std::string name, dtype_code dtype, std::vector<index_t> shape, std::span<const std::byte> bytes,
-            std::string source, std::shared_ptr<const void> owner = {})
-      : name_(std::move(name)),
-        dtype_(dtype),
-        shape_(std::move(shape)),
-        bytes_(bytes),
-        source_(std::move(source)),
-        owner_(std::move(owner)) {}
+  /// A typed in-memory tensor as an AnyTensor (e.g. to hand to AnyWeight::from): the dtype code
+  /// is the view's own dtype — there is no way to attach another one.
+  template <class D, std::size_t R>
+    requires ElementDtype<D>
+  [[nodiscard]] static AnyTensor of(std::string name, TensorView<const D, R> v, std::string source,
+                                    std::shared_ptr<const void> owner = {}) {
+    std::vector<index_t> shape(v.extents().begin(), v.extents().end());
+    PRECIS_CHECK(v.is_contiguous(), shape_error, "[AnyTensor] '", name, "': the view must be contiguous");
+    const auto* p = reinterpret_cast<const std::byte*>(v.data());
+    return AnyTensor(std::move(name), dtype_traits<D>::code, std::move(shape),
+                     std::span<const std::byte>(p, static_cast<std::size_t>(v.numel()) * sizeof(storage_t<D>)),
+                     std::move(source), std::move(owner));
+  }
 
   /// The tensor's name in its checkpoint ("model.layers.0.self_attn.sinks").
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
@@ -68,6 +81,21 @@ class AnyTensor {
   [[nodiscard]] const std::shared_ptr<const void>& owner() const noexcept { return owner_; }
 
  private:
+  // Bytes get a dtype code only where a file declares it (the readers) — no public relabelling:
+  // bf16 bits could otherwise be declared f16 (robustness sweep, load-time dtype holes;
+  // tests/compile_fail/cf_20_any_tensor_relabel.cpp).
+  friend class SafetensorsFile;
+  friend class GgufFile;
+  friend struct detail::AnyTensorBytes;
+  AnyTensor(std::string name, dtype_code dtype, std::vector<index_t> shape, std::span<const std::byte> bytes,
+            std::string source, std::shared_ptr<const void> owner = {})
+      : name_(std::move(name)),
+        dtype_(dtype),
+        shape_(std::move(shape)),
+        bytes_(bytes),
+        source_(std::move(source)),
+        owner_(std::move(owner)) {}
+
   std::string name_;
   dtype_code dtype_;
   std::vector<index_t> shape_;

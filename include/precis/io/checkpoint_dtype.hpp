@@ -63,6 +63,13 @@ struct CheckpointDtype {
     fail<format_error>("[checkpoint] '", ckpt.path().string(),
                        "' has no floating-point weight matrices (rank >= 2) to resolve its dtype from");
   for (const auto& [code, c] : counts) r.by_dtype.push_back(c);
+  // f16 and bf16 matrices in one checkpoint: two 16-bit formats that read each other's bits as
+  // garbage (E9) — a merge or conversion gone wrong, never a checkpoint to load silently.
+  if (const auto f16 = counts.find(dtype_code::f16), b16 = counts.find(dtype_code::bf16);
+      f16 != counts.end() && b16 != counts.end())
+    fail<config_error>("[checkpoint] '", ckpt.path().string(), "' mixes F16 and BF16 weight matrices: ",
+                       f16->second.count, " F16 (e.g. '", f16->second.example, "') and ", b16->second.count,
+                       " BF16 (e.g. '", b16->second.example, "'); convert it to one dtype");
   const StoredDtypeCount* best = &r.by_dtype.front();
   for (const auto& c : r.by_dtype)
     if (c.count > best->count) best = &c;

@@ -17,18 +17,44 @@
 // and row order; an empty selector is the identity.
 #pragma once
 
+#include <concepts>    // std::invocable, std::same_as, std::copy_constructible
+#include <cstddef>     // std::nullptr_t
 #include <functional>  // std::function
+#include <type_traits> // std::decay_t, std::invoke_result_t, std::remove_cvref_t
 #include <memory>      // std::make_shared
 #include <span>        // std::span
-#include <utility>     // std::move
+#include <utility>     // std::move, std::forward
 
 #include <precis/core/config.hpp>  // index_t
 #include <precis/nn/router.hpp>    // ExpertSelector
 
 namespace precis {
 
+/// What a LayerExpertSelector may wrap: a callable of (layer, row, scores) that returns nothing.
+/// The selector acts by rewriting `scores` in place; one that returns new scores instead would,
+/// through a plain std::function<void(…)>, compile and have its result thrown away — a selector
+/// that silently did nothing (robustness sweep). Such a callable does not compile here
+/// (tests/compile_fail/cf_19_selector_returns_scores.cpp).
+template <class F>
+concept LayerSelectorCallable = std::copy_constructible<std::decay_t<F>> &&
+                                std::invocable<const std::decay_t<F>&, index_t, index_t, std::span<float>> &&
+                                std::same_as<std::invoke_result_t<const std::decay_t<F>&, index_t, index_t, std::span<float>>, void>;
+
 /// The whole-model selection hook (see the header comment). Empty = the model's own ranking.
-using LayerExpertSelector = std::function<void(index_t layer, index_t row, std::span<float> scores)>;
+class LayerExpertSelector {
+ public:
+  LayerExpertSelector() = default;
+  LayerExpertSelector(std::nullptr_t) noexcept {}  // NOLINT(google-explicit-constructor): "no selector"
+  template <class F>
+    requires(!std::same_as<std::remove_cvref_t<F>, LayerExpertSelector>) && LayerSelectorCallable<F>
+  LayerExpertSelector(F&& f) : f_(std::forward<F>(f)) {}  // NOLINT(google-explicit-constructor)
+
+  void operator()(index_t layer, index_t row, std::span<float> scores) const { f_(layer, row, scores); }
+  explicit operator bool() const noexcept { return static_cast<bool>(f_); }
+
+ private:
+  std::function<void(index_t, index_t, std::span<float>)> f_;
+};
 
 /// One layer's view of a LayerExpertSelector: the ExpertSelector a routing policy takes.
 class BoundLayerSelector {

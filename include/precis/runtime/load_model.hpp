@@ -40,6 +40,7 @@
 #include <precis/backends/cuda/backend.hpp>       // backends::Cuda (link precis::cuda)
 #endif
 #include <precis/core/error.hpp>            // config_error
+#include <precis/io/checkpoint_dtype.hpp>  // io::resolve_checkpoint_dtype
 #include <precis/models/causal_lm.hpp>      // CausalLM, ModelFiles, precision
 #include <precis/models/llama.hpp>          // load_llama
 #include <precis/models/gpt_oss.hpp>        // load_gpt_oss
@@ -166,8 +167,12 @@ namespace detail {
 [[nodiscard]] inline std::unique_ptr<CausalLM> load_model(const std::filesystem::path& path, precision p,
                                                           const LoadOptions& options = {}) {
   ModelFiles files{WeightSource::open(path), std::nullopt};
-  if (const io::Checkpoint* c = files.weights.checkpoint(); c != nullptr && c->config())
+  if (const io::Checkpoint* c = files.weights.checkpoint(); c != nullptr && c->config()) {
     files.config = HfConfig::from_json(*c->config(), files.weights.config_source());
+    // The tensor headers against config.json's torch_dtype / dtype, and F16 mixed with BF16: a
+    // config_error naming a tensor and both dtypes (io/checkpoint_dtype.hpp, robustness sweep).
+    (void)io::resolve_checkpoint_dtype(*c);
+  }
   return select_model(files).load(files, p, options);
 }
 

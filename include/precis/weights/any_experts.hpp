@@ -33,6 +33,8 @@
 // stored bf16/f32 values are converted once at load, exactly when widening.
 #pragma once
 
+#include <cmath>      // std::isfinite
+#include <concepts>   // std::same_as
 #include <cstddef>      // std::byte, std::size_t
 #include <cstdint>      // std::uint8_t, std::uintptr_t
 #include <cstring>      // std::memcpy
@@ -333,14 +335,54 @@ class AnyExpertStack {
 // Biases in the activation dtype
 // ---------------------------------------------------------------------------------------------
 
-/// A stored float tensor of rank R as Tensor<Act, R>: widened exactly, or rounded once to nearest
-/// even (an f32 bias under the bf16 policy). dtype_error naming the tensor for a non-float dtype.
+/// A stored float tensor of rank R as Tensor<Act, R>, exactly: the same dtype, or widened (bf16 /
+/// f16 → f32). A narrowing (an f32 bias under the bf16 policy) is a dtype_error pointing to
+/// narrowed_activation_tensor — rounding is a decision the caller writes down (robustness sweep:
+/// this helper used to round f32 3.4e38 to bf16 inf without a word). dtype_error naming the
+/// tensor for a non-float dtype.
 template <ActivationDtype Act, std::size_t R>
 [[nodiscard]] Tensor<Act, R> activation_tensor(const io::AnyTensor& t) {
+  const auto narrowing = [&] {
+    fail<dtype_error>("[moe] tensor '", t.name(), "' ('", t.source(), "'): stored ", t.dtype_name(), " into ",
+                      dtype_name<Act>, " narrows; call narrowed_activation_tensor<", dtype_name<Act>,
+                      "> to round it explicitly (overflow is then an error)");
+  };
   switch (t.dtype()) {
-    case dtype_code::f32: return cast<Act>(io::load<f32, R>(t));
-    case dtype_code::bf16: return cast<Act>(io::load<bf16, R>(t));
-    case dtype_code::f16: return cast<Act>(io::load<f16, R>(t));
+    case dtype_code::f32:
+      if constexpr (!std::same_as<Act, f32>) narrowing();
+      return cast<Act>(io::load<f32, R>(t));
+    case dtype_code::bf16:
+      if constexpr (std::same_as<Act, f16>) narrowing();  // bf16's range exceeds f16's
+      return cast<Act>(io::load<bf16, R>(t));
+    case dtype_code::f16:
+      if constexpr (std::same_as<Act, bf16>) narrowing();  // f16's precision exceeds bf16's
+      return cast<Act>(io::load<f16, R>(t));
+    default:
+      fail<dtype_error>("[moe] tensor '", t.name(), "' ('", t.source(), "'): stored dtype ", t.dtype_name(),
+                        ", expected a float dtype (F32, BF16, F16) for a bias");
+  }
+}
+
+/// As activation_tensor, but a narrowing is allowed: rounded once to nearest even. A finite value
+/// that the rounding takes to ±inf is a range_error naming the tensor, the element and the value.
+template <ActivationDtype Act, std::size_t R>
+[[nodiscard]] Tensor<Act, R> narrowed_activation_tensor(const io::AnyTensor& t) {
+  const auto checked = [&](const auto& stored) {
+    Tensor<Act, R> out = cast<Act>(stored);
+    const auto* in = stored.data();
+    for (index_t i = 0; i < out.numel(); ++i) {
+      const float before = static_cast<float>(in[i]);
+      const float after = static_cast<float>(out.data()[i]);
+      if (std::isfinite(before) && !std::isfinite(after))
+        fail<range_error>("[moe] tensor '", t.name(), "' ('", t.source(), "'): element ", i, " = ", before,
+                          " overflows ", dtype_name<Act>, " when narrowed from ", t.dtype_name());
+    }
+    return out;
+  };
+  switch (t.dtype()) {
+    case dtype_code::f32: return checked(io::load<f32, R>(t));
+    case dtype_code::bf16: return checked(io::load<bf16, R>(t));
+    case dtype_code::f16: return checked(io::load<f16, R>(t));
     default:
       fail<dtype_error>("[moe] tensor '", t.name(), "' ('", t.source(), "'): stored dtype ", t.dtype_name(),
                         ", expected a float dtype (F32, BF16, F16) for a bias");

@@ -21,6 +21,8 @@
 #include <precis/quant/quantize.hpp>      // quantize
 #include <precis/weights/any_weight.hpp>  // AnyWeight
 
+#include "support/any_tensor_bytes.hpp"  // io::detail::AnyTensorBytes
+
 namespace precis::test {
 
 template <class D, std::size_t R>
@@ -72,7 +74,7 @@ template <class D, std::size_t R>
     default: FAIL("unexpected format");
   }
   keep.push_back(std::move(bytes));
-  return AnyWeight::from(io::AnyTensor("w", format, {n, k}, std::span<const std::byte>(keep.back()), "test"));
+  return AnyWeight::from(io::detail::AnyTensorBytes::make("w", format, {n, k}, std::span<const std::byte>(keep.back()), "test"));
 }
 
 [[nodiscard]] inline double rel_l2(const Tensor<f32, 2>& a, const Tensor<f32, 2>& b) {

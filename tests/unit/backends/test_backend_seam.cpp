@@ -37,6 +37,7 @@
 #include <precis/runtime/load_model.hpp>          // load_model
 #include <precis/weights/any_weight.hpp>          // AnyWeight
 
+#include "support/any_tensor_bytes.hpp"  // io::detail::AnyTensorBytes
 #include "unit/backends/backend_diff_support.hpp"  // same_bits, close, weight_of, rel_l2, run_model
 #include "unit/backends/backend_test_support.hpp"  // random_tensor, unit_roundoff
 
@@ -275,7 +276,7 @@ TEMPLATE_TEST_CASE("Cpu vs Reference: route and moe (both routing orders, one ex
     std::memcpy(bytes.data(), t.data(), t.bytes());
     keep.push_back(std::move(bytes));
     return AnyExpertStack::stacked(
-        io::AnyTensor("experts", dtype_code::f32, {t.extent(0), t.extent(1), t.extent(2)}, std::span<const std::byte>(keep.back()), "test"));
+        io::detail::AnyTensorBytes::make("experts", dtype_code::f32, {t.extent(0), t.extent(1), t.extent(2)}, std::span<const std::byte>(keep.back()), "test"));
   };
   const auto experts = AnyMoeExperts<SiluGate, Act>::separate_gate_up(SiluGate{}, stack(gate), stack(up), stack(down));
   const Tensor<Act, 2> x = random_tensor<Act, 2>({T, Hd}, rng);

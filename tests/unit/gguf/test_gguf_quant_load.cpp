@@ -20,6 +20,7 @@
 #include <precis/quant/dequantize.hpp>  // precis::dequantize
 
 #include "gguf_test_support.hpp"  // gguf_fixture, GgufBuilder, TempDir
+#include "support/any_tensor_bytes.hpp"  // io::detail::AnyTensorBytes (hand-made tensors)
 
 using precis::dtype_error;
 using precis::format_error;
@@ -52,18 +53,18 @@ TEST_CASE("quant_view checks rank, block multiple, byte count and alignment", "[
   // Hand-made AnyTensors: the GGUF reader never produces these, other producers might.
   alignas(64) static const std::byte buf[4096] = {};
   const std::span<const std::byte> bytes(buf);
-  const AnyTensor misfit("w", precis::dtype_code::q8_0, {2, 16}, bytes.first(34), "mem");
+  const AnyTensor misfit = precis::io::detail::AnyTensorBytes::make("w", precis::dtype_code::q8_0, {2, 16}, bytes.first(34), "mem");
   CHECK_THROWS_AS((quant_view<precis::q8_0, 2>(misfit)), shape_error);
   CHECK_THROWS_WITH((quant_view<precis::q8_0, 2>(misfit)), Catch::Contains("innermost extent 16") &&
                                                                Catch::Contains("multiple of the block size 32"));
-  const AnyTensor short_bytes("w", precis::dtype_code::q8_0, {2, 32}, bytes.first(67), "mem");
+  const AnyTensor short_bytes = precis::io::detail::AnyTensorBytes::make("w", precis::dtype_code::q8_0, {2, 32}, bytes.first(67), "mem");
   CHECK_THROWS_AS((quant_view<precis::q8_0, 2>(short_bytes)), format_error);
   CHECK_THROWS_WITH((quant_view<precis::q8_0, 2>(short_bytes)), Catch::Contains("67 bytes") && Catch::Contains("needs 68"));
-  const AnyTensor misaligned("w", precis::dtype_code::q8_0, {1, 32}, bytes.subspan(1, 34), "mem");
+  const AnyTensor misaligned = precis::io::detail::AnyTensorBytes::make("w", precis::dtype_code::q8_0, {1, 32}, bytes.subspan(1, 34), "mem");
   CHECK_THROWS_AS((quant_view<precis::q8_0, 2>(misaligned)), format_error);
   CHECK_THROWS_WITH((quant_view<precis::q8_0, 2>(misaligned)), Catch::Contains("not aligned"));
   // mxfp4_ggml's block struct is all bytes: any address will do.
-  const AnyTensor mx("m", precis::dtype_code::mxfp4_ggml, {32}, bytes.subspan(1, 17), "mem");
+  const AnyTensor mx = precis::io::detail::AnyTensorBytes::make("m", precis::dtype_code::mxfp4_ggml, {32}, bytes.subspan(1, 17), "mem");
   CHECK(quant_view<precis::mxfp4_ggml, 1>(mx).num_blocks() == 1);
 }
 

@@ -22,6 +22,7 @@
 #include <precis/io/safetensors_writer.hpp>  // SafetensorsWriter
 
 #include "io_test_support.hpp"  // TempDir
+#include "support/any_tensor_bytes.hpp"  // io::detail::AnyTensorBytes (hand-made tensors)
 
 using namespace precis;
 using io::ConversionReport;
@@ -273,6 +274,6 @@ TEST_CASE("Loaded is tensor-like: cast<To> accepts it, to_tensor copies it", "[i
 
 TEST_CASE("load<D>: an AnyTensor whose bytes disagree with its shape is a format_error", "[io][load]") {
   const std::vector<std::byte> bytes(12);
-  const io::AnyTensor t("hand", dtype_code::f32, {4}, bytes, "hand-made");
+  const io::AnyTensor t = io::detail::AnyTensorBytes::make("hand", dtype_code::f32, {4}, bytes, "hand-made");
   REQUIRE_THROWS_WITH((io::load<f32, 1>(t)), Contains("tensor 'hand'") && Contains("12 bytes for shape [4] of F32"));
 }

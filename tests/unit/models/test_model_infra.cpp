@@ -17,6 +17,7 @@
 #include <cstdint>     // std::int64_t
 #include <cstring>     // std::memcpy
 #include <filesystem>  // std::filesystem::path
+#include <limits>      // std::numeric_limits
 #include <span>        // std::span
 #include <string>      // std::string
 #include <vector>      // std::vector
@@ -27,12 +28,14 @@
 #include <precis/backends/cpu/backend.hpp>        // backends::Cpu
 #include <precis/backends/reference/backend.hpp>  // backends::Reference
 #include <precis/weights/any_weight.hpp>  // AnyWeight, embed_rows
+#include <precis/weights/any_experts.hpp>  // activation_tensor, narrowed_activation_tensor
 #include <precis/models/llama.hpp>         // Llama, LlamaConfig
 #include <precis/runtime/load_model.hpp>    // load_model, model_registry
 #include <precis/models/model_config.hpp>  // HfConfig, rope_from_hf
 #include <precis/quant/dequantize.hpp>     // dequantize
 #include <precis/quant/quantize.hpp>       // quantize
 
+#include "support/any_tensor_bytes.hpp"       // io::detail::AnyTensorBytes (hand-made tensors)
 #include "unit/models/test_llama_support.hpp"  // random_llama, TempDir
 #include "unit/nn/nn_test_support.hpp"         // random_tensor, make_rng, to_f64
 
@@ -259,9 +262,9 @@ template <class D>
 
 [[nodiscard]] AnyWeight any_weight(const StoredWeight& s, index_t n, index_t k) {
   if (s.code == dtype_code::mxfp4)
-    return AnyWeight::from_mxfp4(io::AnyTensor("w_blocks", dtype_code::u8, {n, k / 32, 16}, s.bytes, "test"),
-                                     io::AnyTensor("w_scales", dtype_code::u8, {n, k / 32}, s.scales, "test"));
-  return AnyWeight::from(io::AnyTensor("w", s.code, {n, k}, s.bytes, "test"));
+    return AnyWeight::from_mxfp4(io::detail::AnyTensorBytes::make("w_blocks", dtype_code::u8, {n, k / 32, 16}, s.bytes, "test"),
+                                     io::detail::AnyTensorBytes::make("w_scales", dtype_code::u8, {n, k / 32}, s.scales, "test"));
+  return AnyWeight::from(io::detail::AnyTensorBytes::make("w", s.code, {n, k}, s.bytes, "test"));
 }
 
 template <class Act, class Backend>
@@ -373,19 +376,19 @@ TEST_CASE("AnyWeight: embed_rows gathers the stored rows of every format", "[mod
 TEST_CASE("AnyWeight: refuses what is not a weight, copies only misaligned floats", "[models][any_weight]") {
   std::vector<std::byte> buf(4 * 32 * 4 + 4);
   CHECK_THAT(message_of<dtype_error>([&] {
-               (void)AnyWeight::from(io::AnyTensor("blk.0.attn_q.weight", dtype_code::i32, {4, 32},
+               (void)AnyWeight::from(io::detail::AnyTensorBytes::make("blk.0.attn_q.weight", dtype_code::i32, {4, 32},
                                                        std::span(buf).first(4 * 32 * 4), "f.gguf"));
              }),
              Contains("'blk.0.attn_q.weight'") && Contains("I32"));
-  CHECK_THROWS_AS(AnyWeight::from(io::AnyTensor("v", dtype_code::f32, {128}, std::span(buf).first(512), "x")),
+  CHECK_THROWS_AS(AnyWeight::from(io::detail::AnyTensorBytes::make("v", dtype_code::f32, {128}, std::span(buf).first(512), "x")),
                   shape_error);
-  CHECK_THROWS_AS(AnyWeight::from(io::AnyTensor("q", dtype_code::q8_0, {4, 32}, std::span(buf).first(100), "x")),
+  CHECK_THROWS_AS(AnyWeight::from(io::detail::AnyTensorBytes::make("q", dtype_code::q8_0, {4, 32}, std::span(buf).first(100), "x")),
                   format_error);
   // A float tensor at an address that is not a multiple of 4: one aligned copy, same values.
   std::vector<float> vals(4 * 32);
   for (std::size_t i = 0; i < vals.size(); ++i) vals[i] = static_cast<float>(i) * 0.25f - 3.0f;
   std::memcpy(buf.data() + 2, vals.data(), vals.size() * 4);
-  const AnyWeight w = AnyWeight::from(io::AnyTensor("m", dtype_code::f32, {4, 32}, std::span(buf).subspan(2, 512), "x"));
+  const AnyWeight w = AnyWeight::from(io::detail::AnyTensorBytes::make("m", dtype_code::f32, {4, 32}, std::span(buf).subspan(2, 512), "x"));
   CHECK(!w.is_zero_copy());
   Tensor<f32, 2> x({1, 32});
   x(0, 5) = 1.0f;
@@ -592,4 +595,67 @@ TEST_CASE("load_model: the registry names every model it can load", "[models][re
   CHECK(has_llama);
   CHECK(pm::parse_precision("bf16") == pm::precision::bf16);
   CHECK(!pm::parse_precision("fp16"));
+}
+
+TEST_CASE("Robustness: hostile configs and checkpoints fail at load, naming what and where",
+          "[models][errors][robustness]") {
+  const LlamaCheckpoint good = random_llama(LlamaSpec{}, 22);
+  TempDir dir;
+
+  SECTION("a layer count of 10^12 is refused before it sizes anything") {
+    LlamaCheckpoint c = good;
+    c.config["num_hidden_layers"] = 1000000000000LL;
+    CHECK_THAT(message_of<config_error>([&] { (void)load_written(c, dir); }),
+               Contains("'num_hidden_layers'") && Contains("implausibly large"));
+  }
+  SECTION("more layers configured than the weights hold") {
+    LlamaCheckpoint c = good;
+    c.config["num_hidden_layers"] = 40;
+    CHECK_THAT(message_of<config_error>([&] { (void)load_written(c, dir); }),
+               Contains("num_hidden_layers = 40") && Contains("layers 0..1 only"));
+  }
+  SECTION("an absurd size is refused by name") {
+    LlamaCheckpoint c = good;
+    c.config["hidden_size"] = 1LL << 40;
+    CHECK_THAT(message_of<config_error>([&] { (void)load_written(c, dir); }),
+               Contains("'hidden_size'") && Contains("implausibly large"));
+  }
+  SECTION("config.json says float32 over BF16 tensors") {
+    LlamaCheckpoint c = good;
+    for (auto& [name, t] : c.tensors) t.stored = dtype_code::bf16;
+    c.config["torch_dtype"] = "float32";
+    c.config.erase("dtype");
+    CHECK_THAT(message_of<config_error>([&] { (void)load_written(c, dir); }),
+               Contains("float32") && Contains("BF16") && Contains("disagrees"));
+  }
+  SECTION("F16 and BF16 weight matrices mixed in one checkpoint") {
+    LlamaCheckpoint c = good;
+    c.config.erase("torch_dtype");
+    c.config.erase("dtype");
+    for (auto& [name, t] : c.tensors) t.stored = dtype_code::bf16;
+    c.tensors.at("model.layers.1.mlp.up_proj.weight").stored = dtype_code::f16;
+    CHECK_THAT(message_of<config_error>([&] { (void)load_written(c, dir); }),
+               Contains("mixes F16 and BF16") && Contains("model.layers.1.mlp.up_proj.weight"));
+  }
+  SECTION("a NaN in a norm weight is a load error naming the tensor and element") {
+    LlamaCheckpoint c = good;
+    c.tensors.at("model.layers.0.input_layernorm.weight").values[5] = std::numeric_limits<double>::quiet_NaN();
+    CHECK_THAT(message_of<format_error>([&] { (void)load_written(c, dir); }),
+               Contains("model.layers.0.input_layernorm.weight") && Contains("element 5") && Contains("not finite"));
+  }
+}
+
+TEST_CASE("Robustness: activation_tensor never narrows silently", "[models][errors][robustness]") {
+  const std::vector<float> big{1.0f, 3.4e38f};
+  const auto bytes = std::as_bytes(std::span(big));
+  const io::AnyTensor t = io::detail::AnyTensorBytes::make("b", dtype_code::f32, {2}, bytes, "test");
+  CHECK_THROWS_WITH((precis::activation_tensor<bf16, 1>(t)), Contains("narrows") && Contains("narrowed_activation_tensor"));
+  CHECK_THROWS_WITH((precis::narrowed_activation_tensor<bf16, 1>(t)), Contains("element 1") && Contains("overflows bf16"));
+  const std::vector<float> ok{1.0f, -2.5f};
+  const io::AnyTensor s = io::detail::AnyTensorBytes::make("b", dtype_code::f32, {2}, std::as_bytes(std::span(ok)), "test");
+  CHECK(static_cast<float>(precis::narrowed_activation_tensor<bf16, 1>(s)(1)) == -2.5f);
+  CHECK(precis::activation_tensor<f32, 1>(s)(1) == -2.5f);
+  // AnyTensor::of takes its dtype code from the view's type.
+  Tensor<bf16, 1> b({3});
+  CHECK(io::AnyTensor::of<bf16, 1>("x", b.cview(), "memory").dtype() == dtype_code::bf16);
 }
