@@ -164,8 +164,8 @@ class HfReader {
 
 [[nodiscard]] inline Vocab vocab_from_hf(const std::filesystem::path& dir) {
   const std::filesystem::path tj = dir / "tokenizer.json";
-  if (!std::filesystem::is_regular_file(tj))
-    fail<io_error>("[tokenizer] '", dir.string(), "': no tokenizer.json in the directory");
+  if (!std::filesystem::exists(tj))
+    fail<io_error>("[tokenizer] '", dir.string(), "': no tokenizer.json in the directory");  // else read_json_file says what it is
   const nlohmann::json root = detail::read_json_file(tj);
   const detail::HfReader r(tj.string());
   if (!root.is_object()) r.bad("$", "the top level must be an object");
