@@ -11,6 +11,7 @@
 
 #include <algorithm>    // std::count
 #include <cstddef>      // std::byte, std::size_t
+#include <cstdint>      // std::int64_t
 #include <filesystem>   // std::filesystem
 #include <fstream>      // std::ofstream
 #include <span>         // std::span
@@ -30,6 +31,7 @@
 #include <precis/models/llama.hpp>          // LlamaConfig
 #include <precis/models/model_config.hpp>   // HfConfig
 #include <precis/models/qwen3_moe.hpp>      // Qwen3MoeConfig
+#include <precis/runtime/load_model.hpp>    // models::load_model
 #include <precis/text/tokenizer.hpp>        // text::Tokenizer, MarkedText
 #include <precis/text/utf8.hpp>             // text::find_invalid_utf8
 
@@ -58,8 +60,30 @@ inline void write_file(const std::filesystem::path& p, std::string_view text) {
 [[noreturn]] inline void broken(const std::string& what) { throw std::logic_error("fuzz check: " + what); }
 }  // namespace detail
 
-/// config.json interpretation: the bounded parser, then every architecture's reading of it.
+/// config.json interpretation: the bounded parser, then every architecture's reading of it, then
+/// a whole-model load of a crafted directory (this config.json over the llama fixture's weights,
+/// PRECIS_FIXTURES_DIR) and one forward pass — shape disagreements must be errors, not reads out
+/// of bounds.
 [[nodiscard]] inline hostile_outcome check_config_json(std::span<const std::byte> in) {
+  namespace fs = std::filesystem;
+  {
+    const fs::path dir = detail::scratch_dir() / "model";
+    fs::create_directories(dir);
+    detail::write_file(dir / "config.json", detail::as_text(in));
+    std::error_code ec;
+    if (!fs::exists(dir / "model.safetensors"))
+      fs::create_symlink(fs::path(PRECIS_FIXTURES_DIR) / "models" / "llama" / "model.safetensors", dir / "model.safetensors", ec);
+    try {
+      models::LoadOptions lo;
+      lo.max_context = 8;
+      const auto lm = models::load_model(dir, models::precision::f32, lo);
+      const auto seq = lm->new_sequence();
+      const std::vector<std::int64_t> ids{1, 2, 3};
+      (void)lm->forward_last(seq, ids);
+      lm->release(seq);
+    } catch (const precis::error&) {
+    }
+  }
   bool any = false;
   try {
     const auto root = io::parse_json_text(detail::as_text(in), "config", "fuzz");
