@@ -27,7 +27,8 @@
 #pragma once
 
 #include <algorithm>    // std::find
-#include <filesystem>   // std::filesystem::path
+#include <filesystem>   // std::filesystem::path, file_size, directory_iterator
+#include <system_error> // std::error_code
 #include <memory>       // std::unique_ptr
 #include <span>         // std::span
 #include <string>       // std::string
@@ -54,15 +55,32 @@ namespace precis::models {
 
 namespace detail {
 /// Calls f(backend) with the backend LoadOptions::backend names, constructed from the options.
+/// The bytes of the weight files of `w` (a GGUF file, or a checkpoint directory's .safetensors).
+[[nodiscard]] inline std::size_t weight_file_bytes(const WeightSource& w) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(w.path())) return static_cast<std::size_t>(fs::file_size(w.path(), ec));
+  std::size_t n = 0;
+  for (const fs::directory_entry& e : fs::directory_iterator(w.path(), ec))
+    if (e.is_regular_file() && e.path().extension() == ".safetensors") n += static_cast<std::size_t>(e.file_size(ec));
+  return n;
+}
+
 template <class F>
-[[nodiscard]] std::unique_ptr<CausalLM> on_backend(const LoadOptions& o, F&& f) {
+[[nodiscard]] std::unique_ptr<CausalLM> on_backend(const LoadOptions& o, const ModelFiles& files, F&& f) {
   switch (o.backend) {
     case backend_kind::cpu: return f(backends::Cpu(o.n_threads));
     case backend_kind::reference: return f(backends::Reference(o.n_threads));
     case backend_kind::cuda:
 #if defined(PRECIS_WITH_CUDA)
-      return f(backends::Cuda(o.n_threads));
+    {
+      backends::Cuda be(o.n_threads);
+      // Does the model fit? Said before the first upload, with both numbers.
+      be.check_fits(weight_file_bytes(files.weights), "'" + files.weights.path().string() + "'");
+      return f(std::move(be));
+    }
 #else
+      (void)files;
       break;
 #endif
   }
@@ -75,7 +93,7 @@ template <class F>
 /// A registry row's loader: the model header's `load_x<Backend>`, on the backend of the options.
 #define PRECIS_MODEL_LOADER(load_x)                                                           \
   [](ModelFiles& files, precision p, const LoadOptions& o) -> std::unique_ptr<CausalLM> {    \
-    return detail::on_backend(o, [&](auto backend) { return load_x(files, p, o, std::move(backend)); }); \
+    return detail::on_backend(o, files, [&](auto backend) { return load_x(files, p, o, std::move(backend)); }); \
   }
 
 /// One loadable model.

@@ -324,6 +324,25 @@ class Cuda {
 
   [[nodiscard]] static constexpr const char* name() noexcept { return "cuda"; }
   [[nodiscard]] const cuda_rt::DeviceInfo& device() const noexcept { return st_->info; }
+
+  /// Before any weight is uploaded: cuda_error when `weight_bytes` (the model's weights in their
+  /// stored formats) plus a 5% margin and the 64 MiB dequantization chunk of quantized prefill
+  /// GEMMs exceed the device memory free
+  /// now — saying how much the model needs and how much is free, instead of failing midway
+  /// through the upload. (The KV pool is allocated after the weights; running out there is the
+  /// allocator's own error with both numbers.)
+  void check_fits(std::size_t weight_bytes, std::string_view what) const {
+    std::size_t free_b = 0, total_b = 0;
+    PRECIS_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b), "check_fits");
+    const double need = static_cast<double>(weight_bytes) * 1.05 + static_cast<double>(std::size_t{64} << 20);
+    if (need > static_cast<double>(free_b)) {
+      constexpr double gib = 1024.0 * 1024.0 * 1024.0;
+      fail<cuda_error>("[cuda] ", what, " needs about ", need / gib, " GiB of device memory for its weights (",
+                       static_cast<double>(weight_bytes) / gib, " GiB stored) but ", static_cast<double>(free_b) / gib,
+                       " GiB of ", static_cast<double>(total_b) / gib, " GiB are free on ", st_->info.name,
+                       "; use a smaller or more quantized model, or --device cpu");
+    }
+  }
   [[nodiscard]] cudaStream_t stream() const noexcept { return st_->stream; }
 
   template <class F>
