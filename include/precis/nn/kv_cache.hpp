@@ -224,11 +224,24 @@ class HostKvPool {
 
   explicit HostKvPool(const KvIndex& index) {
     layers_.reserve(static_cast<std::size_t>(index.n_layers()));
-    for (index_t l = 0; l < index.n_layers(); ++l) {
-      const index_t b = index.blocks(l), n = index.block_slots(l), h = index.n_kv_heads(), d = index.head_dim();
-      const extents_t<3> scales = quantized ? extents_t<3>{b, n, h} : extents_t<3>{0, 0, 0};
-      layers_.push_back({Tensor<element_dtype, 4>({b, h, n, d}), Tensor<element_dtype, 4>({b, h, n, d}),
-                         Tensor<f32, 3>(scales), Tensor<f32, 3>(scales)});
+    try {
+      for (index_t l = 0; l < index.n_layers(); ++l) {
+        const index_t b = index.blocks(l), n = index.block_slots(l), h = index.n_kv_heads(), d = index.head_dim();
+        const extents_t<3> scales = quantized ? extents_t<3>{b, n, h} : extents_t<3>{0, 0, 0};
+        layers_.push_back({Tensor<element_dtype, 4>({b, h, n, d}), Tensor<element_dtype, 4>({b, h, n, d}),
+                           Tensor<f32, 3>(scales), Tensor<f32, 3>(scales)});
+      }
+    } catch (const resource_error& e) {
+      // Say what needed the memory: the pool is reserved for every sequence's whole context (and
+      // committed only as positions are written), so the remedy is fewer positions or sequences.
+      double total = 0;
+      for (index_t l = 0; l < index.n_layers(); ++l)
+        total += 2.0 * static_cast<double>(index.blocks(l)) * static_cast<double>(index.block_slots(l)) *
+                 static_cast<double>(index.n_kv_heads() * index.head_dim()) * sizeof(storage_t<element_dtype>);
+      fail<resource_error>("[kv cache] ", index.n_layers(), " layers × ", index.max_sequences(), " sequence(s) × ",
+                           index.n_kv_heads(), " kv heads × ", index.head_dim(), " dims need ",
+                           total / (1024.0 * 1024.0 * 1024.0), " GiB of address space for ", dtype_name<element_dtype>,
+                           " K/V: ", e.what(), "; load with a smaller max_context (-c) or fewer sequences (-np)");
     }
   }
 

@@ -153,7 +153,9 @@ class KvIndex {
       s.length.assign(windows_.size(), 0);
       s.oldest.assign(windows_.size(), 0);
     }
-    for (index_t p = size.n_pages; p-- > 0;) free_.push_back(p);  // pop_back hands out page 0 first
+    // Pages never handed out are counted, not listed: a pool sized for a long context and many
+    // sequences costs nothing here until used (a list of 2^30 page ids was 8 GB before any work).
+    fresh_ = 0;
   }
 
   [[nodiscard]] const PagedKvSize& size() const noexcept { return size_; }
@@ -165,7 +167,9 @@ class KvIndex {
   [[nodiscard]] index_t n_pages() const noexcept { return size_.n_pages; }
   [[nodiscard]] index_t max_sequences() const noexcept { return size_.max_sequences; }
   [[nodiscard]] index_t max_append() const noexcept { return size_.max_append; }
-  [[nodiscard]] index_t free_pages() const noexcept { return static_cast<index_t>(free_.size()); }
+  [[nodiscard]] index_t free_pages() const noexcept {
+    return static_cast<index_t>(free_.size()) + (size_.n_pages - fresh_);
+  }
   /// The window `layer`'s storage was built for (0: full).
   [[nodiscard]] index_t window(index_t layer) const { return windows_[checked_layer("window", layer)]; }
   /// Blocks of `layer`'s storage: pool pages (full layer) or one ring per sequence slot.
@@ -228,8 +232,12 @@ class KvIndex {
                    seq.slot, ", layer ", layer, " needs ", more, " more page(s) of ", page_size(),
                    " positions for positions [", start, ", ", end, "), ", free_pages(), " of ", n_pages(), " free");
       for (index_t i = 0; i < more; ++i) {
-        s.pages.push_back(free_.back());
-        free_.pop_back();
+        if (!free_.empty()) {  // returned pages first, then fresh ones in order (page 0 first)
+          s.pages.push_back(free_.back());
+          free_.pop_back();
+        } else {
+          s.pages.push_back(fresh_++);
+        }
       }
     } else {
       PRECIS_CHECK(n_new <= max_append(), range_error, "[", owner_, "::append] sequence ", seq.slot, ", layer ",
@@ -316,7 +324,8 @@ class KvIndex {
   const char* owner_;
   std::vector<index_t> windows_;   // [n_layers]
   std::vector<slot_state> slots_;  // [max_sequences]
-  std::vector<index_t> free_;      // free pool pages (a stack)
+  std::vector<index_t> free_;      // pool pages returned by released sequences (a stack)
+  index_t fresh_ = 0;              // pages [fresh_, n_pages) were never handed out
 };
 
 }  // namespace precis

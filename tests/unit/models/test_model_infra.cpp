@@ -637,6 +637,15 @@ TEST_CASE("Robustness: hostile configs and checkpoints fail at load, naming what
     CHECK_THAT(message_of<config_error>([&] { (void)load_written(c, dir); }),
                Contains("mixes F16 and BF16") && Contains("model.layers.1.mlp.up_proj.weight"));
   }
+  SECTION("a KV cache beyond the address space says what needed how much") {
+    LlamaCheckpoint c = good;
+    c.config["max_position_embeddings"] = 1 << 26;  // allowed, but 256 sequences of it are 8 TiB
+    pm::LoadOptions o;
+    o.max_context = 0;  // the model's own
+    o.max_sequences = 256;
+    CHECK_THAT(message_of<precis::resource_error>([&] { (void)load_written(c, dir, pm::precision::f32, o); }),
+               Contains("[kv cache]") && Contains("256 sequence(s)") && Contains("-c"));
+  }
   SECTION("a NaN in a norm weight is a load error naming the tensor and element") {
     LlamaCheckpoint c = good;
     c.tensors.at("model.layers.0.input_layernorm.weight").values[5] = std::numeric_limits<double>::quiet_NaN();
