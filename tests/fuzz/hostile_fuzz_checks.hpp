@@ -1,6 +1,5 @@
 // tests/fuzz/hostile_fuzz_checks.hpp — what the hostile-input fuzzers (issue "Hostile files and
-// prompts") check for one input, shared by the libFuzzer targets (fuzz_config_json.cpp,
-// fuzz_tokenizer_json.cpp, fuzz_gguf_vocab.cpp, fuzz_prompt_text.cpp) and the seed replay test
+// prompts") check for one input, shared by the libFuzzer targets (fuzz_tokenizer_json.cpp, fuzz_gguf_vocab.cpp, fuzz_prompt_text.cpp) and the seed replay test
 // (tests/unit/generate/test_fuzz_seed_replay.cpp, run by every build).
 //
 // Every input is either accepted or rejected with a precis::error (config_error, format_error,
@@ -26,12 +25,6 @@
 #include <precis/core/error.hpp>            // precis::error
 #include <precis/generate/chat_format.hpp>  // format_chat, ChatFormat
 #include <precis/io/gguf.hpp>               // io::GgufFile
-#include <precis/io/json.hpp>               // io::parse_json_text
-#include <precis/models/gpt_oss.hpp>        // GptOssConfig
-#include <precis/models/llama.hpp>          // LlamaConfig
-#include <precis/models/model_config.hpp>   // HfConfig
-#include <precis/models/qwen3_moe.hpp>      // Qwen3MoeConfig
-#include <precis/runtime/load_model.hpp>    // models::load_model
 #include <precis/text/tokenizer.hpp>        // text::Tokenizer, MarkedText
 #include <precis/text/utf8.hpp>             // text::find_invalid_utf8
 
@@ -59,50 +52,6 @@ inline void write_file(const std::filesystem::path& p, std::string_view text) {
 /// A broken promise of an accepted input: not a precis::error, so it is reported.
 [[noreturn]] inline void broken(const std::string& what) { throw std::logic_error("fuzz check: " + what); }
 }  // namespace detail
-
-/// config.json interpretation: the bounded parser, then every architecture's reading of it, then
-/// a whole-model load of a crafted directory (this config.json over the llama fixture's weights,
-/// PRECIS_FIXTURES_DIR) and one forward pass — shape disagreements must be errors, not reads out
-/// of bounds.
-[[nodiscard]] inline hostile_outcome check_config_json(std::span<const std::byte> in) {
-  namespace fs = std::filesystem;
-  {
-    const fs::path dir = detail::scratch_dir() / "model";
-    fs::create_directories(dir);
-    detail::write_file(dir / "config.json", detail::as_text(in));
-    std::error_code ec;
-    if (!fs::exists(dir / "model.safetensors"))
-      fs::create_symlink(fs::path(PRECIS_FIXTURES_DIR) / "models" / "llama" / "model.safetensors", dir / "model.safetensors", ec);
-    try {
-      models::LoadOptions lo;
-      lo.max_context = 8;
-      const auto lm = models::load_model(dir, models::precision::f32, lo);
-      const auto seq = lm->new_sequence();
-      const std::vector<std::int64_t> ids{1, 2, 3};
-      (void)lm->forward_last(seq, ids);
-      lm->release(seq);
-    } catch (const precis::error&) {
-    }
-  }
-  bool any = false;
-  try {
-    const auto root = io::parse_json_text(detail::as_text(in), "config", "fuzz");
-    const auto cfg = models::HfConfig::from_json(root, "fuzz/config.json");
-    const auto attempt = [&](auto&& f) {
-      try {
-        f();
-        any = true;
-      } catch (const precis::error&) {
-      }
-    };
-    attempt([&] { (void)models::LlamaConfig::from_hf(cfg); });
-    attempt([&] { (void)models::Qwen3MoeConfig::from_hf(cfg); });
-    attempt([&] { (void)models::GptOssConfig::from_hf(cfg); });
-  } catch (const precis::error&) {
-    return hostile_outcome::rejected;
-  }
-  return any ? hostile_outcome::accepted : hostile_outcome::rejected;
-}
 
 /// A tokenizer.json (written into a scratch directory, as Tokenizer::from_hf reads it), then
 /// encoding and decoding a few texts with the tokenizer it builds.

@@ -10,7 +10,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "fuzz/hostile_fuzz_checks.hpp"
+#include "fuzz/config_fuzz_check.hpp"  // check_config_json (+ hostile_fuzz_checks.hpp)
 
 namespace fs = std::filesystem;
 using precis::test::hostile_outcome;
