@@ -21,7 +21,8 @@
 #include <precis/quant/quantize.hpp>      // quantize
 #include <precis/weights/any_weight.hpp>  // AnyWeight
 
-#include "support/any_tensor_bytes.hpp"  // io::detail::AnyTensorBytes
+#include "support/any_tensor_bytes.hpp"             // io::detail::AnyTensorBytes
+#include "unit/models/test_moe_models_support.hpp"  // rel_l2 (one definition for every backend/model diff)
 
 namespace precis::test {
 
@@ -75,16 +76,6 @@ template <class D, std::size_t R>
   }
   keep.push_back(std::move(bytes));
   return AnyWeight::from(io::detail::AnyTensorBytes::make("w", format, {n, k}, std::span<const std::byte>(keep.back()), "test"));
-}
-
-[[nodiscard]] inline double rel_l2(const Tensor<f32, 2>& a, const Tensor<f32, 2>& b) {
-  double num = 0, den = 0;
-  for (index_t i = 0; i < a.numel(); ++i) {
-    const double d = static_cast<double>(a.data()[i]) - static_cast<double>(b.data()[i]);
-    num += d * d;
-    den += static_cast<double>(b.data()[i]) * static_cast<double>(b.data()[i]);
-  }
-  return std::sqrt(num / den);
 }
 
 /// Prefill of `prompt`, then one decode step for each of `next`; the logits stacked [T + steps, vocab].
