@@ -208,37 +208,25 @@ class Generator {
   /// One chat prompt (generate::format_chat); `on_text` receives the text as it is generated.
   [[nodiscard]] GenerationResult generate(const text::MarkedText& prompt, const GenerateOptions& opt,
                                           const std::function<void(std::string_view)>& on_text = {}) {
-    const std::vector<std::vector<text::token_id>> ids{tokenize(prompt, opt)};
-    TextSink sink;
-    if (on_text) sink = [&](std::size_t, std::string_view s) { on_text(s); };
-    return std::move(generate_batch_tokens(ids, opt, sink).results.front());
+    return generate_one(tokenize(prompt, opt), opt, on_text);
   }
 
   /// Chat prompts, decoded together.
   [[nodiscard]] BatchResult generate_batch(std::span<const text::MarkedText> prompts, const GenerateOptions& opt,
                                            const TextSink& on_text = {}) {
-    std::vector<std::vector<text::token_id>> ids;
-    ids.reserve(prompts.size());
-    for (const text::MarkedText& p : prompts) ids.push_back(tokenize(p, opt));
-    return generate_batch_tokens(ids, opt, on_text);
+    return generate_batch_tokens(tokenize_all(prompts, opt), opt, on_text);
   }
 
   /// One prompt; `on_text` receives the text as it is generated.
   [[nodiscard]] GenerationResult generate(std::string_view prompt, const GenerateOptions& opt,
                                           const std::function<void(std::string_view)>& on_text = {}) {
-    const std::vector<std::string> prompts{std::string(prompt)};
-    TextSink sink;
-    if (on_text) sink = [&](std::size_t, std::string_view s) { on_text(s); };
-    return std::move(generate_batch(prompts, opt, sink).results.front());
+    return generate_one(tokenize(prompt, opt), opt, on_text);
   }
 
   /// A continuation for each prompt; the sequences decode together.
   [[nodiscard]] BatchResult generate_batch(std::span<const std::string> prompts, const GenerateOptions& opt,
                                            const TextSink& on_text = {}) {
-    std::vector<std::vector<text::token_id>> ids;
-    ids.reserve(prompts.size());
-    for (const std::string& p : prompts) ids.push_back(tokenize(p, opt));
-    return generate_batch_tokens(ids, opt, on_text);
+    return generate_batch_tokens(tokenize_all(prompts, opt), opt, on_text);
   }
 
   /// As generate_batch, from prompts already tokenized (exactly these ids are fed; `add_bos`
@@ -358,6 +346,25 @@ class Generator {
                      ": token ", k, " is id ", prompts[i][k], ", outside the model's vocabulary [0, ",
                      info.vocab_size, ")");
     }
+  }
+
+  /// Every prompt (strings or chat prompts) tokenized as tokenize() does.
+  template <class Prompt>
+  [[nodiscard]] std::vector<std::vector<text::token_id>> tokenize_all(std::span<const Prompt> prompts,
+                                                                      const GenerateOptions& opt) const {
+    std::vector<std::vector<text::token_id>> ids;
+    ids.reserve(prompts.size());
+    for (const Prompt& p : prompts) ids.push_back(tokenize(p, opt));
+    return ids;
+  }
+
+  /// One tokenized prompt as a batch of one, its text streamed to `on_text`.
+  [[nodiscard]] GenerationResult generate_one(std::vector<text::token_id> ids, const GenerateOptions& opt,
+                                              const std::function<void(std::string_view)>& on_text) {
+    const std::vector<std::vector<text::token_id>> batch{std::move(ids)};
+    TextSink sink;
+    if (on_text) sink = [&](std::size_t, std::string_view s) { on_text(s); };
+    return std::move(generate_batch_tokens(batch, opt, sink).results.front());
   }
 
   /// Runs the prompt through the model in chunks; returns the logits of its last token [1, vocab].
