@@ -2,11 +2,12 @@
 // logits (e.g. produced by HF transformers in float32, tools/make_model_fixtures.py).
 //
 //   precis-conform --model DIR|FILE.gguf --reference FILE [--split N] [--precision f32|bf16]
-//                  [--backend cpu|reference] [--threads N] [--info]
+//                  [--backend cpu|reference|cuda] [--threads N] [--info]
 //
-// --backend picks the backend the model's ops run on (runtime/load_model.hpp): the CPU kernels
-// (default) or the scalar reference ops, so every fixture is checked on both, with the same
-// tolerances: the reference backend is the math spec, the CPU backend its optimised twin.
+// --backend (alias --device) picks the backend the model's ops run on (runtime/load_model.hpp):
+// the CPU kernels (default), the scalar reference ops, or the GPU (cuda: a build with precis::cuda
+// and an NVIDIA GPU), so every fixture is checked on each with the same tolerances: the reference
+// backend is the math spec, the CPU and CUDA backends its optimised twins.
 //
 // The reference file is safetensors with `tokens` I64 [S], `logits` F32 [S, vocab] and, for
 // MRoPE models, `position_ids` I64 [3, S]. Without --split the S tokens run as one prefill; with
@@ -53,7 +54,7 @@ struct Args {
 
 constexpr const char* usage =
     "usage: precis-conform --model DIR|FILE.gguf --reference FILE [--split N] [--precision f32|bf16] "
-    "[--backend cpu|reference] [--threads N] [--info]\n";
+    "[--backend cpu|reference|cuda] [--threads N] [--info]\n";
 
 [[nodiscard]] std::optional<std::int64_t> parse_int(std::string_view s) {
   std::int64_t v = 0;
@@ -77,16 +78,17 @@ constexpr const char* usage =
     if (opt == "--info") {
       a.info = true;
     } else if (opt == "--model" || opt == "--reference" || opt == "--split" || opt == "--precision" ||
-               opt == "--threads" || opt == "--backend") {
+               opt == "--threads" || opt == "--backend" || opt == "--device") {
       const auto v = value();
       if (!v) return std::nullopt;
       if (opt == "--model") a.model = *v;
       else if (opt == "--reference") a.reference = *v;
-      else if (opt == "--backend") {
+      else if (opt == "--backend" || opt == "--device") {
         if (*v == "cpu") a.backend = pm::backend_kind::cpu;
         else if (*v == "reference") a.backend = pm::backend_kind::reference;
+        else if (*v == "cuda") a.backend = pm::backend_kind::cuda;
         else {
-          std::fprintf(stderr, "precis-conform: --backend must be cpu or reference, got '%.*s'\n",
+          std::fprintf(stderr, "precis-conform: --backend must be cpu, reference or cuda, got '%.*s'\n",
                        static_cast<int>(v->size()), v->data());
           return std::nullopt;
         }

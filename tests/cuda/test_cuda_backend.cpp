@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <random>
 #include <span>
 #include <string>
@@ -30,6 +31,9 @@
 #include <precis/backends/reference/backend.hpp>
 #include <precis/core/cast.hpp>
 #include <precis/core/transfer.hpp>
+#include <precis/generate/generator.hpp>
+#include <precis/nn/sampling.hpp>
+#include <precis/text/tokenizer.hpp>
 #include <precis/quant/quantize.hpp>
 #include <precis/runtime/load_model.hpp>
 #include <precis/weights/any_weight.hpp>
@@ -315,6 +319,105 @@ TEMPLATE_TEST_CASE("Cuda vs Reference: route and moe (orders, formats, interleav
 
 namespace {
 
+/// Logits [B, V] on a grid of 1/8 (many exact ties) in [-6, 6), some rows with −inf entries.
+Tensor<f32, 2> tied_logits(index_t B, index_t V, std::mt19937& rng) {
+  Tensor<f32, 2> l({B, V});
+  std::uniform_int_distribution<int> grid(-48, 47);
+  for (index_t b = 0; b < B; ++b)
+    for (index_t v = 0; v < V; ++v)
+      l(b, v) = (b % 3 == 2 && v % 5 == 0) ? -std::numeric_limits<float>::infinity() : static_cast<float>(grid(rng)) / 8.0f;
+  return l;
+}
+
+}  // namespace
+
+// The device chain against sampling::sample_rows (the spec) for the same drawn requests. Tokens
+// must be identical: greedy and the penalties are exact; the draws' double sums differ from the
+// host's only in rounding, which moves a token only when u lands within ~1e-15 of a cumulative
+// boundary (never, for these 1/8-grid logits and random u).
+TEST_CASE("Cuda vs Reference: sample (greedy, penalties, top-k, top-p, min-p, temperature, padding, NaN)",
+          "[cuda][sampling]") {
+  be::Cuda gpu;
+  std::mt19937 rng(77);
+  std::uniform_real_distribution<double> uni(0.0, 1.0);
+  const std::vector<std::int32_t> history = {5, 5, 9, 0, 3, 5, 11, 9, 2, 6, 6, 6, 1};
+  struct Cfg {
+    const char* name;
+    sampling::SamplerParams p;
+  };
+  std::vector<Cfg> cfgs;
+  cfgs.push_back({"greedy", {.temperature = 0.0f}});
+  cfgs.push_back({"greedy + penalties", {.temperature = 0.0f, .repetition_penalty = 1.3f, .frequency_penalty = 0.25f,
+                                         .presence_penalty = 0.5f, .penalty_last_n = -1}});
+  cfgs.push_back({"plain draw", {.temperature = 1.0f}});
+  cfgs.push_back({"temperature 0.7", {.temperature = 0.7f}});
+  cfgs.push_back({"min-p 0.05, T 1.3", {.temperature = 1.3f, .min_p = 0.05f}});
+  cfgs.push_back({"top-k 40", {.temperature = 1.0f, .top_k = 40}});
+  cfgs.push_back({"top-k 1", {.temperature = 0.8f, .top_k = 1}});
+  cfgs.push_back({"top-p 0.9", {.temperature = 1.0f, .top_p = 0.9f}});
+  cfgs.push_back({"llama.cpp defaults", {.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f,
+                                         .repetition_penalty = 1.1f, .penalty_last_n = 8}});
+  cfgs.push_back({"top-k past vocab, top-p, penalties", {.temperature = 0.6f, .top_k = 1 << 20, .top_p = 0.5f,
+                                                         .repetition_penalty = 0.9f, .frequency_penalty = -0.5f}});
+  for (const index_t V : {index_t{1}, index_t{13}, index_t{1000}, index_t{8191}, index_t{151936}}) {
+    const index_t B = 3;
+    const Tensor<f32, 2> host = tied_logits(B, V, rng);
+    const Tensor<f32, 2, cuda> dev = to_device(host);
+    const std::vector<std::int32_t> hist = [&] {
+      std::vector<std::int32_t> h;
+      for (const std::int32_t t : history)
+        if (t < std::min<index_t>(V, V > 100 ? V - 50 : V)) h.push_back(t);
+      return h;
+    }();
+    for (const Cfg& c : cfgs) {
+      if (V == 1 && c.p.top_k == (1 << 20)) continue;
+      int mismatches = 0;
+      for (int rep = 0; rep < 12; ++rep) {
+        std::vector<sampling::SampleRequest> reqs;
+        for (index_t b = 0; b < B; ++b) {
+          sampling::SamplerChain chain(c.p);
+          sampling::SampleRequest r = chain.request(hist, b == 1 && V > 100 ? V - 50 : 0);  // row 1: padded vocab
+          if (c.p.temperature != 0.0f) r.u = uni(rng);
+          reqs.push_back(r);
+        }
+        const std::vector<sampling::SampleOutcome> want = sampling::sample_rows(host, reqs);
+        const std::vector<sampling::SampleOutcome> got = gpu.sample(dev, reqs);
+        REQUIRE(got.size() == want.size());
+        for (std::size_t b = 0; b < got.size(); ++b) {
+          if (got[b].token != want[b].token || got[b].bad_id != want[b].bad_id) {
+            ++mismatches;
+            WARN(c.name << ", V " << V << ", row " << b << ", u " << reqs[b].u << ": device " << got[b].token << ", host "
+                        << want[b].token);
+          }
+          if (b == 1 && V > 100) CHECK(got[b].token < V - 50);
+        }
+      }
+      INFO(c.name << ", V " << V);
+      CHECK(mismatches == 0);
+    }
+  }
+  SECTION("the first NaN or +inf of a row is reported (over the whole row, padding included); all -inf is an error") {
+    Tensor<f32, 2> host = tied_logits(2, 500, rng);
+    host(0, 480) = std::numeric_limits<float>::quiet_NaN();
+    host(0, 490) = std::numeric_limits<float>::infinity();
+    host(1, 7) = std::numeric_limits<float>::infinity();
+    sampling::SamplerChain chain({.temperature = 0.0f});
+    const std::vector<sampling::SampleRequest> reqs = {chain.request({}, 400), chain.request({}, 400)};
+    const std::vector<sampling::SampleOutcome> got = gpu.sample(to_device(host), reqs);
+    CHECK(got[0].bad_id == 480);
+    CHECK(std::isnan(got[0].bad_logit));
+    CHECK(got[1].bad_id == 7);
+    CHECK(got[1].token == -1);
+    Tensor<f32, 2> dead({1, 64});
+    for (index_t v = 0; v < 64; ++v) dead(0, v) = -std::numeric_limits<float>::infinity();
+    sampling::SamplerChain draw({.temperature = 1.0f});
+    const std::vector<sampling::SampleRequest> one = {draw.request({})};
+    CHECK_THROWS_WITH(gpu.sample(to_device(dead), one), Catch::Contains("every remaining logit is -inf"));
+  }
+}
+
+namespace {
+
 std::vector<std::int64_t> greedy(pm::CausalLM& lm, std::vector<std::int64_t> prompt, int n) {
   const auto s = lm.new_sequence();
   std::vector<std::int64_t> out;
@@ -362,6 +465,40 @@ TEST_CASE("Cuda vs Cpu: greedy tokens of stories260K are identical for 16 tokens
   const auto gpu = pm::load_model(model, pm::precision::f32, o);
   const std::vector<std::int64_t> prompt = {1, 403, 407, 261, 378};
   CHECK(greedy(*gpu, prompt, 16) == greedy(*cpu, prompt, 16));
+}
+
+// Generation samples on the device (Generator → decode_batch_sampled → Cuda::sample): greedy and
+// seeded sampling give the CPU's text. (Sampled text can differ only if the backends' logits
+// straddle a cumulative boundary: f32 logits agree to ~1e-6 relative here.)
+TEST_CASE("Cuda vs Cpu: generated text of stories260K, greedy and seeded sampling, batch of 3", "[cuda][models]") {
+  const std::filesystem::path model = std::filesystem::path(PRECIS_SHARED_DATA_DIR) / "models" / "stories260K.gguf";
+  if (!std::filesystem::exists(model)) {
+    WARN("skipped: " << model << " not found");
+    return;
+  }
+  pm::LoadOptions o;
+  o.max_context = 128;
+  o.max_sequences = 3;
+  const auto cpu = pm::load_model(model, pm::precision::f32, o);
+  o.backend = pm::backend_kind::cuda;
+  const auto gpu = pm::load_model(model, pm::precision::f32, o);
+  const text::Tokenizer tok = text::Tokenizer::from_gguf(model);
+  const std::vector<std::string> prompts = {"Once upon a time", "The little dog", "Lily and Tom went"};
+  for (const sampling::SamplerParams& p :
+       {sampling::SamplerParams{.temperature = 0.0f},
+        sampling::SamplerParams{.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f,
+                                .repetition_penalty = 1.1f, .seed = 7},
+        sampling::SamplerParams{.temperature = 1.0f, .seed = 11}}) {
+    generate::GenerateOptions opt;
+    opt.max_new_tokens = 32;
+    opt.sampling = p;
+    generate::Generator gc(*cpu, tok), gg(*gpu, tok);
+    const generate::BatchResult rc = gc.generate_batch(prompts, opt), rg = gg.generate_batch(prompts, opt);
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      INFO("prompt " << i << ", temperature " << p.temperature);
+      CHECK(rg.results[i].tokens == rc.results[i].tokens);
+    }
+  }
 }
 
 int main(int argc, char* argv[]) {

@@ -40,13 +40,20 @@
 //   add_inplace(x, y)                             x += y (the residual), in x's dtype
 //   route(policy, logits, k, selector)            logits [T, E] f32 → routing (policies: nn/router.hpp)
 //   moe(experts, x, routing)                      [T, H] Σ_j w·Expert_j(x)
-//   to_host(x)                                    Tensor<f32, 2, host> from x (the logits cross here;
-//                                                 a host backend moves, a device backend copies)
+//   to_host(x)                                    Tensor<f32, 2, host> from x (the logits of
+//                                                 precis-eval / -conform cross here; a host backend
+//                                                 moves, a device backend copies)
+//   sample(logits, requests)                      logits [B, V] f32 → one SampleOutcome per row
+//                                                 (nn/sampling.hpp: the token, or the first
+//                                                 NaN/+inf logit): generation's only crossing — a
+//                                                 device backend samples where the logits are and
+//                                                 returns the B token ids
 //   execute(f)                                    runs f in the backend's execution context
 //                                                 (the CPU backend's task arena) and returns f()
 //
-// Sampling stays on the host for now (nn/sampling.hpp over the f32 logits to_host returns); a GPU
-// backend that samples on the device adds it to this list together with the generator change.
+// Sampling: the request carries everything random (the uniform, drawn by the generator's
+// SamplerChain on the host, so the random sequence is the host's on every backend) and the
+// penalty window; sampling::sample_rows is the host backends' implementation and the math spec.
 #pragma once
 
 #include <concepts>     // std::same_as
@@ -54,6 +61,7 @@
 #include <cstdint>      // std::int64_t
 #include <optional>     // std::optional
 #include <span>         // std::span
+#include <vector>       // std::vector
 
 #include <precis/core/device.hpp>                // precis::Device, host
 #include <precis/core/dtype.hpp>                 // f32, bf16, i64
@@ -68,6 +76,7 @@
 #include <precis/nn/norm.hpp>                    // NormThenCast, MultiplyThenCast
 #include <precis/nn/rope.hpp>                    // RopeTable, rope_layout
 #include <precis/nn/router.hpp>                  // SoftmaxThenTopK, TopKThenSoftmax
+#include <precis/nn/sampling.hpp>                // SampleRequest, SampleOutcome
 #include <precis/ops/matmul.hpp>                 // operand_dtype
 #include <precis/weights/any_experts.hpp>        // AnyMoeExperts
 #include <precis/weights/any_weight.hpp>         // AnyWeight, activation_quantization
@@ -204,8 +213,10 @@ concept backend_moe = requires(B& b, view_of<B, const f32, 2> logits, view_of<B,
 };
 
 template <class B>
-concept backend_context = requires(B& b, tensor_of<B, f32, 2> logits) {
+concept backend_context = requires(B& b, tensor_of<B, f32, 2> logits, view_of<B, const f32, 2> lv,
+                                   std::span<const sampling::SampleRequest> reqs) {
   { b.to_host(std::move(logits)) } -> std::same_as<Tensor<f32, 2, host>>;
+  { b.sample(lv, reqs) } -> std::same_as<std::vector<sampling::SampleOutcome>>;
   { b.execute([] { return 1; }) } -> std::same_as<int>;
 };
 

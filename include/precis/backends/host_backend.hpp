@@ -29,6 +29,7 @@
 #include <precis/nn/layer_expert_selector.hpp>  // BoundLayerSelector
 #include <precis/nn/rope.hpp>                   // RopeTable
 #include <precis/nn/router.hpp>                 // Routing
+#include <precis/nn/sampling.hpp>               // sample_rows
 #include <precis/ops/host_tensor.hpp>           // HostTensorOfRank, as_const_view, format_extents
 #include <precis/weights/any_experts.hpp>       // AnyMoeExperts
 #include <precis/weights/any_weight.hpp>        // AnyWeight
@@ -72,6 +73,13 @@ class HostBackend {
   }
 
   [[nodiscard]] Tensor<f32, 2, host> to_host(Tensor<f32, 2, host>&& x) const { return std::move(x); }
+
+  /// Sampling is the spec itself (nn/sampling.hpp) on the host logits.
+  template <HostTensorOfRank<2> L>
+  [[nodiscard]] std::vector<sampling::SampleOutcome> sample(const L& logits,
+                                                            std::span<const sampling::SampleRequest> reqs) const {
+    return sampling::sample_rows(logits, reqs);
+  }
 
  template <ActivationDtype Act>
   [[nodiscard]] Tensor<Act, 2> embed(const AnyWeight& table, std::span<const std::int64_t> ids) const {

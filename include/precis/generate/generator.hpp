@@ -267,12 +267,13 @@ class Generator {
       run.push_back(std::move(fresh));
       Running& r = run.back();
       const auto t0 = std::chrono::steady_clock::now();
-      const Tensor<f32, 2> logits = prefill(r.seq, res.prompt_tokens, opt.prefill_chunk);  // [1, vocab]
       if (opt.max_new_tokens == 0) {
+        prefill(r.seq, res.prompt_tokens, opt.prefill_chunk, nullptr);
         res.reason = StopReason::max_tokens;
         r.done = true;
       } else {
-        next[i] = accept(i, r, res, opt, logits.cview()[logits.extent(0) - 1], on_text, context);
+        const sampling::SampleOutcome o = prefill(r.seq, res.prompt_tokens, opt.prefill_chunk, &r);
+        next[i] = accept(i, r, res, opt, o, on_text, context);
       }
       res.prefill_seconds = detail::seconds_since(t0);
       batch.stats.prefill_seconds += res.prefill_seconds;
@@ -282,6 +283,7 @@ class Generator {
     std::vector<models::SequenceId> seqs;
     std::vector<std::int64_t> toks;
     std::vector<std::size_t> who;
+    std::vector<sampling::SampleRequest> reqs;
     for (;;) {
       seqs.clear();
       toks.clear();
@@ -294,10 +296,13 @@ class Generator {
       }
       if (seqs.empty()) break;
       const auto t0 = std::chrono::steady_clock::now();
-      const Tensor<f32, 2> logits = lm_->decode_batch(seqs, toks);  // [B, vocab]
+      reqs.clear();
+      for (const std::size_t i : who) reqs.push_back(request(run[i]));
+      // The backend samples each row where the logits are: B token ids come back.
+      const std::vector<sampling::SampleOutcome> sampled = lm_->decode_batch_sampled(seqs, toks, reqs);
       for (std::size_t b = 0; b < who.size(); ++b) {
         const std::size_t i = who[b];
-        next[i] = accept(i, run[i], batch.results[i], opt, logits.cview()[static_cast<index_t>(b)], on_text, context);
+        next[i] = accept(i, run[i], batch.results[i], opt, sampled[b], on_text, context);
       }
       const double dt = detail::seconds_since(t0);
       for (const std::size_t i : who) batch.results[i].decode_seconds += dt;
@@ -367,36 +372,43 @@ class Generator {
     return std::move(generate_batch_tokens(batch, opt, sink).results.front());
   }
 
-  /// Runs the prompt through the model in chunks; returns the logits of its last token [1, vocab].
-  Tensor<f32, 2> prefill(models::SequenceId seq, const std::vector<text::token_id>& prompt, index_t chunk) {
+  /// The sampling request of `r`'s next step (its penalty window and, unless greedy, its draw).
+  /// Embedding rows past the tokenizer's vocabulary are padding (Qwen3: 151936 rows for 151669
+  /// tokens): never sampled, so generation cannot produce an id the tokenizer cannot decode.
+  [[nodiscard]] sampling::SampleRequest request(Running& r) const {
+    return r.sampler.request(r.history, static_cast<index_t>(tok_->vocab_size()));
+  }
+
+  /// Runs the prompt through the model in chunks; with `r`, samples the first token from the
+  /// last chunk's last row (on the backend).
+  sampling::SampleOutcome prefill(models::SequenceId seq, const std::vector<text::token_id>& prompt, index_t chunk,
+                                  Running* r) {
     const std::vector<std::int64_t> ids(prompt.begin(), prompt.end());
     const auto n = static_cast<index_t>(ids.size());
     for (index_t at = 0;; at += chunk) {
       const index_t len = std::min(chunk, n - at);
-      Tensor<f32, 2> logits = lm_->forward_last(seq, std::span(ids).subspan(static_cast<std::size_t>(at),
-                                                                            static_cast<std::size_t>(len)));
-      if (at + len == n) return logits;
+      const auto part = std::span(ids).subspan(static_cast<std::size_t>(at), static_cast<std::size_t>(len));
+      if (at + len < n || r == nullptr) {
+        (void)lm_->forward_last(seq, part);
+        if (at + len == n) return {};
+      } else {
+        return lm_->forward_last_sampled(seq, part, request(*r));
+      }
     }
   }
 
-  /// Samples the next token of prompt `i` from `row` [vocab], records it, streams its text and
-  /// decides whether the sequence stops. Returns the token to feed next.
+  /// Records the token the backend sampled for prompt `i`, streams its text and decides whether
+  /// the sequence stops. Returns the token to feed next.
   std::int64_t accept(std::size_t i, Running& r, GenerationResult& res, const GenerateOptions& opt,
-                      TensorView<const f32, 1> row, const TextSink& on_text, index_t context) {
+                      const sampling::SampleOutcome& sampled, const TextSink& on_text, index_t context) {
     // A NaN/+inf logit means the weights or an activation are not finite: say where it surfaced
     // (the sampler would only name a token).
-    const index_t vocab = row.extent(0);
-    for (index_t v = 0; v < vocab; ++v) {
-      const float l = row(v);
-      if (std::isnan(l) || l == std::numeric_limits<float>::infinity())
-        fail<numeric_error>("[generate] prompt ", i + 1, ", position ", lm_->length(r.seq), ": the model's logit of token ",
-                            v, " is ", l, " — a weight or an activation is not finite (check the checkpoint "
-                            "with precis-conform, or run with --precision f32)");
-    }
-    // Embedding rows past the tokenizer's vocabulary are padding (Qwen3: 151936 rows for 151669
-    // tokens): never sampled, so generation cannot produce an id the tokenizer cannot decode.
-    const index_t usable = std::min<index_t>(vocab, static_cast<index_t>(tok_->vocab_size()));
-    const std::int32_t t = r.sampler.sample(row.slice(0, 0, usable), r.history);
+    if (sampled.bad_id >= 0)
+      fail<numeric_error>("[generate] prompt ", i + 1, ", position ", lm_->length(r.seq),
+                          ": the model's logit of token ", sampled.bad_id, " is ", sampled.bad_logit,
+                          " — a weight or an activation is not finite (check the checkpoint "
+                          "with precis-conform, or run with --precision f32)");
+    const std::int32_t t = sampled.token;
     res.tokens.push_back(t);
     r.history.push_back(t);
     bool stop = true;

@@ -11,7 +11,9 @@
 // load_with_progress reads every weight file once, sequentially, before load_model (the bytes
 // land in the page cache, which the mapping then shares — nothing is held twice), and reports
 // the fraction read; then load_model builds the model from warm pages. The reported percentage
-// is therefore bytes of weights read, the part of loading that scales with the model's size.
+// is therefore bytes of weights read, the part of loading that scales with the model's size. On
+// a device backend (--device cuda) a second percentage follows: the bytes uploaded to the device
+// (LoadOptions::on_upload).
 #pragma once
 
 #include <algorithm>    // std::sort, std::min
@@ -95,7 +97,7 @@ namespace detail {
 }
 
 struct LoadProgress {
-  enum class Stage { reading, building, done } stage = Stage::reading;
+  enum class Stage { reading, building, uploading, done } stage = Stage::reading;
   std::uint64_t bytes_read = 0;
   std::uint64_t bytes_total = 0;
   double seconds = 0;  ///< since the load began
@@ -137,7 +139,14 @@ struct LoadProgress {
     if (!in.eof()) fail<io_error>("[model] reading '", f.string(), "' failed after ", pr.bytes_read, " bytes");
   }
   report(LoadProgress::Stage::building);
-  std::unique_ptr<models::CausalLM> lm = models::load_model(path, p, options);
+  models::LoadOptions o = options;
+  if (on_progress && !o.on_upload)  // a device backend: the bytes reaching the device
+    o.on_upload = [&](std::size_t done, std::size_t total) {
+      pr.bytes_read = done;
+      pr.bytes_total = total;
+      report(LoadProgress::Stage::uploading);
+    };
+  std::unique_ptr<models::CausalLM> lm = models::load_model(path, p, o);
   report(LoadProgress::Stage::done);
   return lm;
 }
@@ -155,7 +164,15 @@ struct LoadProgress {
       else if (!tty && pct / 25 != last_pct / 25)
         std::fprintf(stderr, "loading %s: reading weights %d%%\n", name.c_str(), pct);
       last_pct = pct;
+    } else if (p.stage == S::uploading) {
+      const int pct = static_cast<int>(p.fraction() * 100.0);
+      if (tty)
+        std::fprintf(stderr, "\rloading %s: uploading weights to the device %3d%%", name.c_str(), pct);
+      else if (pct / 25 != last_pct / 25 || last_pct > 100)
+        std::fprintf(stderr, "loading %s: uploading weights to the device %d%%\n", name.c_str(), pct);
+      last_pct = pct;
     } else if (p.stage == S::building) {
+      last_pct = 101;  // the upload's percentages start again
       std::fprintf(stderr, tty ? "\rloading %s: building the model    " : "loading %s: building the model\n",
                    name.c_str());
     } else {

@@ -7,6 +7,7 @@
 //   Tensor<f32, 2> next = lm->forward(s, {&token, 1});     // one decode step: [1, vocab]
 //   Tensor<f32, 2> last = lm->forward_last(s, prompt);     // prefill, last row only: [1, vocab]
 //   Tensor<f32, 2> rows = lm->decode_batch(seqs, tokens);  // B sequences, one token each: [B, vocab]
+//   SampleOutcome o = lm->forward_last_sampled(s, prompt, chain.request(history));  // sampled on the backend
 //   lm->set_expert_selector(hook);                         // MoE models: nn/layer_expert_selector.hpp
 //
 // The typed models (Llama<Policy, Backend>, …) stay typed: CausalLMFor<Model> wraps one behind
@@ -48,6 +49,7 @@
 #include <precis/models/weight_source.hpp>  // WeightSource, weight_format
 #include <precis/nn/kv_index.hpp>           // KvSeqId
 #include <precis/nn/layer_expert_selector.hpp>  // LayerExpertSelector
+#include <precis/nn/sampling.hpp>   // SampleRequest, SampleOutcome, sample_rows
 
 namespace precis::models {
 
@@ -153,6 +155,17 @@ class CausalLM {
   [[nodiscard]] virtual Tensor<f32, 2> decode_batch(std::span<const SequenceId> seqs,
                                                     std::span<const std::int64_t> tokens) = 0;
 
+  /// As forward_last, sampling the last row on the model's backend (nn/sampling.hpp): a device
+  /// backend returns only the token id. The outcome names the first NaN/+inf logit instead of a
+  /// token when there is one.
+  [[nodiscard]] virtual sampling::SampleOutcome forward_last_sampled(SequenceId seq, std::span<const std::int64_t> tokens,
+                                                                     const sampling::SampleRequest& request) = 0;
+
+  /// As decode_batch, sampling row b with requests[b] on the model's backend.
+  [[nodiscard]] virtual std::vector<sampling::SampleOutcome> decode_batch_sampled(
+      std::span<const SequenceId> seqs, std::span<const std::int64_t> tokens,
+      std::span<const sampling::SampleRequest> requests) = 0;
+
   /// Installs an expert-selection hook on every MoE layer (nn/layer_expert_selector.hpp); an
   /// empty one restores the model's own routing. config_error for a model without experts.
   virtual void set_expert_selector(LayerExpertSelector selector) = 0;
@@ -181,6 +194,14 @@ concept SelectsLogitsRows = requires(M& m, KvSeqId s, std::span<const std::int64
 template <class M>
 concept TakesMropePositions = requires(M& m, KvSeqId s, std::span<const std::int64_t> t, TensorView<const i64, 2> p) {
   { m.forward(s, t, p) } -> std::same_as<Tensor<f32, 2>>;
+};
+
+/// The model samples on its backend (models/decoder.hpp gives every Decoder-based model this).
+template <class M>
+concept SamplesOnBackend = requires(M& m, KvSeqId s, std::span<const std::int64_t> t, std::span<const KvSeqId> ss,
+                                    const sampling::SampleRequest& r, std::span<const sampling::SampleRequest> rs) {
+  { m.forward_sampled(s, t, r) } -> std::same_as<sampling::SampleOutcome>;
+  { m.decode_batch_sampled(ss, t, rs) } -> std::same_as<std::vector<sampling::SampleOutcome>>;
 };
 
 /// The model routes tokens to experts and takes a selection hook.
@@ -233,6 +254,28 @@ class CausalLMFor final : public CausalLM {
   [[nodiscard]] Tensor<f32, 2> decode_batch(std::span<const SequenceId> seqs,
                                             std::span<const std::int64_t> tokens) override {
     return model_.decode_batch(seqs, tokens);
+  }
+
+  [[nodiscard]] sampling::SampleOutcome forward_last_sampled(SequenceId seq, std::span<const std::int64_t> tokens,
+                                                             const sampling::SampleRequest& request) override {
+    if constexpr (SamplesOnBackend<Model>) {
+      return model_.forward_sampled(seq, tokens, request);
+    } else {
+      const Tensor<f32, 2> last = forward_last(seq, tokens);  // [1, vocab]
+      return sampling::sample_rows(last, std::span(&request, 1)).front();
+    }
+  }
+
+  [[nodiscard]] std::vector<sampling::SampleOutcome> decode_batch_sampled(
+      std::span<const SequenceId> seqs, std::span<const std::int64_t> tokens,
+      std::span<const sampling::SampleRequest> requests) override {
+    if constexpr (SamplesOnBackend<Model>) {
+      return model_.decode_batch_sampled(seqs, tokens, requests);
+    } else {
+      PRECIS_CHECK(requests.size() == seqs.size(), shape_error, "[", info_.architecture, "::decode_batch] ",
+                   requests.size(), " sampling requests for ", seqs.size(), " sequences");
+      return sampling::sample_rows(decode_batch(seqs, tokens), requests);
+    }
   }
 
   void set_expert_selector(LayerExpertSelector selector) override {

@@ -11,7 +11,8 @@
 //
 // What lives here: the backend object and the KV cache (in the backend's memory, made by it),
 // sequence bookkeeping, the context and batch checks with their messages, execution inside the
-// backend's context (the CPU backend's task arena), and the logits' crossing to the host.
+// backend's context (the CPU backend's task arena), and the logits' crossing to the host (or,
+// for generation, the sampled token's: forward_sampled, decode_batch_sampled).
 #pragma once
 
 #include <algorithm>  // std::min
@@ -19,6 +20,7 @@
 #include <span>     // std::span
 #include <string>   // std::string
 #include <utility>  // std::move
+#include <vector>   // std::vector
 
 #include <precis/backends/backend.hpp>       // Backend, kv_cache_of, tensor_of
 #include <precis/core/dtype.hpp>             // ActivationDtype, i64, f32
@@ -26,6 +28,7 @@
 #include <precis/core/tensor.hpp>            // Tensor
 #include <precis/models/model_loading.hpp>   // logits_rows, LoadOptions, context_for, kv_size_for
 #include <precis/nn/kv_index.hpp>            // KvSeqId, KvLayerPlan, PagedKvSize
+#include <precis/nn/sampling.hpp>            // SampleRequest, SampleOutcome
 
 namespace precis::models {
 
@@ -84,6 +87,32 @@ class Decoder {
   [[nodiscard]] Tensor<f32, 2> decode_batch(std::span<const KvSeqId> seqs, std::span<const std::int64_t> tokens) {
     const Tensor<i64, 1> positions = batch_positions(seqs, tokens);  // [B]
     return execute([&] { return finish(self().run(seqs, tokens, positions, logits_rows::all), logits_rows::all); });
+  }
+
+  /// As forward(seq, tokens, logits_rows::last), sampling the last row where the logits are
+  /// (backends/backend.hpp `sample`): only the token id (or the bad logit) crosses to the host.
+  [[nodiscard]] sampling::SampleOutcome forward_sampled(KvSeqId seq, std::span<const std::int64_t> tokens,
+                                                        const sampling::SampleRequest& request) {
+    const Tensor<i64, 1> positions = sequence_positions(seq, static_cast<index_t>(tokens.size()));  // [T]
+    return execute([&] {
+      const backends::tensor_of<B, f32, 2> logits =
+          self().run(std::span<const KvSeqId>(&seq, 1), tokens, positions, logits_rows::last);  // [T or 1, vocab]
+      const backends::view_of<B, const f32, 2> all = logits;
+      return be_.sample(all.slice(0, all.extent(0) - 1, all.extent(0)), std::span(&request, 1)).front();
+    });
+  }
+
+  /// As decode_batch, sampling row b with requests[b] on the backend.
+  [[nodiscard]] std::vector<sampling::SampleOutcome> decode_batch_sampled(std::span<const KvSeqId> seqs,
+                                                                          std::span<const std::int64_t> tokens,
+                                                                          std::span<const sampling::SampleRequest> requests) {
+    PRECIS_CHECK(requests.size() == seqs.size(), shape_error, "[", name_, "::decode_batch] ", requests.size(),
+                 " sampling requests for ", seqs.size(), " sequences");
+    const Tensor<i64, 1> positions = batch_positions(seqs, tokens);  // [B]
+    return execute([&] {
+      const backends::tensor_of<B, f32, 2> logits = self().run(seqs, tokens, positions, logits_rows::all);  // [B, vocab]
+      return be_.sample(backends::view_of<B, const f32, 2>(logits), requests);
+    });
   }
 
   /// Runs f() in the backend's execution context.

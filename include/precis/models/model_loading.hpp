@@ -15,6 +15,7 @@
 
 #include <cctype>       // std::isdigit
 #include <concepts>     // std::same_as
+#include <functional>  // std::function
 #include <cstddef>      // std::size_t
 #include <algorithm>    // std::max
 #include <string>       // std::string
@@ -67,6 +68,9 @@ struct LoadOptions {
   /// blocks with integer dot products as ggml does (weights/any_weight.hpp).
   activation_quantization quantize_activations = activation_quantization::none;
   backend_kind backend = backend_kind::cpu;  ///< where the ops run (runtime/load_model.hpp)
+  /// Device backends: called as weights reach the device (bytes uploaded, bytes the weight
+  /// files hold), about every 1%; host backends read the mapping in place and never call it.
+  std::function<void(std::size_t uploaded, std::size_t total)> on_upload = {};
 };
 
 /// `w`, adding its bytes to `copied` when the load had to copy it (a misaligned safetensors

@@ -49,6 +49,7 @@
 #include <cstdint>      // std::int32_t, std::uint64_t
 #include <limits>       // std::numeric_limits
 #include <map>          // std::map
+#include <utility>      // std::pair
 #include <random>       // std::mt19937_64
 #include <span>         // std::span
 #include <vector>       // std::vector
@@ -153,6 +154,29 @@ class Candidates {
 // Steps
 // ---------------------------------------------------------------------------------------------
 
+/// One penalised logit: a token seen `count` ≥ 1 times in the window. Every product is an
+/// explicit fused multiply-add (std::fma; d = c·frequency + presence, and l·r − d for a negative
+/// logit), so a device backend computes the same float (__fmaf_rn) whatever contraction either
+/// compiler would otherwise choose.
+[[nodiscard]] inline float penalized(float l, index_t count, float repetition, float frequency, float presence) {
+  const float d = std::fma(static_cast<float>(count), frequency, presence);
+  if (repetition == 1.0f) return l - d;
+  return l > 0.0f ? l / repetition - d : std::fma(l, repetition, -d);
+}
+
+/// The distinct tokens of a penalty window with their counts, by ascending id (what the
+/// penalties read; a device backend uploads these pairs). range_error for a token outside [0, vocab).
+[[nodiscard]] inline std::vector<std::pair<std::int32_t, index_t>> window_counts(std::span<const std::int32_t> window,
+                                                                                 index_t vocab) {
+  std::map<std::int32_t, index_t> count;  // token → occurrences in the window
+  for (const std::int32_t t : window) {
+    PRECIS_CHECK(t >= 0 && t < vocab, range_error, "[sampling::penalties] history token ", t, " outside [0, ", vocab,
+                 ")");
+    ++count[t];
+  }
+  return {count.begin(), count.end()};
+}
+
 /// Repetition, frequency and presence penalties for the tokens of `window` (see the header).
 /// `repetition` > 0 (1: off); `frequency`, `presence` finite (0: off).
 inline void apply_penalties(Candidates& c, std::span<const std::int32_t> window, float repetition, float frequency,
@@ -161,19 +185,12 @@ inline void apply_penalties(Candidates& c, std::span<const std::int32_t> window,
                repetition, "; expected a finite value > 0 (1 = off)");
   PRECIS_CHECK(std::isfinite(frequency) && std::isfinite(presence), config_error,
                "[sampling::penalties] frequency = ", frequency, ", presence = ", presence, "; expected finite values");
-  std::map<std::int32_t, index_t> count;  // token → occurrences in the window
-  for (const std::int32_t t : window) {
-    PRECIS_CHECK(t >= 0 && t < c.vocab_, range_error, "[sampling::penalties] history token ", t, " outside [0, ",
-                 c.vocab_, ")");
-    ++count[t];
-  }
+  const std::vector<std::pair<std::int32_t, index_t>> pairs = window_counts(window, c.vocab_);
+  const std::map<std::int32_t, index_t> count(pairs.begin(), pairs.end());
   for (Candidate& cand : c.items_) {
     const auto it = count.find(cand.id);
     if (it == count.end()) continue;
-    float l = cand.logit;
-    if (repetition != 1.0f) l = l > 0.0f ? l / repetition : l * repetition;
-    l -= static_cast<float>(it->second) * frequency + presence;
-    cand.logit = l;
+    cand.logit = penalized(cand.logit, it->second, repetition, frequency, presence);
   }
   c.sorted_ = false;
 }
@@ -247,12 +264,12 @@ inline void temperature(Candidates& c, float t) {
   return best->id;
 }
 
-/// One draw from softmax(logits) over the candidates (see the header comment).
-[[nodiscard]] inline std::int32_t sample(const Candidates& c, Rng& rng) {
+/// The draw for a given uniform u ∈ [0, 1): the first candidate (in the set's order) whose
+/// cumulative softmax probability exceeds u (see the header comment).
+[[nodiscard]] inline std::int32_t draw(const Candidates& c, double u) {
   PRECIS_CHECK(c.size() >= 1, range_error, "[sampling::sample] no candidates");
   const std::vector<Candidate> items(c.begin(), c.end());
   const std::vector<double> p = detail::probabilities(items);
-  const double u = rng.uniform();
   double cum = 0.0;
   for (std::size_t i = 0; i < items.size(); ++i) {
     cum += p[i];
@@ -262,6 +279,9 @@ inline void temperature(Candidates& c, float t) {
     if (p[i] > 0.0) return items[i].id;
   return items.back().id;
 }
+
+/// One draw from softmax(logits) over the candidates, u from the generator.
+[[nodiscard]] inline std::int32_t sample(const Candidates& c, Rng& rng) { return draw(c, rng.uniform()); }
 
 }  // namespace sampling
 
@@ -290,6 +310,75 @@ struct SamplerParams {
   std::uint64_t seed = 0;
 };
 
+/// One sampling step with its randomness drawn: what a backend needs to pick a token from a row
+/// of logits without the generator (the CUDA backend samples on the device from this).
+struct SampleRequest {
+  SamplerParams params;                  ///< validated by the SamplerChain that made the request
+  std::span<const std::int32_t> window;  ///< the penalty window (the last penalty_last_n tokens)
+  double u = 0.0;                        ///< the uniform draw in [0, 1) (temperature > 0 only)
+  index_t usable = 0;                    ///< sample among ids [0, usable); 0: the whole row
+};
+
+/// A backend's answer for one row: the token, or the first NaN/+inf logit of the row (then
+/// token is −1 and the caller reports where it surfaced).
+struct SampleOutcome {
+  std::int32_t token = -1;
+  index_t bad_id = -1;  ///< −1: every logit was finite or −inf
+  float bad_logit = 0.0f;
+};
+
+[[nodiscard]] inline bool penalties_on(const SamplerParams& p) noexcept {
+  return (p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f) &&
+         p.penalty_last_n != 0;
+}
+
+/// The chain over `logits` [V] for a drawn request — the math spec every backend's sampler is
+/// diffed against: penalties → (T = 0: argmax) → top-k → top-p → min-p → temperature → draw u.
+template <HostTensorOfRank<1> L>
+  requires sampler_logits_are_f32<dtype_of<L>>
+[[nodiscard]] std::int32_t sample_row(const L& logits, const SampleRequest& r) {
+  const SamplerParams& p = r.params;
+  Candidates c(logits);
+  if (penalties_on(p)) apply_penalties(c, r.window, p.repetition_penalty, p.frequency_penalty, p.presence_penalty);
+  if (p.temperature == 0.0f) return greedy(c);
+  if (p.top_k > 0) top_k(c, p.top_k);
+  top_p(c, p.top_p);
+  min_p(c, p.min_p);
+  if (p.temperature != 1.0f) temperature(c, p.temperature);
+  return draw(c, r.u);
+}
+
+/// The first NaN or +inf of `row` [V] (index and value), or index −1.
+template <HostTensorOfRank<1> L>
+  requires sampler_logits_are_f32<dtype_of<L>>
+[[nodiscard]] SampleOutcome first_bad_logit(const L& logits) {
+  const const_view_t<L> lv = logits;
+  for (index_t v = 0; v < lv.extent(0); ++v) {
+    const float l = lv(v);
+    if (std::isnan(l) || l == std::numeric_limits<float>::infinity()) return {-1, v, l};
+  }
+  return {};
+}
+
+/// A host backend's sampler (backends/backend.hpp `sample`): each row of `logits` [B, V] checked
+/// for NaN/+inf over all V, then sample_row over its usable ids.
+template <HostTensorOfRank<2> L>
+  requires sampler_logits_are_f32<dtype_of<L>>
+[[nodiscard]] std::vector<SampleOutcome> sample_rows(const L& logits, std::span<const SampleRequest> reqs) {
+  const const_view_t<L> lv = logits;
+  PRECIS_CHECK(static_cast<std::size_t>(lv.extent(0)) == reqs.size(), shape_error, "[sampling] ", reqs.size(),
+               " requests for ", lv.extent(0), " rows of logits");
+  std::vector<SampleOutcome> out(reqs.size());
+  for (std::size_t b = 0; b < reqs.size(); ++b) {
+    const auto row = lv[static_cast<index_t>(b)];
+    out[b] = first_bad_logit(row);
+    if (out[b].bad_id >= 0) continue;
+    const index_t usable = reqs[b].usable > 0 ? std::min(reqs[b].usable, row.extent(0)) : row.extent(0);
+    out[b].token = sample_row(row.slice(0, 0, usable), reqs[b]);
+  }
+  return out;
+}
+
 /// penalties → top-k → top-p → min-p → temperature → sample, with every option validated once.
 class SamplerChain {
  public:
@@ -317,24 +406,24 @@ class SamplerChain {
   template <HostTensorOfRank<1> L>
     requires sampler_logits_are_f32<dtype_of<L>>
   [[nodiscard]] std::int32_t sample(const L& logits, std::span<const std::int32_t> history = {}) {
-    Candidates c(logits);
-    if (penalties_on() && p_.penalty_last_n != 0) {
+    return sample_row(logits, request(history));
+  }
+
+  /// The next step as a request for a backend's sampler: the penalty window cut from `history`
+  /// (which must outlive the request) and, when temperature > 0, the one uniform the step draws
+  /// (the generator advances exactly as sample() advances it).
+  [[nodiscard]] SampleRequest request(std::span<const std::int32_t> history, index_t usable = 0) {
+    SampleRequest r{p_, {}, 0.0, usable};
+    if (penalties_on(p_)) {
       const std::size_t n = p_.penalty_last_n < 0 ? history.size()
                                                   : std::min(history.size(), static_cast<std::size_t>(p_.penalty_last_n));
-      apply_penalties(c, history.last(n), p_.repetition_penalty, p_.frequency_penalty, p_.presence_penalty);
+      r.window = history.last(n);
     }
-    if (p_.temperature == 0.0f) return greedy(c);
-    if (p_.top_k > 0) top_k(c, p_.top_k);
-    top_p(c, p_.top_p);
-    min_p(c, p_.min_p);
-    if (p_.temperature != 1.0f) temperature(c, p_.temperature);
-    return sampling::sample(c, rng_);
+    if (p_.temperature != 0.0f) r.u = rng_.uniform();
+    return r;
   }
 
  private:
-  [[nodiscard]] bool penalties_on() const noexcept {
-    return p_.repetition_penalty != 1.0f || p_.frequency_penalty != 0.0f || p_.presence_penalty != 0.0f;
-  }
 
   SamplerParams p_;
   Rng rng_;

@@ -76,7 +76,9 @@ template <class F>
     {
       backends::Cuda be(o.n_threads);
       // Does the model fit? Said before the first upload, with both numbers.
-      be.check_fits(weight_file_bytes(files.weights), "'" + files.weights.path().string() + "'");
+      const std::size_t bytes = weight_file_bytes(files.weights);
+      be.check_fits(bytes, "'" + files.weights.path().string() + "'");
+      if (o.on_upload) be.report_uploads(bytes, o.on_upload);
       return f(std::move(be));
     }
 #else

@@ -34,7 +34,9 @@
 //   moe        per active expert: gather its tokens, gate/up GEMV or GEMM to f32 (+ bias),
 //              activation rounded once to Act, down to f32 (+ bias), scattered to its (token, slot)
 //              row; then Σ_j w_j·y_j in routing order, rounded once (nn/moe.hpp's rounding points)
-//   to_host    device → host copy of the f32 logits (the one synchronisation of a step)
+//   to_host    device → host copy of the f32 logits (precis-eval, precis-conform)
+//   sample     the sampler chain on the device (kernels/sampling.cuh): generation copies B token
+//              ids to the host per step, not B × vocab logits
 #pragma once
 
 #include <cublasLt.h>
@@ -44,6 +46,9 @@
 #include <cmath>        // std::isfinite
 #include <cstddef>      // std::size_t
 #include <cstdint>      // std::int32_t, std::int64_t
+#include <cstring>      // std::memcpy
+#include <functional>   // std::function
+#include <limits>       // std::numeric_limits
 #include <memory>       // std::shared_ptr
 #include <optional>     // std::optional
 #include <span>         // std::span
@@ -67,6 +72,7 @@
 #include <precis/nn/norm.hpp>                  // NormThenCast, MultiplyThenCast, rms_norm_weight_dtype_allowed
 #include <precis/nn/rope.hpp>                  // RopeTable, rope_layout
 #include <precis/nn/router.hpp>                // Routing
+#include <precis/nn/sampling.hpp>              // SampleRequest, SampleOutcome, window_counts
 #include <precis/ops/host_tensor.hpp>          // format_extents
 #include <precis/ops/matmul.hpp>               // operand_dtype, resolve_out_t, matmul_out_is_operand_or_f32
 #include <precis/weights/any_experts.hpp>      // AnyMoeExperts
@@ -345,6 +351,14 @@ class Cuda {
   }
   [[nodiscard]] cudaStream_t stream() const noexcept { return st_->stream; }
 
+  /// Calls `f(uploaded, total)` as weights and expert stacks reach the device (about every 1% of
+  /// `total`, and at the end of each upload that completes it): the progress line of a load.
+  void report_uploads(std::size_t total, std::function<void(std::size_t, std::size_t)> f) {
+    st_->up_total = total;
+    st_->up_done = st_->up_next = 0;
+    st_->on_upload = std::move(f);
+  }
+
   template <class F>
   decltype(auto) execute(F&& f) {
     const cuda_rt::StreamScope scope(st_->stream);
@@ -352,7 +366,7 @@ class Cuda {
   }
 
   // --- uploads --------------------------------------------------------------------------------
-  [[nodiscard]] weight upload(const AnyWeight& w) const { return CudaWeight(w); }
+  [[nodiscard]] weight upload(const AnyWeight& w) const { return uploaded(CudaWeight(w)); }
   template <class D, std::size_t R>
   [[nodiscard]] param<D, R> upload(const io::Loaded<D, R>& p) const {
     if (p.view().is_contiguous()) return to_device(p.view());
@@ -360,7 +374,7 @@ class Cuda {
   }
   template <class G, class Act>
   [[nodiscard]] experts<G, Act> upload(const AnyMoeExperts<G, Act>& e) const {
-    return CudaExperts<G, Act>(e);
+    return uploaded(CudaExperts<G, Act>(e));
   }
   [[nodiscard]] rope_table upload(const RopeTable<f32>& t) const {
     const cuda_rt::StreamScope scope(st_->stream);
@@ -375,6 +389,83 @@ class Cuda {
     const cuda_rt::StreamScope scope(st_->stream);
     Tensor<f32, 2, host> out = precis::to_host(x);
     check_nonfinite();
+    return out;
+  }
+
+  /// Samples each row of `logits` [B, V] on the device (kernels/sampling.cuh, the chain of
+  /// nn/sampling.hpp for the drawn requests): the requests' parameters and distinct penalty
+  /// tokens go up, B outcomes come back — the step's one synchronisation.
+  template <cuda_detail::DeviceTensorOfRank<2> L>
+    requires std::same_as<std::remove_const_t<dtype_of<L>>, f32>
+  [[nodiscard]] std::vector<sampling::SampleOutcome> sample(const L& logits,
+                                                            std::span<const sampling::SampleRequest> reqs) const {
+    const TensorView<const f32, 2, cuda> lv = logits;
+    const index_t B = lv.extent(0), V = lv.extent(1);
+    PRECIS_CHECK(static_cast<std::size_t>(B) == reqs.size(), shape_error, "[cuda sample] ", reqs.size(),
+                 " requests for ", B, " rows of logits");
+    PRECIS_CHECK(V >= 1 && V <= std::numeric_limits<std::int32_t>::max() && lv.stride(1) == 1, shape_error,
+                 "[cuda sample] logits ", format_extents(lv.extents()), " must be non-empty contiguous rows of i32-range ids");
+    const cuda_rt::StreamScope scope(st_->stream);
+    check_nonfinite();
+    std::vector<cuda_kernels::SampleRowDev> rows(static_cast<std::size_t>(B));
+    std::vector<std::int32_t> pen_tok, pen_count;
+    for (std::size_t b = 0; b < reqs.size(); ++b) {
+      const sampling::SampleRequest& q = reqs[b];
+      const sampling::SamplerParams& p = q.params;
+      cuda_kernels::SampleRowDev& r = rows[b];
+      r.usable = q.usable > 0 ? std::min(q.usable, V) : V;
+      r.mode = p.temperature == 0.0f ? 0 : (p.top_k > 0 || p.top_p < 1.0f) ? 2 : 1;
+      r.top_k = static_cast<int>(std::min<index_t>(p.top_k, r.usable));
+      r.top_p = p.top_p;
+      r.min_p_on = p.min_p > 0.0f ? 1 : 0;
+      r.log_min_p = p.min_p > 0.0f ? std::log(p.min_p) : 0.0f;  // float std::log, as nn/sampling.hpp min_p
+      r.temperature = p.temperature;
+      r.u = q.u;
+      r.repetition = p.repetition_penalty;
+      r.frequency = p.frequency_penalty;
+      r.presence = p.presence_penalty;
+      r.pen_begin = static_cast<int>(pen_tok.size());
+      if (sampling::penalties_on(p))
+        for (const auto& [tok, n] : sampling::window_counts(q.window, r.usable)) {
+          pen_tok.push_back(tok);
+          pen_count.push_back(static_cast<std::int32_t>(n));
+        }
+      r.pen_end = static_cast<int>(pen_tok.size());
+    }
+    // One upload: rows, then the penalty tokens and counts.
+    const std::size_t rows_bytes = rows.size() * sizeof(cuda_kernels::SampleRowDev);
+    const std::size_t pen_bytes = pen_tok.size() * sizeof(std::int32_t);
+    std::vector<unsigned char> up(rows_bytes + 2 * pen_bytes + 16);
+    std::memcpy(up.data(), rows.data(), rows_bytes);
+    if (pen_bytes > 0) {
+      std::memcpy(up.data() + rows_bytes, pen_tok.data(), pen_bytes);
+      std::memcpy(up.data() + rows_bytes + pen_bytes, pen_count.data(), pen_bytes);
+    }
+    Tensor<u8, 1, cuda> args({static_cast<index_t>(up.size())});
+    PRECIS_CUDA_CHECK(cudaMemcpyAsync(args.data(), up.data(), up.size(), cudaMemcpyHostToDevice, s()),
+                      "[cuda sample] uploading ", B, " requests");
+    const std::size_t scratch = cuda_kernels::sample_scratch_bytes(B, V);
+    if (static_cast<std::size_t>(st_->sample_scratch.numel()) < scratch)
+      st_->sample_scratch = Tensor<u8, 1, cuda>({static_cast<index_t>(scratch)});
+    Tensor<u8, 1, cuda> out_dev({static_cast<index_t>(rows.size() * sizeof(cuda_kernels::SampleOutDev))});
+    auto* base = reinterpret_cast<unsigned char*>(args.data());
+    launch(cuda_kernels::sample(lv.data(), lv.stride(0), B, V,
+                                reinterpret_cast<const cuda_kernels::SampleRowDev*>(base), rows.data(),
+                                reinterpret_cast<const std::int32_t*>(base + rows_bytes),
+                                reinterpret_cast<const std::int32_t*>(base + rows_bytes + pen_bytes),
+                                st_->sample_scratch.data(), static_cast<std::size_t>(st_->sample_scratch.numel()),
+                                reinterpret_cast<cuda_kernels::SampleOutDev*>(out_dev.data()), s()),
+           "sample", "logits ", format_extents(lv.extents()));
+    std::vector<cuda_kernels::SampleOutDev> got(rows.size());
+    PRECIS_CUDA_CHECK(cudaMemcpyAsync(got.data(), out_dev.data(), got.size() * sizeof(cuda_kernels::SampleOutDev),
+                                      cudaMemcpyDeviceToHost, s()),
+                      "[cuda sample] reading ", B, " tokens");
+    PRECIS_CUDA_CHECK(cudaStreamSynchronize(s()), "[cuda sample] logits ", format_extents(lv.extents()));
+    std::vector<sampling::SampleOutcome> out(got.size());
+    for (std::size_t b = 0; b < got.size(); ++b) {
+      PRECIS_CHECK(got[b].error == 0, range_error, "[sampling] every remaining logit is -inf: no token can be drawn");
+      out[b] = {got[b].token, got[b].bad_id, got[b].bad_logit};
+    }
     return out;
   }
 
@@ -548,6 +639,9 @@ class Cuda {
     cublasLtHandle_t lt = nullptr;
     Tensor<u8, 1, cuda> workspace;
     Tensor<i32, 1, cuda> nonfinite;  // [1] set by the q8 rounding kernel
+    Tensor<u8, 1, cuda> sample_scratch;  // grows to the largest [B, V] sampled
+    std::function<void(std::size_t, std::size_t)> on_upload;  // report_uploads
+    std::size_t up_total = 0, up_done = 0, up_next = 0;
     mutable bool q8_used = false;
 
     State() : info(cuda_rt::device_info()) {
@@ -571,6 +665,7 @@ class Cuda {
       if (lt != nullptr) (void)cublasLtDestroy(lt);
       workspace = Tensor<u8, 1, cuda>();
       nonfinite = Tensor<i32, 1, cuda>();
+      sample_scratch = Tensor<u8, 1, cuda>();
       (void)cudaDeviceSynchronize();
       if (stream != nullptr) (void)cudaStreamDestroy(stream);
     }
@@ -579,6 +674,18 @@ class Cuda {
   };
 
   [[nodiscard]] cudaStream_t s() const noexcept { return st_->stream; }
+
+  /// Counts an upload's bytes towards report_uploads' progress.
+  template <class T>
+  [[nodiscard]] T uploaded(T&& x) const {
+    State& st = *st_;
+    st.up_done += x.bytes();
+    if (st.on_upload && (st.up_done >= st.up_next || st.up_done >= st.up_total)) {
+      st.on_upload(std::min(st.up_done, st.up_total), st.up_total);
+      st.up_next = st.up_done + st.up_total / 100 + 1;
+    }
+    return std::forward<T>(x);
+  }
 
   /// Throws cuda_error for a failed launch, naming the op and what it ran on.
   template <class... What>

@@ -133,6 +133,34 @@ cudaError_t scatter_rows_f32(const float* src, const std::int32_t* rows, index_t
 cudaError_t moe_combine(const float* y, const float* w, index_t T, index_t k, index_t cols, void* out, elt t,
                         cudaStream_t s);
 
+// --- sampling ---------------------------------------------------------------------------------
+/// One row's drawn sampling request (nn/sampling.hpp SampleRequest, checked on the host).
+struct SampleRowDev {
+  index_t usable = 0;            ///< sample among ids [0, usable)
+  int mode = 0;                  ///< 0 greedy, 1 draw in id order, 2 draw after the sort (top-k / top-p)
+  int top_k = 0;                 ///< 0: off
+  float top_p = 1.0f;            ///< 1: off
+  int min_p_on = 0;
+  float log_min_p = 0.0f;        ///< ln(min_p), computed on the host (std::log)
+  float temperature = 1.0f;      ///< > 0 when mode != 0
+  double u = 0.0;                ///< the uniform draw
+  int pen_begin = 0, pen_end = 0;  ///< this row's distinct window tokens in pen_tok / pen_count
+  float repetition = 1.0f, frequency = 0.0f, presence = 0.0f;
+};
+/// One row's answer: the token, or bad_id ≥ 0 (the first NaN/+inf logit, value bad_logit), or
+/// error = 1 (every surviving logit is −inf).
+struct SampleOutDev {
+  std::int32_t token = -1, bad_id = -1, error = 0;
+  float bad_logit = 0.0f;
+};
+/// Device scratch bytes sample() needs for B rows of V logits.
+std::size_t sample_scratch_bytes(index_t B, index_t V);
+/// Samples each row b of logits [B, V] (row stride ld) with rows_dev[b] (rows_host: the same
+/// array on the host, which decides the launches), writing out[b] on the device.
+cudaError_t sample(const float* logits, index_t ld, index_t B, index_t V, const SampleRowDev* rows_dev,
+                   const SampleRowDev* rows_host, const std::int32_t* pen_tok, const std::int32_t* pen_count,
+                   void* scratch, std::size_t scratch_bytes, SampleOutDev* out, cudaStream_t s);
+
 /// A kernel of this build runs on the current device (cudaErrorNoKernelImageForDevice when the
 /// device is older than the architectures the kernels were compiled for).
 cudaError_t probe();

@@ -18,12 +18,11 @@ namespace dev {
 
 inline constexpr int gemv_warps = 4;
 
+/// Output row n of y [M, N] = x [M, K]·Wᵀ (+ bias) by one warp.
 template <class F, class XT, class YT, class BT>
-__global__ void __launch_bounds__(gemv_warps * 32) gemv_kernel(DeviceMatrix w, const XT* x, index_t ldx, int M, YT* y,
-                                                               index_t ldy, const BT* bias) {
+__device__ __forceinline__ void gemv_row(const DeviceMatrix& w, const XT* x, index_t ldx, int M, YT* y, index_t ldy,
+                                         const BT* bias, index_t n) {
   const int lane = threadIdx.x & 31;
-  const index_t n = static_cast<index_t>(blockIdx.x) * gemv_warps + (threadIdx.x >> 5);
-  if (n >= w.rows) return;
   const index_t K = w.cols;
   float acc[gemv_max_rows];
 #pragma unroll
@@ -66,6 +65,30 @@ __global__ void __launch_bounds__(gemv_warps * 32) gemv_kernel(DeviceMatrix w, c
   }
 }
 
+template <class F, class XT, class YT, class BT>
+__global__ void __launch_bounds__(gemv_warps * 32) gemv_kernel(DeviceMatrix w, const XT* x, index_t ldx, int M, YT* y,
+                                                               index_t ldy, const BT* bias) {
+  const index_t n = static_cast<index_t>(blockIdx.x) * gemv_warps + (threadIdx.x >> 5);
+  if (n >= w.rows) return;
+  gemv_row<F>(w, x, ldx, M, y, ldy, bias, n);
+}
+
+/// Pair p = blockIdx.y: y row p = x row (p / div) · W_{experts[p]}ᵀ (+ bias row experts[p]), the
+/// expert's matrix at w0.data + experts[p]·expert_bytes (scales + experts[p]·scale_bytes).
+template <class F, class XT, class YT, class BT>
+__global__ void __launch_bounds__(gemv_warps * 32)
+    indexed_gemv_kernel(DeviceMatrix w0, std::size_t expert_bytes, std::size_t scale_bytes, const std::int32_t* experts,
+                        const XT* x, index_t ldx, int div, YT* y, index_t ldy, const BT* bias, index_t bias_stride) {
+  const index_t n = static_cast<index_t>(blockIdx.x) * gemv_warps + (threadIdx.x >> 5);
+  if (n >= w0.rows) return;
+  const index_t p = blockIdx.y;
+  const index_t e = experts[p];
+  DeviceMatrix w = w0;
+  w.data = static_cast<const unsigned char*>(w0.data) + static_cast<std::size_t>(e) * expert_bytes;
+  if (w0.scales != nullptr) w.scales = w0.scales + static_cast<std::size_t>(e) * scale_bytes;
+  gemv_row<F>(w, x + (p / div) * ldx, ldx, 1, y + p * ldy, ldy, bias != nullptr ? bias + e * bias_stride : nullptr, n);
+}
+
 /// Block formats: one thread per (row, block) writes its 32 values; float formats: one per value.
 template <class F>
 __global__ void dequantize_kernel(DeviceMatrix w, index_t row0, index_t n, float* out) {
@@ -97,6 +120,30 @@ cudaError_t gemv(const DeviceMatrix& w, const void* x, elt x_t, index_t ldx, ind
     const auto go = [&]<class XT, class YT, class BT>(XT*, YT*, BT*) {
       dev::gemv_kernel<F, XT, YT, BT><<<grid, dev::gemv_warps * 32, 0, s>>>(
           w, static_cast<const XT*>(x), ldx, static_cast<int>(M), static_cast<YT*>(y), ldy, static_cast<const BT*>(bias));
+      return cudaGetLastError();
+    };
+    const auto with_bias = [&]<class XT, class YT>(XT* xp, YT* yp) {
+      return bias_t == elt::f32 ? go(xp, yp, static_cast<float*>(nullptr)) : go(xp, yp, static_cast<u16*>(nullptr));
+    };
+    const auto with_y = [&]<class XT>(XT* xp) {
+      return y_t == elt::f32 ? with_bias(xp, static_cast<float*>(nullptr)) : with_bias(xp, static_cast<u16*>(nullptr));
+    };
+    return x_t == elt::f32 ? with_y(static_cast<float*>(nullptr)) : with_y(static_cast<u16*>(nullptr));
+  });
+}
+
+cudaError_t indexed_gemv(const DeviceMatrix& w0, std::size_t expert_bytes, std::size_t scale_bytes,
+                         const std::int32_t* experts, index_t P, const void* x, elt x_t, index_t ldx, index_t div, void* y,
+                         elt y_t, index_t ldy, const void* bias, elt bias_t, index_t bias_stride, cudaStream_t s) {
+  if (P == 0 || w0.rows == 0) return cudaSuccess;
+  if (P > 65535 || div < 1 || x_t == elt::f16 || y_t == elt::f16 || bias_t == elt::f16) return cudaErrorInvalidValue;
+  using u16 = std::uint16_t;
+  const dim3 grid(dev::blocks_for(w0.rows, dev::gemv_warps), static_cast<unsigned>(P));
+  return dev::with_format(w0.format, [&]<class F>() {
+    const auto go = [&]<class XT, class YT, class BT>(XT*, YT*, BT*) {
+      dev::indexed_gemv_kernel<F, XT, YT, BT><<<grid, dev::gemv_warps * 32, 0, s>>>(
+          w0, expert_bytes, scale_bytes, experts, static_cast<const XT*>(x), ldx, static_cast<int>(div),
+          static_cast<YT*>(y), ldy, static_cast<const BT*>(bias), bias_stride);
       return cudaGetLastError();
     };
     const auto with_bias = [&]<class XT, class YT>(XT* xp, YT* yp) {
