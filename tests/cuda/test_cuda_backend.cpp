@@ -284,7 +284,7 @@ TEMPLATE_TEST_CASE("Cuda vs Reference: route and moe (orders, formats, interleav
   const LayerExpertSelector none;
   const BoundLayerSelector sel(none, 0);
   const double abs32 = 4.0 * static_cast<double>(Hd + I + 8) * u32 * static_cast<double>(Hd * I);
-  for (const index_t T : {1, 9, 40}) {
+  for (const index_t T : {1, 5, 8, 9, 40}) {
     const Tensor<Act, 2> x = random_tensor<Act, 2>({T, Hd}, rng);
     const auto dx = to_device(x);
     Tensor<f32, 2> logits = random_tensor<f32, 2>({T, E}, rng);
@@ -293,14 +293,18 @@ TEMPLATE_TEST_CASE("Cuda vs Reference: route and moe (orders, formats, interleav
       const auto dex = gpu.upload(ex);
       for (const bool softmax_first : {true, false}) {
         const auto dl = to_device(logits);
-        const Routing rg = softmax_first ? gpu.route(SoftmaxThenTopK{.norm_topk_prob = true}, dl, k, sel)
-                                         : gpu.route(TopKThenSoftmax{}, dl, k, sel);
+        const be::CudaRouting rg = softmax_first ? gpu.route(SoftmaxThenTopK{.norm_topk_prob = true}, dl, k, sel)
+                                                 : gpu.route(TopKThenSoftmax{}, dl, k, sel);
         const Routing rr = softmax_first ? ref.route(SoftmaxThenTopK{.norm_topk_prob = true}, logits, k, sel)
                                          : ref.route(TopKThenSoftmax{}, logits, k, sel);
-        CHECK(same_bits(rg.experts, rr.experts));
-        CHECK(same_bits(rg.weights, rr.weights));
         INFO("T " << T << ", " << to_string(f) << ", " << (softmax_first ? "SoftmaxThenTopK" : "TopKThenSoftmax"));
+        REQUIRE_FALSE(rg.host.has_value());  // routed on the device
+        // The same experts (random logits: no near ties); weights within the expf/std::exp ulps.
+        CHECK(same_bits(back(rg.experts), rr.experts));
+        CHECK(close(back(rg.weights), rr.weights, 8 * u32, 0.0) == "");
+        // T ≤ 8: the device-routed expert GEMVs; more: grouped on the host. Both vs the reference.
         CHECK(close(back(gpu.moe(dex, dx, rg)), ref.moe(ex, x, rr), bf16_step<Act>, abs32) == "");
+        CHECK(close(back(gpu.moe(dex, dx, rr)), ref.moe(ex, x, rr), bf16_step<Act>, abs32) == "");
       }
     }
     // gpt-oss: interleaved gate_up with biases and the clamped SwiGLU; expert 4 takes every token.
@@ -314,7 +318,60 @@ TEMPLATE_TEST_CASE("Cuda vs Reference: route and moe (orders, formats, interleav
     const Routing r = ref.route(TopKThenSoftmax{}, logits, k, sel);
     INFO("T " << T << ", interleaved, skewed");
     CHECK(close(back(gpu.moe(dex, dx, r)), ref.moe(ex, x, r), bf16_step<Act>, abs32) == "");
+    const be::CudaRouting rd = gpu.route(TopKThenSoftmax{}, to_device(logits), k, sel);
+    CHECK(close(back(gpu.moe(dex, dx, rd)), ref.moe(ex, x, r), bf16_step<Act>, abs32) == "");
   }
+}
+
+// Selectors that are data route on the device with the host's selection; a selector that is code
+// routes on the host; routing errors surface at the next synchronisation, naming the token.
+TEST_CASE("Cuda vs Reference: route with selector tables (bias, mask, per layer), code selectors, errors", "[cuda]") {
+  be::Cuda gpu;
+  be::Reference ref;
+  std::mt19937 rng(31);
+  const index_t T = 7, E = 128, k = 8;
+  const Tensor<f32, 2> logits = random_tensor<f32, 2>({T, E}, rng);
+  const auto dl = to_device(logits);
+  ExpertScoreTable t0, t1;
+  std::uniform_real_distribution<float> b(-0.01f, 0.01f);
+  for (index_t e = 0; e < E; ++e) {
+    t0.bias.push_back(b(rng));
+    t1.allowed.push_back(e % 3 == 0 ? 0 : 1);
+  }
+  const LayerExpertSelector tables = LayerExpertSelector::from_tables({t0, t1});
+  const LayerExpertSelector code = [](index_t, index_t row, std::span<float> s) { s[static_cast<std::size_t>(row)] += 1.0f; };
+  for (const index_t layer : {0, 1, 2}) {
+    const BoundLayerSelector sel(tables, layer);
+    for (const bool softmax_first : {true, false}) {
+      INFO("layer " << layer << (softmax_first ? ", SoftmaxThenTopK" : ", TopKThenSoftmax"));
+      const be::CudaRouting rg = softmax_first ? gpu.route(SoftmaxThenTopK{.norm_topk_prob = false}, dl, k, sel)
+                                               : gpu.route(TopKThenSoftmax{}, dl, k, sel);
+      const Routing rr = softmax_first ? ref.route(SoftmaxThenTopK{.norm_topk_prob = false}, logits, k, sel)
+                                       : ref.route(TopKThenSoftmax{}, logits, k, sel);
+      REQUIRE_FALSE(rg.host.has_value());
+      CHECK(same_bits(back(rg.experts), rr.experts));
+      CHECK(close(back(rg.weights), rr.weights, 8 * u32, 0.0) == "");
+      if (layer == 1)
+        for (index_t t = 0; t < T; ++t)
+          for (index_t j = 0; j < k; ++j) CHECK(rr.experts(t, j) % 3 != 0);
+    }
+  }
+  const be::CudaRouting rc = gpu.route(TopKThenSoftmax{}, dl, k, BoundLayerSelector(code, 0));
+  REQUIRE(rc.host.has_value());
+  CHECK(same_bits(rc.host->experts, ref.route(TopKThenSoftmax{}, logits, k, BoundLayerSelector(code, 0)).experts));
+
+  const LayerExpertSelector none;
+  Tensor<f32, 2> bad = logits.clone();
+  bad(5, 17) = std::numeric_limits<float>::quiet_NaN();
+  (void)gpu.route(TopKThenSoftmax{}, to_device(bad), k, BoundLayerSelector(none, 0));
+  CHECK_THROWS_WITH(gpu.synchronize(), Catch::Contains("token 5") && Catch::Contains("NaN"));
+  gpu.synchronize();  // the error was reported once and cleared
+  ExpertScoreTable most;
+  for (index_t e = 0; e < E; ++e) most.allowed.push_back(e < 3 ? 1 : 0);
+  const LayerExpertSelector few = on_every_layer(most);
+  (void)gpu.route(SoftmaxThenTopK{}, dl, k, BoundLayerSelector(few, 3));
+  CHECK_THROWS_WITH(gpu.synchronize(), Catch::Contains("fewer experts than k"));
+  CHECK_THROWS_AS(gpu.route(TopKThenSoftmax{}, dl, E + 1, BoundLayerSelector(none, 0)), range_error);
 }
 
 namespace {

@@ -22,7 +22,8 @@
 
 #include <precis/core/error.hpp>               // config_error, range_error
 #include <precis/runtime/load_model.hpp>        // load_model
-#include <precis/nn/layer_expert_selector.hpp>  // LayerExpertSelector, on_every_layer
+#include <precis/nn/layer_expert_selector.hpp>  // LayerExpertSelector, on_every_layer, ExpertScoreTable
+#include <precis/nn/router.hpp>                 // ExpertScoreBias, ExpertMask, SelectorChain
 
 #include "test_moe_models_support.hpp"  // MoeReference, moe_fixture, rel_l2
 
@@ -156,4 +157,49 @@ TEST_CASE("expert selector: too few experts left, and a dense model, are clear e
   const LayerExpertSelector noop = [](index_t, index_t, std::span<float>) {};
   CHECK_THROWS_AS(dense->set_expert_selector(noop), config_error);
   CHECK_THROWS_WITH(dense->set_expert_selector(noop), Catch::Matchers::Contains("[llama] has no mixture-of-experts layers"));
+}
+
+// Selectors that are data (ExpertScoreTable): what a device backend applies in its routing
+// kernel. On the host they must rewrite scores exactly as ExpertScoreBias then ExpertMask do.
+TEST_CASE("expert selector: tables are ExpertScoreBias + ExpertMask, per layer or every layer", "[moe][selector]") {
+  const Tensor<f32, 1> bias = [] {
+    Tensor<f32, 1> b({6});
+    for (index_t e = 0; e < 6; ++e) b(e) = 0.25f * static_cast<float>(e) - 0.5f;
+    return b;
+  }();
+  const ExpertScoreBias eb(bias);
+  const ExpertMask mask(6, {1, 4});
+  const std::vector<float> scores0 = {0.1f, 0.7f, -0.2f, 0.05f, 0.3f, 0.9f};
+  std::vector<float> want = scores0, got = scores0;
+  SelectorChain(eb, mask).adjust(0, want);
+  ExpertScoreTable t = ExpertScoreTable::of(eb);
+  t.allowed = ExpertScoreTable::of(mask).allowed;
+  t.adjust(0, got);
+  CHECK(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0);
+
+  const LayerExpertSelector per_layer = LayerExpertSelector::from_tables({ExpertScoreTable{}, t});
+  CHECK(per_layer.is_data());
+  CHECK(per_layer.table(0) == nullptr);  // an empty table: the model's ranking
+  CHECK(per_layer.table(1) == &*per_layer.table(1));
+  CHECK(per_layer.table(2) == nullptr);  // past the end
+  std::vector<float> s1 = scores0, s2 = scores0;
+  per_layer(1, 0, s1);
+  per_layer(2, 0, s2);
+  CHECK(std::memcmp(want.data(), s1.data(), want.size() * sizeof(float)) == 0);
+  CHECK(s2 == scores0);
+
+  const LayerExpertSelector every = on_every_layer(mask);
+  REQUIRE(every.table(7) != nullptr);
+  CHECK(every.table(7)->allowed == std::vector<std::uint8_t>{1, 0, 1, 1, 0, 1});
+  const LayerExpertSelector code = on_every_layer(SelectorChain(eb, mask));
+  CHECK_FALSE(code.is_data());
+  CHECK(code.table(0) == nullptr);
+  CHECK(LayerExpertSelector{}.is_data());
+
+  ExpertScoreTable inf;
+  inf.bias = {0.0f, std::numeric_limits<float>::infinity()};
+  CHECK_THROWS_AS(LayerExpertSelector::from_tables({inf}), range_error);
+  CHECK_THROWS_AS(LayerExpertSelector::from_tables({t, t}, true), config_error);
+  std::vector<float> wrong(5, 0.0f);
+  CHECK_THROWS_AS(t.adjust(0, wrong), shape_error);
 }

@@ -29,9 +29,11 @@
 //   attend     KV append along the index's runs, then attention over the pool (GQA, window, sinks;
 //              decode steps split over the key range) — kernels/attention.cuh
 //   glu, add   elementwise, rounding as nn/activation.hpp and ops/elementwise.hpp
-//   route      the policy's scalar code (nn/router.hpp) on the logits copied to the host; the
-//              routing stays on the host, where moe groups the tokens by expert
-//   moe        per active expert: gather its tokens, gate/up GEMV or GEMM to f32 (+ bias),
+//   route      on the device, both policies (kernels/route.cuh), a data selector (bias / mask
+//              tables) applied there; a selector that is code runs the policy on the host copy
+//   moe        ≤ 8 tokens: one GEMV launch per projection over all (token, slot) pairs, each
+//              reading its expert id on the device (no host round trip in decode). More tokens:
+//              the routing comes to the host; per active expert: gather its tokens, gate/up GEMM to f32 (+ bias),
 //              activation rounded once to Act, down to f32 (+ bias), scattered to its (token, slot)
 //              row; then Σ_j w_j·y_j in routing order, rounded once (nn/moe.hpp's rounding points)
 //   to_host    device → host copy of the f32 logits (precis-eval, precis-conform)
@@ -306,6 +308,18 @@ class CudaKvCache {
   std::vector<Tensor<Act, 4, cuda>> k_, v_;
 };
 
+/// One MoE layer's routing on the device: expert ids and mixture weights [T, k], by decreasing
+/// selection score (nn/router.hpp's order), written by the routing kernel and read there by the
+/// expert GEMVs. `host` holds the routing instead when a selector that is code routed it on the
+/// host.
+struct CudaRouting {
+  Tensor<i32, 2, cuda> experts;  // [T, k]
+  Tensor<f32, 2, cuda> weights;  // [T, k]
+  std::optional<Routing> host;
+  [[nodiscard]] index_t n_tokens() const noexcept { return host ? host->experts.extent(0) : experts.extent(0); }
+  [[nodiscard]] index_t k() const noexcept { return host ? host->experts.extent(1) : experts.extent(1); }
+};
+
 // ---------------------------------------------------------------------------------------------
 // The backend
 // ---------------------------------------------------------------------------------------------
@@ -321,7 +335,7 @@ class Cuda {
   using rope_table = CudaRopeTable;
   template <class Act>
   using kv_cache = CudaKvCache<Act>;
-  using routing = Routing;
+  using routing = CudaRouting;
 
   /// The current CUDA device; cuda_error when there is none, or when it is older than the
   /// architectures the kernels were built for. (The thread-count argument is ignored: it keeps
@@ -618,19 +632,68 @@ class Cuda {
     return append_and_attend<Act>(cache, layer, seqs, q, k, v, cfg, sv.data());
   }
 
-  /// Routing runs the policy's scalar code on the host copy of the logits.
+  /// Routing on the device (kernels/route.cuh) for both policies, with a selector that is data
+  /// (ExpertScoreTable: bias and mask) applied in the kernel; a selector that is code routes on
+  /// the host copy of the logits (the policy's scalar code), its result kept in `host`.
   template <class Policy, cuda_detail::DeviceTensorOfRank<2> L>
     requires std::same_as<std::remove_const_t<dtype_of<L>>, f32>
   [[nodiscard]] routing route(const Policy& policy, const L& logits, index_t k, const BoundLayerSelector& sel) const {
     const TensorView<const f32, 2, cuda> lv = logits;
     const cuda_rt::StreamScope scope(st_->stream);
-    const Tensor<f32, 2, host> host_logits = lv.is_contiguous() ? precis::to_host(lv) : precis::to_host(contiguous(lv));
-    return policy(host_logits, k, sel);
+    constexpr bool device_policy = std::same_as<Policy, SoftmaxThenTopK> || std::same_as<Policy, TopKThenSoftmax>;
+    const char* name = std::same_as<Policy, SoftmaxThenTopK> ? "SoftmaxThenTopK" : "TopKThenSoftmax";
+    if (!device_policy || !sel.is_data() || lv.extent(1) > 6144) {
+      const Tensor<f32, 2, host> host_logits = lv.is_contiguous() ? precis::to_host(lv) : precis::to_host(contiguous(lv));
+      CudaRouting r;
+      r.host = policy(host_logits, k, sel);
+      return r;
+    }
+    precis::detail::check_routing_args(name, lv, k);
+    PRECIS_CHECK(lv.stride(1) == 1, shape_error, "[cuda route] rows of the router logits must be contiguous");
+    const index_t T = lv.extent(0), E = lv.extent(1);
+    CudaRouting r{Tensor<i32, 2, cuda>({T, k}), Tensor<f32, 2, cuda>({T, k}), std::nullopt};
+    Tensor<f32, 1, cuda> bias;
+    Tensor<u8, 1, cuda> allowed;
+    if (const ExpertScoreTable* t = sel.table()) {
+      PRECIS_CHECK((t->bias.empty() || static_cast<index_t>(t->bias.size()) == E) &&
+                       (t->allowed.empty() || static_cast<index_t>(t->allowed.size()) == E),
+                   shape_error, "[cuda route] selector table of ", t->bias.size(), " biases / ", t->allowed.size(),
+                   " mask entries for ", E, " experts");
+      if (!t->bias.empty()) bias = to_device(TensorView<const f32, 1>(t->bias.data(), {E}));
+      if (!t->allowed.empty()) allowed = to_device(TensorView<const u8, 1>(t->allowed.data(), {E}));
+    }
+    bool softmax_first = false, norm = false;
+    if constexpr (std::same_as<Policy, SoftmaxThenTopK>) {
+      softmax_first = true;
+      norm = policy.norm_topk_prob;
+    }
+    st_->route_used = true;
+    launch(cuda_kernels::route(lv.data(), lv.stride(0), T, E, k, softmax_first, norm, bias.numel() ? bias.data() : nullptr,
+                               allowed.numel() ? allowed.data() : nullptr, r.experts.data(), r.weights.data(),
+                               st_->errors.data() + 1, s()),
+           "route", name, " logits ", format_extents(lv.extents()), ", k = ", k);
+    return r;
+  }
+
+  /// Waits for the stream and reports what the kernels flagged (a NaN router logit, a routing
+  /// with too few allowed experts, a non-finite q8 input) — what the next synchronisation of a
+  /// step (sample, to_host) reports anyway.
+  void synchronize() const {
+    const cuda_rt::StreamScope scope(st_->stream);
+    PRECIS_CUDA_CHECK(cudaStreamSynchronize(s()), "synchronize");
+    check_nonfinite();
   }
 
   template <class G, ActivationDtype Act, cuda_detail::DeviceTensorOfRank<2> X>
     requires moe_input_matches_activation<std::remove_const_t<dtype_of<X>>, Act>
   [[nodiscard]] Tensor<Act, 2, cuda> moe(const CudaExperts<G, Act>& ex, const X& x, const Routing& r) const;
+
+  /// MoE over a device routing: up to gemv_max_rows tokens, the expert GEMVs read the expert ids
+  /// on the device (no host round trip: kernels/route.cuh indexed GEMV); more tokens, the routing
+  /// comes to the host, which groups the tokens by expert for the per-expert GEMMs.
+  template <class G, ActivationDtype Act, cuda_detail::DeviceTensorOfRank<2> X>
+    requires moe_input_matches_activation<std::remove_const_t<dtype_of<X>>, Act>
+  [[nodiscard]] Tensor<Act, 2, cuda> moe(const CudaExperts<G, Act>& ex, const X& x, const CudaRouting& r) const;
 
  private:
   struct State {
@@ -638,7 +701,8 @@ class Cuda {
     cudaStream_t stream = nullptr;
     cublasLtHandle_t lt = nullptr;
     Tensor<u8, 1, cuda> workspace;
-    Tensor<i32, 1, cuda> nonfinite;  // [1] set by the q8 rounding kernel
+    Tensor<i32, 1, cuda> errors;     // [3]: q8 non-finite input flag; routing error code, token
+    mutable bool route_used = false;
     Tensor<u8, 1, cuda> sample_scratch;  // grows to the largest [B, V] sampled
     std::function<void(std::size_t, std::size_t)> on_upload;  // report_uploads
     std::size_t up_total = 0, up_done = 0, up_next = 0;
@@ -657,14 +721,15 @@ class Cuda {
         fail<cuda_error>("[cuda] cublasLtCreate failed: ", cublasLtGetStatusName(cs));
       }
       workspace = Tensor<u8, 1, cuda>({index_t{32} << 20});
-      nonfinite = Tensor<i32, 1, cuda>({1});
+      errors = Tensor<i32, 1, cuda>({3});
+      PRECIS_CUDA_CHECK(cudaMemset(errors.data(), 0, 3 * sizeof(std::int32_t)), "backend setup");
       PRECIS_CUDA_CHECK(cudaDeviceSynchronize(), "backend setup");
     }
     ~State() {
       (void)cudaStreamSynchronize(stream);
       if (lt != nullptr) (void)cublasLtDestroy(lt);
       workspace = Tensor<u8, 1, cuda>();
-      nonfinite = Tensor<i32, 1, cuda>();
+      errors = Tensor<i32, 1, cuda>();
       sample_scratch = Tensor<u8, 1, cuda>();
       (void)cudaDeviceSynchronize();
       if (stream != nullptr) (void)cudaStreamDestroy(stream);
@@ -709,14 +774,20 @@ class Cuda {
   }
 
   void check_nonfinite() const {
-    if (!st_->q8_used) return;
-    std::int32_t flag = 0;
-    PRECIS_CUDA_CHECK(cudaMemcpy(&flag, st_->nonfinite.data(), sizeof flag, cudaMemcpyDeviceToHost), "reading the q8 flag");
-    if (flag != 0) {
-      PRECIS_CUDA_CHECK(cudaMemset(st_->nonfinite.data(), 0, sizeof flag), "resetting the q8 flag");
+    if (!st_->q8_used && !st_->route_used) return;
+    std::int32_t flag[3] = {0, 0, 0};
+    PRECIS_CUDA_CHECK(cudaMemcpy(flag, st_->errors.data(), sizeof flag, cudaMemcpyDeviceToHost), "reading the error words");
+    if (flag[0] == 0 && flag[1] == 0) return;
+    PRECIS_CUDA_CHECK(cudaMemset(st_->errors.data(), 0, sizeof flag), "resetting the error words");
+    if (flag[0] != 0)
       fail<range_error>("[cuda linear] a non-finite activation reached the q8_blocks rounding during this step "
                         "(activation_quantization::q8_blocks needs finite inputs)");
-    }
+    const char* what = flag[1] == 1   ? "a router logit or selection score is NaN"
+                       : flag[1] == 2 ? "fewer experts than k have a selection score above -inf (disallowed or -inf logits)"
+                       : flag[1] == 3 ? "every router logit is -inf, the softmax has no distribution"
+                       : flag[1] == 4 ? "the selected experts have probability 0, nothing to renormalise"
+                                      : "every selected expert has logit -inf, the softmax has no distribution";
+    fail<range_error>("[cuda route] token ", flag[2], " of an MoE layer in this step: ", what);
   }
 
   struct GatingParams {
@@ -759,7 +830,7 @@ class Cuda {
     if (aq == activation_quantization::q8_blocks && block) {
       PRECIS_CHECK(k % 32 == 0, shape_error, "[cuda linear] q8 activations need K % 32 == 0, got ", k);
       xq = Tensor<f32, 2, cuda>({m, k});
-      launch(ck::q8_round(x, xt, ldx, m, k, xq.data(), st_->nonfinite.data(), s()), "linear (q8 rounding)", shapes());
+      launch(ck::q8_round(x, xt, ldx, m, k, xq.data(), st_->errors.data(), s()), "linear (q8 rounding)", shapes());
       st_->q8_used = true;
       x = xq.data();
       xt = ck::elt::f32;
@@ -1042,6 +1113,60 @@ Tensor<Act, 2, cuda> Cuda::moe(const CudaExperts<G, Act>& ex, const X& x, const 
     launch(ck::scatter_rows_f32(ye.data(), rows + n, n, Hd, y.data(), s()), "moe (scatter)", name);
   }
   launch(ck::moe_combine(y.data(), dw.data(), T, k, Hd, out.data(), at_, s()), "moe (combine)",
+         "x " + format_extents(xv.extents()));
+  return out;
+}
+
+template <class G, ActivationDtype Act, cuda_detail::DeviceTensorOfRank<2> X>
+  requires moe_input_matches_activation<std::remove_const_t<dtype_of<X>>, Act>
+Tensor<Act, 2, cuda> Cuda::moe(const CudaExperts<G, Act>& ex, const X& x, const CudaRouting& r) const {
+  namespace ck = cuda_kernels;
+  if (r.host) return moe(ex, x, *r.host);
+  const TensorView<const Act, 2, cuda> xv = x;  // [T, H]
+  const index_t T = xv.extent(0), k = r.k(), Hd = ex.hidden(), I = ex.intermediate();
+  PRECIS_CHECK(r.n_tokens() == T, shape_error, "[cuda moe] routing of ", r.n_tokens(), " tokens for x ",
+               format_extents(xv.extents()));
+  PRECIS_CHECK(xv.extent(1) == Hd && xv.stride(1) == 1, shape_error, "[cuda moe] x ", format_extents(xv.extents()),
+               " must be contiguous rows of the experts' hidden size ", Hd);
+  if (T > ck::gemv_max_rows) {  // prefill: group on the host
+    const cuda_rt::StreamScope scope(st_->stream);
+    Routing h{precis::to_host(r.experts), precis::to_host(r.weights)};
+    check_nonfinite();
+    return moe(ex, x, h);
+  }
+  Tensor<Act, 2, cuda> out({T, Hd});
+  if (T == 0 || k == 0) return out;
+  const index_t P = T * k;  // (token, slot) pairs, pair p = t·k + j
+  const ck::elt at_ = cuda_detail::elt_of<Act>;
+  const auto [kind, alpha, limit] = gating_params(ex.gating_fn());
+  const std::int32_t* ids = r.experts.data();
+  const auto stride = [](const ck::DeviceMatrix& m) {
+    return std::pair{ck::row_bytes(m.format, m.cols) * static_cast<std::size_t>(m.rows),
+                     m.format == dtype_code::mxfp4 ? static_cast<std::size_t>(m.rows * (m.cols / 32)) : std::size_t{0}};
+  };
+  const auto gemv = [&](const ck::DeviceMatrix& w0, const void* in, index_t ld_in, index_t div, float* y,
+                        const storage_t<Act>* bias, index_t bias_stride, const char* what) {
+    const auto [eb, sb] = stride(w0);
+    launch(ck::indexed_gemv(w0, eb, sb, ids, P, in, at_, ld_in, div, y, ck::elt::f32, w0.rows, bias, at_, bias_stride, s()),
+           "moe (expert GEMV)", what, " of ", P, " (token, slot) pairs, x ", format_extents(xv.extents()));
+  };
+  const storage_t<Act>* gub = ex.has_bias() ? ex.gate_up_bias().data() : nullptr;
+  Tensor<Act, 2, cuda> h({P, I});  // [P, I]
+  if (ex.gate_up_layout() == CudaExperts<G, Act>::layout::interleaved) {
+    Tensor<f32, 2, cuda> gu({P, 2 * I});  // [P, 2I]
+    gemv(ex.gate_up(0), xv.data(), xv.stride(0), k, gu.data(), gub, 2 * I, "gate_up");
+    launch(ck::glu(kind, alpha, limit, gu.data(), gu.data() + 1, ck::elt::f32, 2 * I, 2, h.data(), at_, I, P, I, s()),
+           "moe (activation)", P, " pairs");
+  } else {
+    Tensor<f32, 2, cuda> g({P, I}), u({P, I});  // [P, I] each
+    gemv(ex.gate(0), xv.data(), xv.stride(0), k, g.data(), gub, 2 * I, "gate");
+    gemv(ex.up(0), xv.data(), xv.stride(0), k, u.data(), gub != nullptr ? gub + I : nullptr, 2 * I, "up");
+    launch(ck::glu(kind, alpha, limit, g.data(), u.data(), ck::elt::f32, I, 1, h.data(), at_, I, P, I, s()),
+           "moe (activation)", P, " pairs");
+  }
+  Tensor<f32, 2, cuda> y({P, Hd});  // [P, H]
+  gemv(ex.down(0), h.data(), I, 1, y.data(), ex.has_bias() ? ex.down_bias().data() : nullptr, Hd, "down");
+  launch(ck::moe_combine(y.data(), r.weights.data(), T, k, Hd, out.data(), at_, s()), "moe (combine)",
          "x " + format_extents(xv.extents()));
   return out;
 }

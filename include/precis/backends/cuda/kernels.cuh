@@ -12,6 +12,7 @@
 #include <precis/backends/cuda/kernels/elementwise.cuh>
 #include <precis/backends/cuda/kernels/gemv.cuh>
 #include <precis/backends/cuda/kernels/moe.cuh>
+#include <precis/backends/cuda/kernels/route.cuh>
 #include <precis/backends/cuda/kernels/sampling.cuh>
 
 namespace precis::cuda_kernels {

@@ -161,6 +161,18 @@ cudaError_t sample(const float* logits, index_t ld, index_t B, index_t V, const 
                    const SampleRowDev* rows_host, const std::int32_t* pen_tok, const std::int32_t* pen_count,
                    void* scratch, std::size_t scratch_bytes, SampleOutDev* out, cudaStream_t s);
 
+/// MoE routing of logits [T, E] (row stride ld) on the device: softmax_first = SoftmaxThenTopK
+/// (norm_topk: renormalise the k), else TopKThenSoftmax; bias [E] / allowed [E] the data
+/// selector (null: none). experts, weights [T, k]; error[0..1] = (code, token) on failure.
+cudaError_t route(const float* logits, index_t ld, index_t T, index_t E, index_t k, bool softmax_first, bool norm_topk,
+                  const float* bias, const std::uint8_t* allowed, std::int32_t* experts, float* weights, int* error,
+                  cudaStream_t s);
+/// For P (token, slot) pairs: y row p = x row (p / div) · W_eᵀ (+ bias row e), e = experts[p], the
+/// expert matrices at w0.data + e·expert_bytes (mxfp4 scales at w0.scales + e·scale_bytes).
+cudaError_t indexed_gemv(const DeviceMatrix& w0, std::size_t expert_bytes, std::size_t scale_bytes,
+                         const std::int32_t* experts, index_t P, const void* x, elt x_t, index_t ldx, index_t div, void* y,
+                         elt y_t, index_t ldy, const void* bias, elt bias_t, index_t bias_stride, cudaStream_t s);
+
 /// A kernel of this build runs on the current device (cudaErrorNoKernelImageForDevice when the
 /// device is older than the architectures the kernels were compiled for).
 cudaError_t probe();

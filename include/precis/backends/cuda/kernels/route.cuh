@@ -86,7 +86,6 @@ __global__ void __launch_bounds__(route_threads)
     if (threadIdx.x == 0 && atomicCAS(error, 0, 1) == 0) error[1] = t;
     return;
   }
-  __shared__ int chosen;
   for (int j = 0; j < k; ++j) {
     ArgTop best{-INFINITY, INT_MAX};
     for (int e = threadIdx.x; e < E; e += blockDim.x) best = better(best, ArgTop{score[e], e});
@@ -102,9 +101,7 @@ __global__ void __launch_bounds__(route_threads)
       if (b.id == INT_MAX || b.v == -INFINITY) {  // fewer than k experts above −inf
         if (atomicCAS(error, 0, 2) == 0) error[1] = t;
         bad = 1;
-        chosen = 0;
       } else {
-        chosen = b.id;
         score[b.id] = -INFINITY;
         experts[t * k + j] = b.id;
       }
