@@ -220,12 +220,14 @@ TEMPLATE_TEST_CASE("Cuda vs Reference: attend over the paged pool (prefill, deco
     for (index_t l = 0; l < 3; ++l) {
       const std::span<const KvSeqId> g1(&gs[static_cast<std::size_t>(s)], 1), r1(&rs[static_cast<std::size_t>(s)], 1);
       INFO("prefill sequence " << s << ", layer " << l);
+      // bf16 prefills of >= 16 rows run on the tensor cores: P enters P·V as bf16 (attention_tc.cuh).
+      const double tc = std::same_as<Act, bf16> && t >= 16 ? u16b : 0.0;
       if (l == 0)
         CHECK(close(back(gpu.attend(gc, l, g1, dq, dk, dv, cfg(l))), ref.attend(rc, l, r1, q, k, v, cfg(l)), bf16_step<Act>,
-                    abs32) == "");
+                    abs32 + tc) == "");
       else
         CHECK(close(back(gpu.attend(gc, l, g1, dq, dk, dv, cfg(l), dsinks)), ref.attend(rc, l, r1, q, k, v, cfg(l), sinks),
-                    bf16_step<Act>, abs32) == "");
+                    bf16_step<Act>, abs32 + tc) == "");
     }
   }
   for (int step = 0; step < 4; ++step) {
@@ -255,6 +257,44 @@ TEMPLATE_TEST_CASE("Cuda vs Reference: attend over the paged pool (prefill, deco
   const auto dq = to_device(q), dk = to_device(k);
   const std::span<const KvSeqId> g0(&gs[0], 1);
   CHECK_THROWS_AS(gpu.attend(gc, 1, g0, dq, dk, dk, cfg(0)), config_error);
+}
+
+// The tensor-core prefill (bf16, one sequence, >= 16 rows): chunks that start mid-page and read
+// the previous chunk's keys, GQA, head dims 64 and 128, causal and a 40-token window, with and
+// without sinks, row counts not a multiple of the 64-row block or the 16-key tile. Tolerance:
+// the SIMT kernel's (one bf16 output step, f32 sums) plus u(bf16)·max|v| = 2^-8 absolute for the
+// bf16 probabilities in P·V (|v| < 1 here).
+TEST_CASE("Cuda vs Reference: tensor-core prefill attention (bf16)", "[cuda]") {
+  be::Cuda gpu;
+  be::Reference ref;
+  std::mt19937 rng(29);
+  for (const index_t D : {index_t{64}, index_t{128}}) {
+    const index_t H = 8, Hkv = 2;
+    const KvLayerPlan plan(std::vector<index_t>{0, 40});
+    const PagedKvSize size{.n_kv_heads = Hkv, .head_dim = D, .page_size = 16, .n_pages = 64, .max_sequences = 1,
+                           .max_append = 200};
+    auto gc = gpu.make_kv_cache<bf16>(plan, size);
+    auto rc = ref.make_kv_cache<bf16>(plan, size);
+    const KvSeqId gs = gc.add_sequence(), rs = rc.add_sequence();
+    const Tensor<f32, 1> sinks = random_tensor<f32, 1>({H}, rng);
+    const auto dsinks = to_device(sinks);
+    const double abs = 2.0 * static_cast<double>(D + 4) * u32 * static_cast<double>(D) + u16b;
+    for (const index_t chunk : {index_t{100}, index_t{77}, index_t{16}}) {
+      const Tensor<bf16, 3> q = random_tensor<bf16, 3>({chunk, H, D}, rng), k = random_tensor<bf16, 3>({chunk, Hkv, D}, rng),
+                            v = random_tensor<bf16, 3>({chunk, Hkv, D}, rng);
+      const auto dq = to_device(q), dk = to_device(k), dv = to_device(v);
+      for (index_t l = 0; l < 2; ++l) {
+        const AttentionConfig cfg{.n_heads = H, .n_kv_heads = Hkv, .head_dim = D, .sliding_window = l == 0 ? 0 : 40};
+        INFO("D " << D << ", chunk " << chunk << ", layer " << l);
+        if (l == 0)
+          CHECK(close(back(gpu.attend(gc, l, std::span(&gs, 1), dq, dk, dv, cfg)),
+                      ref.attend(rc, l, std::span(&rs, 1), q, k, v, cfg), 2 * u16b, abs) == "");
+        else
+          CHECK(close(back(gpu.attend(gc, l, std::span(&gs, 1), dq, dk, dv, cfg, dsinks)),
+                      ref.attend(rc, l, std::span(&rs, 1), q, k, v, cfg, sinks), 2 * u16b, abs) == "");
+      }
+    }
+  }
 }
 
 TEMPLATE_TEST_CASE("Cuda vs Reference: route and moe (orders, formats, interleaved gpt-oss experts, skewed routing)",

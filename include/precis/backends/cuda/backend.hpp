@@ -1037,6 +1037,12 @@ Tensor<Act, 3, cuda> Cuda::append_and_attend(CudaKvCache<Act>& cache, index_t la
   const index_t blocks = n_q * H, target = 2 * std::max(1, st_->info.multiprocessors);
   if (blocks < target && max_keys > 256)
     a.n_splits = static_cast<int>(std::min<index_t>({32, (max_keys + 255) / 256, (target + blocks - 1) / blocks}));
+  // A bf16 prefill of one sequence: Q·Kᵀ and P·V on the tensor cores (kernels/attention_tc.cuh).
+  if constexpr (std::same_as<Act, bf16>)
+    if (seqs.size() == 1 && n_q >= 16 && D % 16 == 0 && D <= 256) {
+      a.tensor_cores = 1;
+      a.n_splits = 1;
+    }
   Tensor<f32, 1, cuda> partial;
   if (a.n_splits > 1) {
     partial = Tensor<f32, 1, cuda>({n_q * H * a.n_splits * (D + 2)});

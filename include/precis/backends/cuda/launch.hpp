@@ -119,6 +119,7 @@ struct AttentionArgs {
   void* out = nullptr;           ///< [n_q, H, D] contiguous
   int n_splits = 1;              ///< key-range splits per (query, head) (flash-decoding)
   float* partial = nullptr;      ///< [n_q, H, n_splits, D + 2] scratch when n_splits > 1
+  int tensor_cores = 0;          ///< 1: the tensor-core prefill kernel (bf16, one sequence, D % 16 == 0, D ≤ 256)
 };
 cudaError_t attention(const AttentionArgs& a, cudaStream_t s);
 

@@ -8,10 +8,11 @@
 // one more term of the denominator with no value. Keys are found through the sequence's runs
 // (nn/kv_index.hpp KvRun: full layers' pages, a sliding layer's ring), so the kernel reads the pool
 // [blocks, Hkv, slots, D] in place. One CUDA block per (query row, head, split), 4 warps; lane j
-// holds dimensions j, j + 32, … of q and of the accumulator. The tensor-core prefill kernel is the
-// GPU speed issue's; this one is the correct, general baseline.
+// holds dimensions j, j + 32, … of q and of the accumulator. bf16 prefills of 16 or more rows of
+// one sequence take the tensor-core kernel instead (attention_tc.cuh).
 #pragma once
 
+#include <precis/backends/cuda/kernels/attention_tc.cuh>
 #include <precis/backends/cuda/kernels/common.cuh>
 
 namespace precis::cuda_kernels {
@@ -194,6 +195,7 @@ cudaError_t kv_append(void* kpool, void* vpool, elt t, index_t Hkv, index_t D, i
 
 cudaError_t attention(const AttentionArgs& a, cudaStream_t s) {
   if (a.n_q == 0) return cudaSuccess;
+  if (a.tensor_cores) return dev::attention_tc(a, s);
   return a.t == elt::f32 ? dev::attention_t<float>(a, s) : dev::attention_t<std::uint16_t>(a, s);
 }
 
