@@ -48,7 +48,9 @@
 #include <cmath>        // std::isfinite
 #include <cstddef>      // std::size_t
 #include <cstdint>      // std::int32_t, std::int64_t
+#include <cstdlib>      // std::getenv
 #include <cstring>      // std::memcpy
+#include <string_view>  // std::string_view
 #include <functional>   // std::function
 #include <limits>       // std::numeric_limits
 #include <memory>       // std::shared_ptr
@@ -106,6 +108,16 @@ concept DeviceTensorOfRank = in_memory<X, cuda> && rank_of<X> == R;
 template <class X>
 concept device_linear_input = DeviceTensorOfRank<X, 2> && ActivationDtype<std::remove_const_t<dtype_of<X>>>;
 
+}  // namespace cuda_detail
+
+namespace cuda_detail {
+/// A diagnostic switch: `NAME=0` in the environment turns a fast path off (read once per name):
+/// PRECIS_CUDA_TC_ATTENTION (the tensor-core prefill attention), PRECIS_CUDA_DEVICE_ROUTING
+/// (routing and decode MoE on the device). For bisecting a numerical difference on a GPU.
+[[nodiscard]] inline bool env_off(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::string_view(v) == "0";
+}
 }  // namespace cuda_detail
 
 // ---------------------------------------------------------------------------------------------
@@ -642,7 +654,7 @@ class Cuda {
     const cuda_rt::StreamScope scope(st_->stream);
     constexpr bool device_policy = std::same_as<Policy, SoftmaxThenTopK> || std::same_as<Policy, TopKThenSoftmax>;
     const char* name = std::same_as<Policy, SoftmaxThenTopK> ? "SoftmaxThenTopK" : "TopKThenSoftmax";
-    if (!device_policy || !sel.is_data() || lv.extent(1) > 6144) {
+    if (!device_policy || !sel.is_data() || lv.extent(1) > 6144 || cuda_detail::env_off("PRECIS_CUDA_DEVICE_ROUTING")) {
       const Tensor<f32, 2, host> host_logits = lv.is_contiguous() ? precis::to_host(lv) : precis::to_host(contiguous(lv));
       CudaRouting r;
       r.host = policy(host_logits, k, sel);
@@ -1039,7 +1051,7 @@ Tensor<Act, 3, cuda> Cuda::append_and_attend(CudaKvCache<Act>& cache, index_t la
     a.n_splits = static_cast<int>(std::min<index_t>({32, (max_keys + 255) / 256, (target + blocks - 1) / blocks}));
   // A bf16 prefill of one sequence: Q·Kᵀ and P·V on the tensor cores (kernels/attention_tc.cuh).
   if constexpr (std::same_as<Act, bf16>)
-    if (seqs.size() == 1 && n_q >= 16 && D % 16 == 0 && D <= 256) {
+    if (seqs.size() == 1 && n_q >= 16 && D % 16 == 0 && D <= 256 && !cuda_detail::env_off("PRECIS_CUDA_TC_ATTENTION")) {
       a.tensor_cores = 1;
       a.n_splits = 1;
     }
