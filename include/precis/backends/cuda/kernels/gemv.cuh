@@ -108,6 +108,19 @@ __global__ void dequantize_kernel(DeviceMatrix w, index_t row0, index_t n, float
   }
 }
 
+/// Calls go(XT*, YT*, BT*) with the storage types (float, or u16 bf16 bits) of x, y and bias.
+template <class Go>
+cudaError_t with_gemv_types(elt x_t, elt y_t, elt bias_t, Go&& go) {
+  using u16 = std::uint16_t;
+  const auto with_bias = [&]<class XT, class YT>(XT* xp, YT* yp) {
+    return bias_t == elt::f32 ? go(xp, yp, static_cast<float*>(nullptr)) : go(xp, yp, static_cast<u16*>(nullptr));
+  };
+  const auto with_y = [&]<class XT>(XT* xp) {
+    return y_t == elt::f32 ? with_bias(xp, static_cast<float*>(nullptr)) : with_bias(xp, static_cast<u16*>(nullptr));
+  };
+  return x_t == elt::f32 ? with_y(static_cast<float*>(nullptr)) : with_y(static_cast<u16*>(nullptr));
+}
+
 }  // namespace dev
 
 cudaError_t gemv(const DeviceMatrix& w, const void* x, elt x_t, index_t ldx, index_t M, void* y, elt y_t, index_t ldy,
@@ -122,13 +135,7 @@ cudaError_t gemv(const DeviceMatrix& w, const void* x, elt x_t, index_t ldx, ind
           w, static_cast<const XT*>(x), ldx, static_cast<int>(M), static_cast<YT*>(y), ldy, static_cast<const BT*>(bias));
       return cudaGetLastError();
     };
-    const auto with_bias = [&]<class XT, class YT>(XT* xp, YT* yp) {
-      return bias_t == elt::f32 ? go(xp, yp, static_cast<float*>(nullptr)) : go(xp, yp, static_cast<u16*>(nullptr));
-    };
-    const auto with_y = [&]<class XT>(XT* xp) {
-      return y_t == elt::f32 ? with_bias(xp, static_cast<float*>(nullptr)) : with_bias(xp, static_cast<u16*>(nullptr));
-    };
-    return x_t == elt::f32 ? with_y(static_cast<float*>(nullptr)) : with_y(static_cast<u16*>(nullptr));
+    return dev::with_gemv_types(x_t, y_t, bias_t, go);
   });
 }
 
@@ -146,13 +153,7 @@ cudaError_t indexed_gemv(const DeviceMatrix& w0, std::size_t expert_bytes, std::
           static_cast<YT*>(y), ldy, static_cast<const BT*>(bias), bias_stride);
       return cudaGetLastError();
     };
-    const auto with_bias = [&]<class XT, class YT>(XT* xp, YT* yp) {
-      return bias_t == elt::f32 ? go(xp, yp, static_cast<float*>(nullptr)) : go(xp, yp, static_cast<u16*>(nullptr));
-    };
-    const auto with_y = [&]<class XT>(XT* xp) {
-      return y_t == elt::f32 ? with_bias(xp, static_cast<float*>(nullptr)) : with_bias(xp, static_cast<u16*>(nullptr));
-    };
-    return x_t == elt::f32 ? with_y(static_cast<float*>(nullptr)) : with_y(static_cast<u16*>(nullptr));
+    return dev::with_gemv_types(x_t, y_t, bias_t, go);
   });
 }
 
