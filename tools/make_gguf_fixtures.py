@@ -19,8 +19,8 @@ Fixtures (tests/fixtures/gguf/):
                          "precis_fixture"; a metadata value of every type (12 scalar types plus
                          arrays of each, unicode strings, an array of strings with an empty one,
                          extreme integers); tensors in F32 (1-D, 3-D), F16, BF16, F64, I8, I16,
-                         I32, I64, Q8_0, Q4_0, Q4_1 (3-D), MXFP4, and one Q4_K (a type precis does
-                         not support: listed, not handed out); non-square shapes so a reader that
+                         I32, I64, Q8_0, Q4_0, Q4_1 (3-D), MXFP4, and one Q4_K (random blocks, read
+                         as q4_K); non-square shapes so a reader that
                          forgets to reverse GGUF's dims fails.
     reference.json       the sidecar: metadata in file order (type, array type, value), and per
                          tensor its row-major shape, ggml type, offset, byte size, bytes (hex) and
@@ -160,7 +160,7 @@ def write_reference():
             "bytes_hex": arr.tobytes().hex(),
             "values": expected_values(qtype, arr, values),
         })
-    # Q4_K: precis does not support it; the bytes are random (gguf-py 0.19 cannot quantize Q4_K).
+    # Q4_K: random bytes (gguf-py 0.19 cannot quantize Q4_K); the C++ test checks it loads as q4_K blocks.
     q4k = rng.integers(0, 256, size=(2, 144), dtype=np.uint8)
     w.add_tensor("blk.0.attn_q.weight", q4k, raw_dtype=QT.Q4_K)
     sidecar_tensors.append({

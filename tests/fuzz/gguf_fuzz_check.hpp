@@ -27,6 +27,7 @@
 #include <precis/core/dtype.hpp>        // dtype_code, element_bytes, q8_0, ...
 #include <precis/core/error.hpp>        // precis::format_error
 #include <precis/io/gguf.hpp>           // precis::io::GgufFile
+#include <precis/quant/block_formats.hpp>  // visit_ggml_block_format
 #include <precis/io/quant_load.hpp>     // precis::io::quant_view
 #include <precis/quant/dequantize.hpp>  // precis::dequantize
 
@@ -182,15 +183,9 @@ inline gguf_outcome check_gguf_input(std::span<const std::byte> bytes) {
       gguf_invariant(any.dtype() == *dt && any.shape() == t.shape, tn + " AnyTensor header");
       gguf_invariant(any.bytes().data() == f.data().data() + t.offset && any.bytes().size() == t.nbytes,
                      tn + " AnyTensor bytes");
-      switch (*dt) {
-        case dtype_code::q8_0: detail::dequantize_any_rank<q8_0>(any); break;
-        case dtype_code::q4_0: detail::dequantize_any_rank<q4_0>(any); break;
-        case dtype_code::q4_1: detail::dequantize_any_rank<q4_1>(any); break;
-        case dtype_code::mxfp4_ggml: detail::dequantize_any_rank<mxfp4_ggml>(any); break;
-        default:
-          gguf_invariant(any.bytes().size() == static_cast<std::size_t>(any.numel()) * element_bytes(*dt),
-                         tn + " element byte count");
-      }
+      if (!visit_ggml_block_format(*dt, [&]<class F>() { detail::dequantize_any_rank<F>(any); }))
+        gguf_invariant(any.bytes().size() == static_cast<std::size_t>(any.numel()) * element_bytes(*dt),
+                       tn + " element byte count");
     } else {
       bool refused = false;
       try {

@@ -6,7 +6,8 @@
 // check (`load<T>`), and nothing else in precis switches on them.
 //
 // Element dtypes (`ElementDtype`) are addressable one value at a time and can form a `Tensor`.
-// Block formats (`BlockFormat`: q8_0, q4_0, q4_1, mxfp4 in two nibble layouts) are not: their
+// Block formats (`BlockFormat`: q8_0, q4_0, q4_1, mxfp4 in two nibble layouts, and the GGUF download
+// formats q5_0, q5_1, iq4_nl, q2_K … q6_K, iq4_xs) are not: their
 // values exist only in blocks and reach activations through dequantize or a quantized matmul.
 #pragma once
 
@@ -20,6 +21,7 @@
 #include <precis/numeric/bfloat16.hpp>      // precis::bfloat16
 #include <precis/numeric/float16.hpp>       // precis::float16
 #include <precis/numeric/float8.hpp>        // precis::float8_e4m3, float8_e5m2
+#include <precis/quant/kquant_blocks.hpp>    // block_q5_0 ... block_iq4_xs (ggml layouts)
 
 namespace precis {
 
@@ -51,6 +53,16 @@ enum class mxfp4_layout {
 struct q8_0 {};
 struct q4_0 {};
 struct q4_1 {};
+// The formats of the GGUF files people download (llama-quantize's types; quant/kquants.hpp).
+struct q5_0 {};
+struct q5_1 {};
+struct iq4_nl {};
+struct q2_K {};  // K-quants: 256-value super-blocks
+struct q3_K {};
+struct q4_K {};
+struct q5_K {};
+struct q6_K {};
+struct iq4_xs {};
 template <mxfp4_layout L>
 struct mxfp4_t {
   static constexpr mxfp4_layout layout = L;
@@ -72,6 +84,7 @@ using mxfp4_ggml = mxfp4_t<mxfp4_layout::ggml>;
 enum class dtype_code : std::uint8_t {
   f64, f32, f16, bf16, f8_e4m3, f8_e5m2, i8, u8, i16, u16, i32, u32, i64, u64, boolean,
   q8_0, q4_0, q4_1, mxfp4, mxfp4_ggml,
+  q5_0, q5_1, iq4_nl, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_xs,
 };
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -126,13 +139,15 @@ namespace detail {
 /// one source of truth for sizes: `sizeof(block_type)` is the struct one plane holds, and
 /// `stored_bytes` = sizeof(block_type) + ScalePlaneBytes is what one block of 32 values occupies in
 /// storage over all planes (what a kernel streams, what a file must hold).
-template <class Block, dtype_code Code, std::size_t ScalePlaneBytes = 0>
+/// `BlockSize`: values per block — 32 for the classic ggml formats, 256 (QK_K) for the K-quants
+/// and IQ4_XS. Kernels walk every format in 32-value chunks (a 256-value super-block is 8 of them).
+template <class Block, dtype_code Code, std::size_t ScalePlaneBytes = 0, std::size_t BlockSize = 32>
 struct block_traits_base {
   using block_type = Block;                          // one block in memory (of the main plane)
   static constexpr bool is_floating = false;
   static constexpr bool is_integer = false;
   static constexpr bool is_block = true;
-  static constexpr std::size_t block_size = 32;      // values per block
+  static constexpr std::size_t block_size = BlockSize;  // values per block
   static constexpr std::size_t scale_plane_bytes = ScalePlaneBytes;
   static constexpr std::size_t stored_bytes = sizeof(Block) + ScalePlaneBytes;  // all planes
   static constexpr int bits = static_cast<int>(sizeof(Block) * 8);  // bits per *block*
@@ -148,6 +163,15 @@ template <> struct dtype_traits<q8_0>       : detail::block_traits_base<block_q8
 template <> struct dtype_traits<q4_0>       : detail::block_traits_base<block_q4_0, dtype_code::q4_0>       { static constexpr std::string_view name = "q4_0";       static constexpr std::optional<int> ggml_type = 2;  };
 template <> struct dtype_traits<q4_1>       : detail::block_traits_base<block_q4_1, dtype_code::q4_1>       { static constexpr std::string_view name = "q4_1";       static constexpr std::optional<int> ggml_type = 3;  };
 template <> struct dtype_traits<mxfp4_ggml> : detail::block_traits_base<block_mxfp4_ggml, dtype_code::mxfp4_ggml> { static constexpr std::string_view name = "mxfp4_ggml"; static constexpr std::optional<int> ggml_type = 39; };
+template <> struct dtype_traits<q5_0>       : detail::block_traits_base<block_q5_0, dtype_code::q5_0>             { static constexpr std::string_view name = "q5_0";   static constexpr std::optional<int> ggml_type = 6;  };
+template <> struct dtype_traits<q5_1>       : detail::block_traits_base<block_q5_1, dtype_code::q5_1>             { static constexpr std::string_view name = "q5_1";   static constexpr std::optional<int> ggml_type = 7;  };
+template <> struct dtype_traits<iq4_nl>     : detail::block_traits_base<block_iq4_nl, dtype_code::iq4_nl>         { static constexpr std::string_view name = "iq4_nl"; static constexpr std::optional<int> ggml_type = 20; };
+template <> struct dtype_traits<q2_K>       : detail::block_traits_base<block_q2_K, dtype_code::q2_K, 0, 256>     { static constexpr std::string_view name = "q2_K";   static constexpr std::optional<int> ggml_type = 10; };
+template <> struct dtype_traits<q3_K>       : detail::block_traits_base<block_q3_K, dtype_code::q3_K, 0, 256>     { static constexpr std::string_view name = "q3_K";   static constexpr std::optional<int> ggml_type = 11; };
+template <> struct dtype_traits<q4_K>       : detail::block_traits_base<block_q4_K, dtype_code::q4_K, 0, 256>     { static constexpr std::string_view name = "q4_K";   static constexpr std::optional<int> ggml_type = 12; };
+template <> struct dtype_traits<q5_K>       : detail::block_traits_base<block_q5_K, dtype_code::q5_K, 0, 256>     { static constexpr std::string_view name = "q5_K";   static constexpr std::optional<int> ggml_type = 13; };
+template <> struct dtype_traits<q6_K>       : detail::block_traits_base<block_q6_K, dtype_code::q6_K, 0, 256>     { static constexpr std::string_view name = "q6_K";   static constexpr std::optional<int> ggml_type = 14; };
+template <> struct dtype_traits<iq4_xs>     : detail::block_traits_base<block_iq4_xs, dtype_code::iq4_xs, 0, 256> { static constexpr std::string_view name = "iq4_xs"; static constexpr std::optional<int> ggml_type = 23; };
 template <> struct dtype_traits<mxfp4>      : detail::block_traits_base<detail::mxfp4_nibbles, dtype_code::mxfp4, 1> {
   static constexpr std::string_view name = "mxfp4";
   static constexpr std::optional<int> ggml_type = std::nullopt;  // stored as two U8 tensors in safetensors
@@ -221,6 +245,15 @@ inline constexpr std::string_view dtype_name = dtype_traits<std::remove_cv_t<D>>
     case dtype_code::q4_1: return "q4_1";
     case dtype_code::mxfp4: return "mxfp4";
     case dtype_code::mxfp4_ggml: return "mxfp4_ggml";
+    case dtype_code::q5_0: return "q5_0";
+    case dtype_code::q5_1: return "q5_1";
+    case dtype_code::iq4_nl: return "iq4_nl";
+    case dtype_code::q2_K: return "q2_K";
+    case dtype_code::q3_K: return "q3_K";
+    case dtype_code::q4_K: return "q4_K";
+    case dtype_code::q5_K: return "q5_K";
+    case dtype_code::q6_K: return "q6_K";
+    case dtype_code::iq4_xs: return "iq4_xs";
   }
   return "?";
 }

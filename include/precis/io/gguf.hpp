@@ -26,8 +26,9 @@
 //   two tensors overlapping. (ggml additionally insists that tensors are packed in info order;
 //   precis accepts any non-overlapping aligned placement.)
 //
-// Tensors precis can represent (F32, F16, BF16, F64, I8..I64, Q8_0, Q4_0, Q4_1, MXFP4) come out
-// of `tensor(name)` as an AnyTensor viewing the mapping; other types (K-quants, IQ*, …) are listed
+// Tensors precis can represent (F32, F16, BF16, F64, I8..I64, Q8_0, Q4_0, Q4_1, MXFP4, Q5_0, Q5_1,
+// IQ4_NL, Q2_K … Q6_K, IQ4_XS) come out of `tensor(name)` as an AnyTensor viewing the mapping;
+// other types (the IQ1–IQ3 grids, TQ*, NVFP4, …) are listed
 // by `tensor_infos()` with their true size, and `tensor(name)` refuses them by name. Typed access
 // is then `load<D, R>(any)` (io/load.hpp) for element types and `quant_view<F, R>(any)`
 // (io/quant_load.hpp) for block formats.

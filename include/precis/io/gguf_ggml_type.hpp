@@ -22,7 +22,8 @@
 #include <optional>     // std::optional
 #include <string_view>  // std::string_view
 
-#include <precis/core/dtype.hpp>  // precis::dtype_code
+#include <precis/core/dtype.hpp>           // precis::dtype_code
+#include <precis/quant/block_formats.hpp>  // ggml_block_formats
 
 namespace precis::io {
 
@@ -96,7 +97,7 @@ inline constexpr unknown_ggml_type_names unknown_ggml_names{};
 }
 
 /// The dtype_code GgufFile::tensor hands out for ggml type `id`, or nullopt when precis does not
-/// support it (K-quants, IQ*, TQ*, Q5_*, NVFP4, …). The block formats map to the tags whose
+/// support it (Q8_1/Q8_K, the IQ1–IQ3 grids, TQ*, NVFP4, Q1_0, …). The block formats map to the tags whose
 /// block structs (core/dtype.hpp) have ggml's exact byte layout (ggml-common.h).
 [[nodiscard]] constexpr std::optional<dtype_code> ggml_type_dtype(std::uint32_t ggml_type) noexcept {
   switch (ggml_type) {
@@ -104,7 +105,16 @@ inline constexpr unknown_ggml_type_names unknown_ggml_names{};
     case 1: return dtype_code::f16;
     case 2: return dtype_code::q4_0;
     case 3: return dtype_code::q4_1;
+    case 6: return dtype_code::q5_0;
+    case 7: return dtype_code::q5_1;
     case 8: return dtype_code::q8_0;
+    case 10: return dtype_code::q2_K;
+    case 11: return dtype_code::q3_K;
+    case 12: return dtype_code::q4_K;
+    case 13: return dtype_code::q5_K;
+    case 14: return dtype_code::q6_K;
+    case 20: return dtype_code::iq4_nl;
+    case 23: return dtype_code::iq4_xs;
     case 24: return dtype_code::i8;
     case 25: return dtype_code::i16;
     case 26: return dtype_code::i32;
@@ -116,14 +126,22 @@ inline constexpr unknown_ggml_type_names unknown_ggml_names{};
   }
 }
 
-/// "F32, F16, BF16, F64, I8, I16, I32, I64, Q8_0, Q4_0, Q4_1, MXFP4" — for messages.
-inline constexpr std::string_view ggml_supported_types_list = "F32, F16, BF16, F64, I8, I16, I32, I64, Q8_0, Q4_0, Q4_1, MXFP4";
+/// The element and block types GgufFile::tensor hands out — for messages.
+inline constexpr std::string_view ggml_supported_types_list =
+    "F32, F16, BF16, F64, I8, I16, I32, I64, Q8_0, Q4_0, Q4_1, MXFP4, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, "
+    "Q6_K, IQ4_XS";
 
 // The block tags' structs must be ggml's, byte for byte (ggml-common.h static_asserts).
 static_assert(sizeof(block_q8_0) == detail::ggml_types[8].type_size, "block_q8_0 must match ggml's 34 bytes");
 static_assert(sizeof(block_q4_0) == detail::ggml_types[2].type_size, "block_q4_0 must match ggml's 18 bytes");
 static_assert(sizeof(block_q4_1) == detail::ggml_types[3].type_size, "block_q4_1 must match ggml's 20 bytes");
 static_assert(sizeof(block_mxfp4_ggml) == detail::ggml_types[39].type_size, "block_mxfp4 must match ggml's 17 bytes");
+// Every block format: its ggml id, block size and struct size agree with the geometry table.
+static_assert([]<class... F>(format_list<F...>) {
+  return ((*dtype_traits<F>::ggml_type >= 0 && ggml_type_dtype(static_cast<std::uint32_t>(*dtype_traits<F>::ggml_type)) == dtype_traits<F>::code &&
+           detail::ggml_types[static_cast<std::size_t>(*dtype_traits<F>::ggml_type)].block_size == dtype_traits<F>::block_size &&
+           detail::ggml_types[static_cast<std::size_t>(*dtype_traits<F>::ggml_type)].type_size == sizeof(typename dtype_traits<F>::block_type)) && ...);
+}(ggml_block_formats{}), "core/dtype.hpp's block formats must agree with ggml.h / ggml-common.h");
 static_assert(dtype_traits<q8_0>::ggml_type == 8 && dtype_traits<q4_0>::ggml_type == 2 &&
                   dtype_traits<q4_1>::ggml_type == 3 && dtype_traits<mxfp4_ggml>::ggml_type == 39 &&
                   dtype_traits<bf16>::ggml_type == 30 && dtype_traits<f64>::ggml_type == 28,

@@ -5,7 +5,7 @@
 // declared format F — a Q4_1 tensor read as Q4_0 would dequantize to plausible garbage (the
 // minimum `m` read as nibbles), so it is a dtype_error naming the tensor and both formats, never
 // a reinterpretation (dtype-bugs C7/C8). Then the rank, the innermost extent (a multiple of the
-// 32-value block), and the byte count (numel/32 × bytes per block) are checked.
+// block size: 32 values, 256 for the K-quants), and the byte count (numel/block × bytes per block) are checked.
 //
 // Only the single-array ggml layouts qualify (q8_0, q4_0, q4_1, mxfp4_ggml: one array of block
 // structs whose bytes are ggml's, core/dtype.hpp). HF/OpenAI MXFP4 is two U8 tensors and is
@@ -39,7 +39,7 @@ concept single_array_block_format = BlockFormat<F> && !std::same_as<std::remove_
 
 /// `t` as a QuantView<F, R> of logical extents t.shape() (row-major, last axis K). Throws
 /// dtype_error unless t's stored format is F; shape_error unless t has rank R and K is a multiple
-/// of 32; format_error unless t's bytes are exactly numel/32 blocks and aligned for F's block
+/// of F's block size; format_error unless t's bytes are exactly numel/block_size blocks and aligned for F's block
 /// struct. The view does not keep the file alive (see load_quant).
 template <BlockFormat F, std::size_t R>
   requires single_array_block_format<F> && (R >= 1)

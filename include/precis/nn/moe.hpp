@@ -157,7 +157,7 @@ class ExpertStack {
   /// Bytes of one expert's matrix as stored (what streaming it reads).
   [[nodiscard]] std::size_t expert_bytes() const noexcept {
     const auto values = static_cast<std::size_t>(rows() * cols());
-    if constexpr (BlockFormat<F>) return values / 32 * dtype_traits<F>::stored_bytes;
+    if constexpr (BlockFormat<F>) return values / dtype_traits<F>::block_size * dtype_traits<F>::stored_bytes;
     else return values * sizeof(storage_t<F>);
   }
 

@@ -22,6 +22,7 @@
 #include <precis/core/tensor.hpp>            // precis::Tensor
 #include <precis/core/tensor_view.hpp>       // precis::TensorView
 #include <precis/quant/block_reference.hpp>  // dequantize_block, dequantize_block_mxfp4
+#include <precis/quant/kquants.hpp>          // dequantize_block / dequantize_chunk of the GGUF download formats
 #include <precis/quant/quant_tensor.hpp>     // precis::QuantTensor
 #include <precis/quant/quant_view.hpp>       // precis::QuantView
 
@@ -29,11 +30,20 @@ namespace precis {
 
 namespace detail {
 
-/// Block `b` (row-major over all blocks of `q`) → 32 floats.
+/// Values per chunk: the granularity every kernel walks a block-quantized row in. A chunk is a
+/// whole block of the 32-value formats and one eighth of a 256-value K-quant super-block.
+inline constexpr index_t chunk_values = 32;
+
+/// 32-value chunks per block of F (1, or 8 for the K-quants).
+template <BlockFormat F>
+inline constexpr index_t chunks_per_block = static_cast<index_t>(dtype_traits<F>::block_size) / chunk_values;
+
+/// Chunk `c` (row-major over all 32-value chunks of `q`: values 32c … 32c + 31) → 32 floats.
 template <BlockFormat F, std::size_t R, Device Dev>
-void dequantize_block_at(const QuantView<F, R, Dev>& q, index_t b, float out[32]) noexcept {
-  if constexpr (is_two_plane_mxfp4<F>) dequantize_block_mxfp4(q.nibbles() + 16 * b, q.scales()[b], out);
-  else dequantize_block(q.blocks()[b], out);
+void dequantize_block_at(const QuantView<F, R, Dev>& q, index_t c, float out[32]) noexcept {
+  if constexpr (is_two_plane_mxfp4<F>) dequantize_block_mxfp4(q.nibbles() + 16 * c, q.scales()[c], out);
+  else if constexpr (chunks_per_block<F> == 1) dequantize_block(q.blocks()[c], out);
+  else dequantize_chunk(q.blocks()[c / chunks_per_block<F>], static_cast<int>(c % chunks_per_block<F>), out);
 }
 
 /// One rounding from f32 to the activation storage type.
@@ -51,7 +61,7 @@ template <ActivationDtype To, BlockFormat F, std::size_t R>
 [[nodiscard]] Tensor<To, R> dequantize(const QuantView<F, R>& q) {
   Tensor<To, R> out(q.extents());  // (..., K)
   float buf[32];
-  const index_t nb = q.num_blocks();
+  const index_t nb = q.numel() / detail::chunk_values;
   for (index_t b = 0; b < nb; ++b) {
     detail::dequantize_block_at(q, b, buf);
     for (index_t j = 0; j < 32; ++j) out.data()[b * 32 + j] = detail::from_f32<To>(buf[j]);
@@ -72,7 +82,7 @@ void dequantize_row(const QuantView<F, 1>& q, TensorView<To, 1> out) {
   PRECIS_CHECK(out.extent(0) == q.extent(0), shape_error, "[dequantize_row<", dtype_name<To>, ">] output has ",
                out.extent(0), " elements, the ", dtype_name<F>, " row has K=", q.extent(0));
   float buf[32];
-  const index_t nb = q.num_blocks();
+  const index_t nb = q.numel() / detail::chunk_values;
   for (index_t b = 0; b < nb; ++b) {
     detail::dequantize_block_at(q, b, buf);
     for (index_t j = 0; j < 32; ++j) out(b * 32 + j) = detail::from_f32<To>(buf[j]);

@@ -26,66 +26,11 @@
 
 #include <cstdint>  // std::uint8_t, std::int8_t, std::uint16_t, std::uint32_t
 
-#include <precis/core/config.hpp>      // PRECIS_HD
-#include <precis/numeric/float16.hpp>  // precis::float16
+#include <precis/core/config.hpp>          // PRECIS_HD
+#include <precis/numeric/float16.hpp>      // precis::float16
+#include <precis/quant/kquant_blocks.hpp>  // block_q2_K ... block_iq4_xs, qk_k
 
 namespace precis {
-
-inline constexpr int qk_k = 256;  ///< values per K-quant super-block (ggml QK_K)
-
-// ggml-common.h layouts; f16 fields are bit patterns (precis::float16).
-struct block_q2_K {
-  std::uint8_t scales[16];  // sub-block j: scale = low nibble, min = high nibble
-  std::uint8_t qs[64];      // 2-bit codes: byte l of each 32-byte group, shifts 0, 2, 4, 6
-  float16 d, dmin;
-};
-struct block_q3_K {
-  std::uint8_t hmask[32];   // high bit of each code (set: no −4 offset)
-  std::uint8_t qs[64];      // low 2 bits, as Q2_K
-  std::uint8_t scales[12];  // 16 × 6-bit scales (low nibbles in 0..7, high 2-bit pairs in 8..11)
-  float16 d;
-};
-struct block_q4_K {
-  float16 d, dmin;
-  std::uint8_t scales[12];  // 8 × (6-bit scale, 6-bit min), ggml's get_scale_min_k4 packing
-  std::uint8_t qs[128];     // 4-bit codes: 32-byte groups, low nibbles then high nibbles
-};
-struct block_q5_K {
-  float16 d, dmin;
-  std::uint8_t scales[12];  // as Q4_K
-  std::uint8_t qh[32];      // fifth bit: bit 2g (low nibbles) / 2g+1 (high) of byte l, group g
-  std::uint8_t qs[128];     // low 4 bits, as Q4_K
-};
-struct block_q6_K {
-  std::uint8_t ql[128];     // low 4 bits
-  std::uint8_t qh[64];      // high 2 bits
-  std::int8_t scales[16];   // per 16 values
-  float16 d;
-};
-struct block_q5_0 {
-  float16 d;
-  std::uint8_t qh[4];       // fifth bit of code j at bit j (little-endian u32)
-  std::uint8_t qs[16];
-};
-struct block_q5_1 {
-  float16 d, m;
-  std::uint8_t qh[4];
-  std::uint8_t qs[16];
-};
-struct block_iq4_nl {
-  float16 d;
-  std::uint8_t qs[16];
-};
-struct block_iq4_xs {
-  float16 d;
-  std::uint16_t scales_h;   // high 2 bits of the 8 sub-block scales
-  std::uint8_t scales_l[4]; // low 4 bits, two per byte
-  std::uint8_t qs[128];
-};
-static_assert(sizeof(block_q2_K) == 84 && sizeof(block_q3_K) == 110 && sizeof(block_q4_K) == 144 &&
-                  sizeof(block_q5_K) == 176 && sizeof(block_q6_K) == 210 && sizeof(block_q5_0) == 22 &&
-                  sizeof(block_q5_1) == 24 && sizeof(block_iq4_nl) == 18 && sizeof(block_iq4_xs) == 136,
-              "ggml block layouts must be packed exactly");
 
 /// The IQ4_NL / IQ4_XS code book (ggml kvalues_iq4nl): a non-uniform 4-bit grid.
 inline constexpr std::int8_t kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
@@ -253,6 +198,94 @@ PRECIS_HD constexpr void dequantize_block(const block_iq4_xs& b, float out[256])
       out[32 * ib + j] = dl * static_cast<float>(kvalues_iq4nl[q[j] & 0xF]);
       out[32 * ib + j + 16] = dl * static_cast<float>(kvalues_iq4nl[q[j] >> 4]);
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 32-value chunks of a super-block
+// ---------------------------------------------------------------------------------------------
+// Kernels walk every format 32 values at a time (one chunk = one ggml block of the classic
+// formats), so a 256-value super-block is read as 8 chunks: chunk c holds values 32c … 32c + 31.
+// Each function below is its format's dequantize_block restricted to one chunk — the same
+// operations in the same order, hence bit-identical to it (test_kquants.cpp checks every chunk).
+// The index arithmetic follows the loops above: Q2_K/Q3_K/Q6_K visit 128-value halves n = c/4 in
+// 32-value steps p = c%4 (two 16-value sub-blocks each); Q4_K/Q5_K/IQ4_XS have one sub-block per chunk.
+
+/// Q2_K chunk c: codes (qs[32n + j] >> 2p) & 3, sub-block 8n + 2p + j/16.
+PRECIS_HD constexpr void dequantize_chunk(const block_q2_K& b, int c, float out[32]) noexcept {
+  const float d = static_cast<float>(b.d), dmin = static_cast<float>(b.dmin);
+  const int n = c / 4, p = c % 4;
+  for (int half = 0; half < 2; ++half) {
+    const std::uint8_t sc = b.scales[8 * n + 2 * p + half];
+    const float dl = d * static_cast<float>(sc & 0xF), ml = dmin * static_cast<float>(sc >> 4);
+    for (int l = 0; l < 16; ++l)
+      out[16 * half + l] = dl * static_cast<float>((b.qs[32 * n + 16 * half + l] >> (2 * p)) & 3) - ml;
+  }
+}
+
+/// Q3_K chunk c: as Q2_K, the high bit at bit 4n + p of hmask[j].
+PRECIS_HD constexpr void dequantize_chunk(const block_q3_K& b, int c, float out[32]) noexcept {
+  const float d = static_cast<float>(b.d);
+  const int n = c / 4, p = c % 4;
+  const std::uint8_t m = static_cast<std::uint8_t>(1u << (4 * n + p));
+  for (int half = 0; half < 2; ++half) {
+    const int j = 8 * n + 2 * p + half;
+    const int low = (b.scales[j % 8] >> (4 * (j / 8))) & 0xF;
+    const int high = (b.scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+    const float dl = d * static_cast<float>(static_cast<std::int8_t>((low | (high << 4)) - 32));
+    for (int l = 0; l < 16; ++l) {
+      const int i = l + 16 * half;
+      const int code = ((b.qs[32 * n + i] >> (2 * p)) & 3) - ((b.hmask[i] & m) ? 0 : 4);
+      out[i] = dl * static_cast<float>(code);
+    }
+  }
+}
+
+/// Q4_K chunk c: nibble c%2 of qs[32(c/2) + j], sub-block c.
+PRECIS_HD constexpr void dequantize_chunk(const block_q4_K& b, int c, float out[32]) noexcept {
+  const float d = static_cast<float>(b.d), dmin = static_cast<float>(b.dmin);
+  std::uint8_t sc = 0, mn = 0;
+  detail::scale_min_k4(c, b.scales, sc, mn);
+  const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(mn);
+  const std::uint8_t* q = b.qs + 32 * (c / 2);
+  for (int l = 0; l < 32; ++l) out[l] = dl * static_cast<float>((q[l] >> (4 * (c % 2))) & 0xF) - ml;
+}
+
+/// Q5_K chunk c: as Q4_K, the fifth bit at bit c of qh[j].
+PRECIS_HD constexpr void dequantize_chunk(const block_q5_K& b, int c, float out[32]) noexcept {
+  const float d = static_cast<float>(b.d), dmin = static_cast<float>(b.dmin);
+  std::uint8_t sc = 0, mn = 0;
+  detail::scale_min_k4(c, b.scales, sc, mn);
+  const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(mn);
+  const std::uint8_t* q = b.qs + 32 * (c / 2);
+  for (int l = 0; l < 32; ++l) {
+    const int code = ((q[l] >> (4 * (c % 2))) & 0xF) | (((b.qh[l] >> c) & 1) << 4);
+    out[l] = dl * static_cast<float>(code) - ml;
+  }
+}
+
+/// Q6_K chunk c: low bits nibble p/2 of ql[64n + 32(p%2) + j], high bits (qh[32n + j] >> 2p) & 3,
+/// scale scales[8n + 2p + j/16].
+PRECIS_HD constexpr void dequantize_chunk(const block_q6_K& b, int c, float out[32]) noexcept {
+  const float d = static_cast<float>(b.d);
+  const int n = c / 4, p = c % 4;
+  const std::uint8_t* ql = b.ql + 64 * n + 32 * (p % 2);
+  const std::uint8_t* qh = b.qh + 32 * n;
+  for (int l = 0; l < 32; ++l) {
+    const int q = (((ql[l] >> (4 * (p / 2))) & 0xF) | (((qh[l] >> (2 * p)) & 3) << 4)) - 32;
+    out[l] = d * static_cast<float>(b.scales[8 * n + 2 * p + l / 16]) * static_cast<float>(q);
+  }
+}
+
+/// IQ4_XS chunk c: sub-block c.
+PRECIS_HD constexpr void dequantize_chunk(const block_iq4_xs& b, int c, float out[32]) noexcept {
+  const float d = static_cast<float>(b.d);
+  const int ls = ((b.scales_l[c / 2] >> (4 * (c % 2))) & 0xF) | (((b.scales_h >> (2 * c)) & 3) << 4);
+  const float dl = d * static_cast<float>(ls - 32);
+  const std::uint8_t* q = b.qs + 16 * c;
+  for (int j = 0; j < 16; ++j) {
+    out[j] = dl * static_cast<float>(kvalues_iq4nl[q[j] & 0xF]);
+    out[j + 16] = dl * static_cast<float>(kvalues_iq4nl[q[j] >> 4]);
   }
 }
 

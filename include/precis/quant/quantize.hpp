@@ -25,8 +25,17 @@
 
 namespace precis {
 
+/// The formats with a reference quantizer in block_reference.hpp. The GGUF download formats
+/// (quant/kquants.hpp) are read, never produced: llama.cpp's `llama-quantize` makes those files
+/// (its K-quant quantizers search scales iteratively; a second copy of that search would be a
+/// second spec to keep in step).
+template <class F>
+concept reference_quantizable = std::same_as<F, q8_0> || std::same_as<F, q4_0> || std::same_as<F, q4_1> ||
+                                std::same_as<F, mxfp4> || std::same_as<F, mxfp4_ggml>;
+
 /// Quantizes `x` (any strides) into a new QuantTensor of the same logical extents.
 template <BlockFormat F, std::size_t R>
+  requires reference_quantizable<F>
 [[nodiscard]] QuantTensor<F, R> quantize(TensorView<const f32, R> x) {
   static_assert(R >= 1, "QUANT_RANK: a quantized tensor has at least its K axis");
   detail::check_quant_extents<F>(x.extents(), "quantize");
@@ -60,7 +69,7 @@ template <BlockFormat F, std::size_t R>
 
 /// Any host f32 tensor-like argument (Tensor<f32, R>, TensorView<f32, R>).
 template <BlockFormat F, class X>
-  requires TensorLike<X> && std::same_as<dtype_of<X>, f32> && std::same_as<device_of<X>, host> &&
+  requires reference_quantizable<F> && TensorLike<X> && std::same_as<dtype_of<X>, f32> && std::same_as<device_of<X>, host> &&
            (!std::same_as<std::remove_cvref_t<X>, TensorView<const f32, rank_of<X>>>)
 [[nodiscard]] QuantTensor<F, rank_of<X>> quantize(const X& x) {
   return quantize<F, rank_of<X>>(TensorView<const f32, rank_of<X>>(x));

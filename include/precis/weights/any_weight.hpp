@@ -7,7 +7,10 @@
 // variant of the *storage* types the host backends read (weights/weight_view.hpp, quant/quant_view.hpp):
 //
 //   WeightView<f32 | bf16 | f16>                           a float weight named as storage
-//   QuantView<q8_0 | q4_0 | q4_1 | mxfp4_ggml | mxfp4, 2>  block-quantized (ggml / HF layouts)
+//   QuantView<F, 2>, F in ggml_block_formats               block-quantized, ggml layouts (q8_0, q4_0,
+//                                                          q4_1, mxfp4_ggml, q5_0, q5_1, iq4_nl,
+//                                                          q2_K … q6_K, iq4_xs: quant/block_formats.hpp)
+//   QuantView<mxfp4, 2>                                    HF/OpenAI MXFP4 (two planes)
 //
 // None of these is an activation type: a backend's `linear<…>(x, w)` (backends/backend.hpp) visits
 // the variant and runs its matmul with x's dtype as the compute and output type (or f32, declared), so a
@@ -49,20 +52,31 @@
 #include <precis/io/quant_load.hpp>         // io::quant_view
 #include <precis/ops/host_tensor.hpp>       // HostTensorOfRank, as_const_view
 #include <precis/ops/matmul.hpp>            // operand_dtype, resolve_out_t
+#include <precis/quant/block_formats.hpp>   // ggml_block_formats, visit_ggml_block_format
 #include <precis/quant/dequantize.hpp>      // dequantize_row, detail::from_f32
 #include <precis/quant/quant_view.hpp>      // QuantView
 #include <precis/weights/weight_view.hpp>   // WeightView
 
 namespace precis {
 
+namespace detail {
+template <class List>
+struct weight_storage_variant;
+template <class... F>
+struct weight_storage_variant<format_list<F...>> {
+  using type = std::variant<WeightView<f32>, WeightView<bf16>, WeightView<f16>, QuantView<F, 2>..., QuantView<mxfp4, 2>>;
+};
+}  // namespace detail
+
 class AnyWeight {
  public:
-  using Storage = std::variant<WeightView<f32>, WeightView<bf16>,
-                               WeightView<f16>, QuantView<q8_0, 2>, QuantView<q4_0, 2>,
-                               QuantView<q4_1, 2>, QuantView<mxfp4_ggml, 2>, QuantView<mxfp4, 2>>;
+  /// Float storage, every single-array ggml block format, HF/OpenAI MXFP4.
+  using Storage = typename detail::weight_storage_variant<ggml_block_formats>::type;
 
   /// The stored formats a weight may have.
-  static constexpr std::string_view supported_formats = "F32, BF16, F16, Q8_0, Q4_0, Q4_1, MXFP4 (ggml or HF blocks)";
+  static constexpr std::string_view supported_formats =
+      "F32, BF16, F16, Q8_0, Q4_0, Q4_1, MXFP4 (ggml or HF blocks), Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, "
+      "IQ4_XS";
 
   AnyWeight() = default;
 
@@ -83,11 +97,8 @@ class AnyWeight {
       case dtype_code::f32: w.set_float<f32>(t, e); break;
       case dtype_code::bf16: w.set_float<bf16>(t, e); break;
       case dtype_code::f16: w.set_float<f16>(t, e); break;
-      case dtype_code::q8_0: w.set_blocks<q8_0>(t, e); break;
-      case dtype_code::q4_0: w.set_blocks<q4_0>(t, e); break;
-      case dtype_code::q4_1: w.set_blocks<q4_1>(t, e); break;
-      case dtype_code::mxfp4_ggml: w.set_blocks<mxfp4_ggml>(t, e); break;
       default:
+        if (visit_ggml_block_format(t.dtype(), [&]<class F>() { w.set_blocks<F>(t, e); })) break;
         fail<dtype_error>("[model] tensor '", t.name(), "' ('", t.source(), "'): stored dtype ", t.dtype_name(),
                           " is not a weight format precis computes with (", supported_formats, ")");
     }
@@ -158,7 +169,7 @@ class AnyWeight {
 
   template <BlockFormat F>
   void set_blocks(const io::AnyTensor& t, const extents_t<2>& e) {
-    storage_ = io::quant_view<F, 2>(t);  // checks format, K % 32, byte count and alignment
+    storage_ = io::quant_view<F, 2>(t);  // checks format, K % block size, byte count and alignment
     extents_ = e;
   }
 

@@ -17,6 +17,8 @@
 #pragma once
 
 #include <algorithm>    // std::max
+#include <bit>          // std::bit_cast
+#include <cstdint>      // std::uint32_t
 #include <cmath>        // std::fabs
 #include <cstddef>      // std::size_t
 #include <random>       // std::mt19937
@@ -34,6 +36,8 @@
 #include <precis/quant/dequantize.hpp>     // precis::dequantize
 #include <precis/quant/quant_tensor.hpp>   // precis::QuantTensor
 #include <precis/quant/quantize.hpp>       // precis::quantize
+
+#include "../quant/random_download_blocks.hpp"  // fill_random_download_blocks, chunk_min_abs
 
 namespace precis::test {
 
@@ -103,12 +107,27 @@ struct TestWeight {
       if constexpr (std::is_same_v<Fmt, f32>) stored = master.clone();
       else stored = cast<Fmt>(master);
       values = to_f64(stored);
-    } else {
+    } else if constexpr (reference_quantizable<Fmt>) {
       stored = quantize<Fmt>(master);
+      values = to_f64(dequantize<f32>(stored));
+    } else {
+      // A download format: random blocks (no quantizer), seeded from the master's first value.
+      std::mt19937 rng(std::bit_cast<std::uint32_t>(master.numel() > 0 ? master.data()[0] : 0.0f));
+      stored = QuantTensor<Fmt, 2>(master.extents());
+      fill_random_download_blocks(stored, rng);
       values = to_f64(dequantize<f32>(stored));
     }
     weff.resize(values.size());
     for (std::size_t i = 0; i < values.size(); ++i) weff[i] = std::fabs(values[i]);
+    if constexpr (!is_float && !reference_quantizable<Fmt>) {
+      // dl·q − ml (+ m for Q5_1) may round as one FMA in the kernels: relative to |dl·q| + |ml|
+      // ≤ |w| + 2|ml|.
+      constexpr index_t cpb = static_cast<index_t>(dtype_traits<Fmt>::block_size) / 32;
+      for (index_t c = 0; c < stored.numel() / 32; ++c) {
+        const double m = chunk_min_abs<Fmt>(stored.blocks()[c / cpb], static_cast<int>(c % cpb));
+        for (index_t j = 0; j < 32; ++j) weff[static_cast<std::size_t>(c * 32 + j)] += 2 * m;
+      }
+    }
     if constexpr (std::is_same_v<Fmt, q4_1>) {
       for (index_t b = 0; b < stored.num_blocks(); ++b) {
         const double m = std::fabs(static_cast<double>(static_cast<float>(stored.blocks()[b].m)));

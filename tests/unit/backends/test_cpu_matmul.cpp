@@ -32,8 +32,20 @@ using namespace precis::test;
 
 namespace {
 
-using all_formats = std::tuple<f32, bf16, f16, q8_0, q4_0, q4_1, mxfp4, mxfp4_ggml>;
-using block_formats = std::tuple<q8_0, q4_0, q4_1, mxfp4, mxfp4_ggml>;
+using all_formats = std::tuple<f32, bf16, f16, q8_0, q4_0, q4_1, mxfp4, mxfp4_ggml, q5_0, q5_1, iq4_nl, q2_K, q3_K,
+                               q4_K, q5_K, q6_K, iq4_xs>;
+using block_formats = std::tuple<q8_0, q4_0, q4_1, mxfp4, mxfp4_ggml, q5_0, q5_1, iq4_nl, q2_K, q3_K, q4_K, q5_K,
+                                 q6_K, iq4_xs>;
+
+/// K values for the matmul cases: 3 and 33 blocks of 32 (the 2-block unrolled loops end on an odd
+/// block); for the 256-value K-quants 1 and 5 super-blocks (8 and 40 chunks).
+template <class Fmt>
+[[nodiscard]] std::vector<index_t> test_ks() {
+  if constexpr (BlockFormat<Fmt>) {
+    if constexpr (dtype_traits<Fmt>::block_size == 256) return {256, 1280};
+  }
+  return {96, 1056};
+}
 
 /// One case: random x [M, K] of dtype A, weight of format Fmt from a random master [N, K],
 /// optional bias [N] of dtype Out; y = matmul<Out>(x, w[, b]) checked against float64.
@@ -75,17 +87,17 @@ void check_shapes(const std::vector<index_t>& ks, unsigned seed) {
 
 TEMPLATE_LIST_TEST_CASE("cpu matmul: f32 activations, every weight format, decode and prefill paths",
                         "[backends][cpu][matmul]", all_formats) {
-  check_shapes<TestType, f32, f32>({96, 1056}, 100);
+  check_shapes<TestType, f32, f32>(test_ks<TestType>(), 100);
 }
 
 TEMPLATE_LIST_TEST_CASE("cpu matmul: bf16 activations, every weight format, bf16 output",
                         "[backends][cpu][matmul]", all_formats) {
-  check_shapes<TestType, bf16, bf16>({96, 1056}, 200);
+  check_shapes<TestType, bf16, bf16>(test_ks<TestType>(), 200);
 }
 
 TEMPLATE_LIST_TEST_CASE("cpu matmul: bf16 activations with a declared f32 output",
                         "[backends][cpu][matmul]", all_formats) {
-  check_shapes<TestType, bf16, f32>({96, 1056}, 300);
+  check_shapes<TestType, bf16, f32>(test_ks<TestType>(), 300);
 }
 
 TEMPLATE_TEST_CASE("cpu matmul: float weights with K not a multiple of 16 (vector tails)",
@@ -161,13 +173,14 @@ void check_q8_case(index_t m, index_t k, bool with_bias, unsigned seed) {
 
 TEMPLATE_LIST_TEST_CASE("cpu matmul: q8 activations with every block format", "[backends][cpu][q8]", block_formats) {
   int i = 0;
-  for (const index_t k : {96, 1056})
+  const std::vector<index_t> ks = test_ks<TestType>();
+  for (const index_t k : ks)
     for (const index_t m : {1, 3, 17}) {
       check_q8_case<TestType, f32, f32>(m, k, i % 2 == 0, 800 + static_cast<unsigned>(i));
-      if (k == 96 || m == 1) check_q8_case<TestType, bf16, bf16>(m, k, i % 2 == 1, 900 + static_cast<unsigned>(i));
+      if (k == ks.front() || m == 1) check_q8_case<TestType, bf16, bf16>(m, k, i % 2 == 1, 900 + static_cast<unsigned>(i));
       ++i;
     }
-  check_q8_case<TestType, bf16, f32>(1, 96, true, 999);
+  check_q8_case<TestType, bf16, f32>(1, ks.front(), true, 999);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -222,20 +222,38 @@ TEST_CASE("reference.gguf: tensor infos, bytes and values", "[gguf][fixture]") {
   check_block_tensor<precis::mxfp4_ggml, 2>(f, side, "mxfp4_2d");
 }
 
-TEST_CASE("reference.gguf: a type precis does not support is listed but refused by name", "[gguf][fixture]") {
+TEST_CASE("reference.gguf: its Q4_K tensor comes out as q4_K blocks viewing the mapping", "[gguf][fixture]") {
   const GgufFile f = GgufFile::open(precis::test::gguf_fixture("reference.gguf"));
   const auto& info = f.tensor_info("blk.0.attn_q.weight");
   CHECK(info.ggml_type == 12);
   CHECK(info.shape == std::vector<precis::index_t>{2, 256});
   CHECK(info.nbytes == 2 * 144);
-  CHECK_THROWS_AS(f.tensor("blk.0.attn_q.weight"), format_error);
-  CHECK_THROWS_WITH(f.tensor("blk.0.attn_q.weight"),
-                    Catch::Contains("blk.0.attn_q.weight is Q4_K (ggml type 12), which precis does not support; "
-                                    "supported: F32, F16, BF16") &&
-                        Catch::Contains("Q8_0, Q4_0, Q4_1, MXFP4") && Catch::Contains("reference.gguf"));
+  const precis::io::AnyTensor t = f.tensor("blk.0.attn_q.weight");
+  CHECK(t.dtype() == precis::dtype_code::q4_K);
+  const auto q = precis::io::quant_view<precis::q4_K, 2>(t);
+  CHECK(q.extents() == precis::extents_t<2>{2, 256});
+  CHECK(q.num_blocks() == 2);
+  CHECK(static_cast<const void*>(q.blocks()) == static_cast<const void*>(f.data().data() + info.offset));
+  const auto as_q4_0 = [&] { return precis::io::quant_view<precis::q4_0, 2>(t); };
+  CHECK_THROWS_WITH(as_q4_0(), Catch::Contains("stored dtype q4_K, declared q4_0"));
   CHECK_THROWS_WITH(f.tensor("no.such.tensor"), Catch::Contains("no tensor named 'no.such.tensor'"));
   CHECK_FALSE(f.contains("no.such.tensor"));
   CHECK(f.find_tensor("no.such.tensor") == nullptr);
+}
+
+TEST_CASE("gguf: a type precis does not support is listed but refused by name", "[gguf]") {
+  precis::test::GgufBuilder b;
+  b.tensor("blk.0.attn_q.weight", {256}, 16, 0).data_zeros(66);  // IQ2_XXS: 256 values in 66 bytes
+  const std::vector<std::byte> bytes = b.bytes();
+  const GgufFile f = GgufFile::parse(std::span<const std::byte>(bytes.data(), bytes.size()), "iq2.gguf");
+  const auto& info = f.tensor_info("blk.0.attn_q.weight");
+  CHECK(info.ggml_type == 16);
+  CHECK(info.nbytes == 66);
+  CHECK_THROWS_AS(f.tensor("blk.0.attn_q.weight"), format_error);
+  CHECK_THROWS_WITH(f.tensor("blk.0.attn_q.weight"),
+                    Catch::Contains("blk.0.attn_q.weight is IQ2_XXS (ggml type 16), which precis does not support; "
+                                    "supported: F32, F16, BF16") &&
+                        Catch::Contains("Q4_K") && Catch::Contains("IQ4_XS") && Catch::Contains("iq2.gguf"));
 }
 
 TEST_CASE("reference.gguf: typed getters convert only what fits, and name key, value and types", "[gguf][fixture][metadata]") {

@@ -34,6 +34,7 @@
 #include <precis/models/weight_source.hpp>  // WeightSource
 #include <precis/nn/sampling.hpp>           // argmax
 
+#include "unit/models/greedy_support.hpp"       // greedy
 #include "unit/models/test_llama_support.hpp"  // random_llama, reference_llama, rel_l2, TempDir
 
 using namespace precis;
@@ -264,24 +265,6 @@ namespace {
     for (std::size_t pos; (pos = p.find("\xe2\x96\x81")) != std::string::npos;) p.replace(pos, 3, " ");
     out += p;
   }
-  return out;
-}
-
-/// Greedy continuation of `prompt` by prefill + one-token decode steps.
-[[nodiscard]] std::vector<std::int64_t> greedy(pm::CausalLM& lm, const std::vector<std::int64_t>& prompt_ids,
-                                               int n_new, std::vector<std::vector<double>>* rows = nullptr) {
-  const auto seq = lm.new_sequence();
-  Tensor<f32, 2> logits = lm.forward_last(seq, prompt_ids);  // [1, vocab]
-  std::vector<std::int64_t> out;
-  for (int i = 0; i < n_new; ++i) {
-    const index_t last = logits.extent(0) - 1;
-    const TensorView<const f32, 1> row = logits.cview()[last];
-    if (rows != nullptr) rows->push_back(std::vector<double>(row.data(), row.data() + row.extent(0)));
-    const std::int64_t next = argmax(row);
-    out.push_back(next);
-    logits = lm.forward(seq, std::span(&out.back(), 1));
-  }
-  lm.release(seq);
   return out;
 }
 

@@ -66,29 +66,39 @@ void dequant_panel(const quant_rows<F>& w, index_t n0, index_t rows, float* dst,
   for (index_t r = 0; r < rows; ++r) {
     float* out = dst + r * ld;
 #if PRECIS_CPU_AVX512
-    const auto dec = block_decoder(w, n0 + r);
-    for (index_t b = 0; b < nb; ++b) {
-      __m512 lo, hi, s;
-      float m = 0.0f;
-      dec(b, lo, hi, s, m);
-      if constexpr (decltype(dec)::has_min) {
-        const __m512 mv = _mm512_set1_ps(m);
-        lo = _mm512_fmadd_ps(lo, s, mv);  // code·d is exact: one rounding, as q·d + m
-        hi = _mm512_fmadd_ps(hi, s, mv);
-      } else {
-        lo = _mm512_mul_ps(lo, s);
-        hi = _mm512_mul_ps(hi, s);
+    if constexpr (download_format<F>) {
+      const auto vdec = value_decoder<F>(w.q.blocks(), n0 + r, nb);
+      for (index_t b = 0; b < nb; ++b) {
+        __m512 lo, hi;
+        vdec(b, lo, hi);
+        _mm512_storeu_ps(out + 32 * b, lo);
+        _mm512_storeu_ps(out + 32 * b + 16, hi);
       }
-      if constexpr (std::same_as<F, mxfp4>) {  // (even, odd) lanes → natural order
-        const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-        const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-        const __m512 a = _mm512_permutex2var_ps(lo, first, hi);
-        const __m512 c = _mm512_permutex2var_ps(lo, second, hi);
-        lo = a;
-        hi = c;
+    } else {
+      const auto dec = block_decoder(w, n0 + r);
+      for (index_t b = 0; b < nb; ++b) {
+        __m512 lo, hi, s;
+        float m = 0.0f;
+        dec(b, lo, hi, s, m);
+        if constexpr (decltype(dec)::has_min) {
+          const __m512 mv = _mm512_set1_ps(m);
+          lo = _mm512_fmadd_ps(lo, s, mv);  // code·d is exact: one rounding, as q·d + m
+          hi = _mm512_fmadd_ps(hi, s, mv);
+        } else {
+          lo = _mm512_mul_ps(lo, s);
+          hi = _mm512_mul_ps(hi, s);
+        }
+        if constexpr (std::same_as<F, mxfp4>) {  // (even, odd) lanes → natural order
+          const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+          const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+          const __m512 a = _mm512_permutex2var_ps(lo, first, hi);
+          const __m512 c = _mm512_permutex2var_ps(lo, second, hi);
+          lo = a;
+          hi = c;
+        }
+        _mm512_storeu_ps(out + 32 * b, lo);
+        _mm512_storeu_ps(out + 32 * b + 16, hi);
       }
-      _mm512_storeu_ps(out + 32 * b, lo);
-      _mm512_storeu_ps(out + 32 * b + 16, hi);
     }
 #else
     for (index_t b = 0; b < nb; ++b) precis::detail::dequantize_block_at(w.q, (n0 + r) * nb + b, out + 32 * b);

@@ -36,6 +36,7 @@
 #include <type_traits>  // std::conditional_t
 
 #include <precis/backends/cpu/arch.hpp>           // PRECIS_CPU_AVX512*, fbatch, detail tables
+#include <precis/backends/cpu/download_decode.hpp>  // download_format, value_decoder (Q5_*, IQ4_*, K-quants)
 #include <precis/backends/cpu/parallel.hpp>       // parallel_ranges, detail::float_buffer
 #include <precis/backends/cpu/q8_activation.hpp>  // block_q8_act
 #include <precis/backends/cpu/weights.hpp>        // detail::float_rows, detail::quant_rows
@@ -355,7 +356,10 @@ template <class Set, BlockFormat F>
   else if constexpr (std::same_as<F, q4_0>) return typename Set::q4_0_dec{w.q.blocks() + first};
   else if constexpr (std::same_as<F, q4_1>) return typename Set::q4_1_dec{w.q.blocks() + first};
   else if constexpr (std::same_as<F, mxfp4_ggml>) return typename Set::mxfp4_ggml_dec{w.q.blocks() + first};
-  else return typename Set::mxfp4_openai_dec{w.q.nibbles() + 16 * first, w.q.scales() + first};
+  else {
+    static_assert(std::same_as<F, mxfp4>, "row_decoder: the download formats have value decoders (download_decode.hpp)");
+    return typename Set::mxfp4_openai_dec{w.q.nibbles() + 16 * first, w.q.scales() + first};
+  }
 }
 
 /// Decoders to f32 lanes (lo/hi halves of a block, scale, min).
@@ -402,6 +406,24 @@ inline void dot_blocks(const Dec& dec, index_t nb, const prepared_x& px, float* 
   if (b < nb) step(b, 0);
   for (int r = 0; r < M; ++r)
     out[r] = hsum512(_mm512_add_ps(acc[r][0], acc[r][1])) + (macc[r][0] + macc[r][1]);
+}
+
+/// M rows of dots with one weight row of dequantized values (download_decode.hpp): per chunk
+/// acc += w_lo·x_lo and w_hi·x_hi, two accumulators per row.
+template <int M, class Dec>
+inline void dot_values(const Dec& dec, index_t chunks, const prepared_x& px, float* out) noexcept {
+  __m512 acc[M][2];
+  for (int r = 0; r < M; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (index_t c = 0; c < chunks; ++c) {
+    __m512 lo, hi;
+    dec(c, lo, hi);
+    for (int r = 0; r < M; ++r) {
+      const float* xr = px.x + r * px.ldx + 32 * c;
+      acc[r][0] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xr), acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xr + 16), acc[r][1]);
+    }
+  }
+  for (int r = 0; r < M; ++r) out[r] = hsum512(_mm512_add_ps(acc[r][0], acc[r][1]));
 }
 
 #endif  // PRECIS_CPU_AVX512
@@ -564,7 +586,8 @@ inline void row_dots(const quant_rows<F>& w, index_t n, const prepared_x& px, fl
     }
   }
 #endif
-  dot_blocks<M>(block_decoder(w, n), nb, px, out);
+  if constexpr (download_format<F>) dot_values<M>(value_decoder<F>(w.q.blocks(), n, nb), nb, px, out);
+  else dot_blocks<M>(block_decoder(w, n), nb, px, out);
 #else
   // Portable: 8 blocks at a time through the scalar spec (block_reference), then xsimd dots.
   constexpr index_t group = 8;

@@ -213,7 +213,23 @@ void matmul_impl(const X& x, const W& w, std::optional<TensorView<const O, 1>> b
 
   if constexpr (q8_activation<X>) {
     using F = typename decltype(src)::format;
-    if (m <= decode_max_rows) {
+    if constexpr (download_format<F>) {
+      // No integer-dot kernels for the download formats yet: the float kernels run on the
+      // quantized activations' values q·d, which is the q8_blocks rule exactly as the reference
+      // backend states it (activations rounded through 8-bit blocks, then an f32 dot).
+      const index_t ld = round_up(k, 16);
+      float_buffer xb(m * ld);
+      dequantize_q8_activations(x, xb.data(), ld);
+      if (m <= decode_max_rows) {
+        prepared_x px;
+        px.x = xb.data();
+        px.ldx = ld;
+        px.m = m;
+        gemv_float(src, px, gemv_store<O>{y, bp, bs});
+      } else {
+        run_gemm(src, xb.data(), ld, m, y, bp, bs);
+      }
+    } else if (m <= decode_max_rows) {
       std::vector<block_q8_act> copy;
       const prepared_q8 px = prepare_q8_x<F>(x, copy);
       gemv_q8(src, px, gemv_store<O>{y, bp, bs});
