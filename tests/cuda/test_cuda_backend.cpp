@@ -180,6 +180,25 @@ TEMPLATE_TEST_CASE("Cuda vs Reference: linear over every weight format, GEMV and
       }
     }
   }
+  // The GGUF download formats: random blocks at K = 512 (two K-quant super-blocks per row).
+  {
+    const index_t kd = 512;
+    const Tensor<f32, 2> md = random_tensor<f32, 2>({n, kd}, rng);
+    for (const dtype_code f : download_formats) {
+      const AnyWeight w = weight_of(f, md, keep);
+      const auto dw = gpu.upload(w);
+      const double absd = (static_cast<double>(kd) + 4) * u32 * (max_row_abs_sum(ref, w) + 1.0);
+      for (const index_t m : {1, 3, 9, 37}) {
+        const Tensor<Act, 2> x = random_tensor<Act, 2>({m, kd}, rng);
+        const auto dx = to_device(x);
+        for (const auto aq : {activation_quantization::none, activation_quantization::q8_blocks}) {
+          INFO(to_string(f) << " weight, m " << m << ", activations " << to_string(aq));
+          CHECK(close(back(gpu.linear(dx, dw, dbias, aq)), ref.linear(x, w, bias, aq), bf16_step<Act>, absd) == "");
+          CHECK(close(back(gpu.template linear<f32>(dx, dw, aq)), ref.template linear<f32>(x, w, aq), 0.0, absd) == "");
+        }
+      }
+    }
+  }
   Tensor<Act, 2, cuda> bad({2, k + 32});
   const auto dw = gpu.upload(weight_of(dtype_code::f32, master, keep));
   CHECK_THROWS_AS(gpu.linear(bad, dw, activation_quantization::none), shape_error);

@@ -32,9 +32,12 @@
 
 namespace precis {
 
-/// The IQ4_NL / IQ4_XS code book (ggml kvalues_iq4nl): a non-uniform 4-bit grid.
-inline constexpr std::int8_t kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                                  1,    13,   25,  38,  53,  69,  89,  113};
+/// The IQ4_NL / IQ4_XS code book (ggml kvalues_iq4nl): a non-uniform 4-bit grid. A function, not a
+/// namespace-scope array, so that device code (CUDA kernels) can index it.
+PRECIS_HD constexpr int iq4nl_value(unsigned code) noexcept {
+  constexpr std::int8_t table[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+  return table[code & 0xF];
+}
 
 namespace detail {
 /// Q4_K / Q5_K sub-block j's 6-bit (scale, min) (ggml get_scale_min_k4).
@@ -181,8 +184,8 @@ PRECIS_HD constexpr void dequantize_block(const block_q5_1& b, float out[32]) no
 PRECIS_HD constexpr void dequantize_block(const block_iq4_nl& b, float out[32]) noexcept {
   const float d = static_cast<float>(b.d);
   for (int j = 0; j < 16; ++j) {
-    out[j] = d * static_cast<float>(kvalues_iq4nl[b.qs[j] & 0xF]);
-    out[j + 16] = d * static_cast<float>(kvalues_iq4nl[b.qs[j] >> 4]);
+    out[j] = d * static_cast<float>(iq4nl_value(b.qs[j] & 0xFu));
+    out[j + 16] = d * static_cast<float>(iq4nl_value(b.qs[j] >> 4u));
   }
 }
 
@@ -195,8 +198,8 @@ PRECIS_HD constexpr void dequantize_block(const block_iq4_xs& b, float out[256])
     const float dl = d * static_cast<float>(ls - 32);
     const std::uint8_t* q = b.qs + 16 * ib;
     for (int j = 0; j < 16; ++j) {
-      out[32 * ib + j] = dl * static_cast<float>(kvalues_iq4nl[q[j] & 0xF]);
-      out[32 * ib + j + 16] = dl * static_cast<float>(kvalues_iq4nl[q[j] >> 4]);
+      out[32 * ib + j] = dl * static_cast<float>(iq4nl_value(q[j] & 0xFu));
+      out[32 * ib + j + 16] = dl * static_cast<float>(iq4nl_value(q[j] >> 4u));
     }
   }
 }
@@ -284,8 +287,8 @@ PRECIS_HD constexpr void dequantize_chunk(const block_iq4_xs& b, int c, float ou
   const float dl = d * static_cast<float>(ls - 32);
   const std::uint8_t* q = b.qs + 16 * c;
   for (int j = 0; j < 16; ++j) {
-    out[j] = dl * static_cast<float>(kvalues_iq4nl[q[j] & 0xF]);
-    out[j + 16] = dl * static_cast<float>(kvalues_iq4nl[q[j] >> 4]);
+    out[j] = dl * static_cast<float>(iq4nl_value(q[j] & 0xFu));
+    out[j + 16] = dl * static_cast<float>(iq4nl_value(q[j] >> 4u));
   }
 }
 

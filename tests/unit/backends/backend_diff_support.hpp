@@ -6,10 +6,12 @@
 
 #include <catch2/catch.hpp>  // FAIL
 
+#include <algorithm>  // std::max
 #include <cmath>    // std::fabs, std::sqrt
 #include <cstddef>  // std::byte
 #include <cstdint>  // std::int64_t
 #include <cstring>  // std::memcmp, std::memcpy
+#include <random>   // std::mt19937
 #include <span>     // std::span
 #include <string>   // std::string
 #include <vector>   // std::vector
@@ -18,10 +20,12 @@
 #include <precis/core/scalar.hpp>         // to_compute
 #include <precis/core/tensor.hpp>         // Tensor
 #include <precis/models/causal_lm.hpp>    // CausalLM
-#include <precis/quant/quantize.hpp>      // quantize
+#include <precis/quant/block_formats.hpp>  // visit_ggml_block_format
+#include <precis/quant/quantize.hpp>      // quantize, reference_quantizable
 #include <precis/weights/any_weight.hpp>  // AnyWeight
 
-#include "support/any_tensor_bytes.hpp"             // io::detail::AnyTensorBytes
+#include "support/any_tensor_bytes.hpp"
+#include "unit/quant/random_download_blocks.hpp"  // fill_random_download_blocks             // io::detail::AnyTensorBytes
 #include "unit/models/test_moe_models_support.hpp"  // rel_l2 (one definition for every backend/model diff)
 
 namespace precis::test {
@@ -53,8 +57,17 @@ template <class D, std::size_t R>
     std::memcpy(bytes.data(), p, size);
   };
   const auto put_blocks = [&]<class F>() {
-    const auto q = quantize<F>(master);
-    put(q.blocks(), q.bytes());
+    if constexpr (reference_quantizable<F>) {
+      const auto q = quantize<F>(master);
+      put(q.blocks(), q.bytes());
+    } else {
+      // A download format (no quantizer): random blocks with small scales (|w| ≲ 4), seeded by
+      // the master's first value; K must be a multiple of the format's block size.
+      std::mt19937 rng(static_cast<std::uint32_t>(master.numel() > 0 ? master.data()[0] * 1e6f : 0.0f));
+      QuantTensor<F, 2> q(master.extents());
+      fill_random_download_blocks(q, rng, -10, -7);
+      put(q.blocks(), q.bytes());
+    }
   };
   switch (format) {
     case dtype_code::f32: put(master.data(), master.bytes()); break;
@@ -68,14 +81,32 @@ template <class D, std::size_t R>
       put(b.data(), b.bytes());
       break;
     }
-    case dtype_code::q8_0: put_blocks.operator()<q8_0>(); break;
-    case dtype_code::q4_0: put_blocks.operator()<q4_0>(); break;
-    case dtype_code::q4_1: put_blocks.operator()<q4_1>(); break;
-    case dtype_code::mxfp4_ggml: put_blocks.operator()<mxfp4_ggml>(); break;
-    default: FAIL("unexpected format");
+    default:
+      if (!visit_ggml_block_format(format, [&]<class F>() { put_blocks.template operator()<F>(); }))
+        FAIL("unexpected format");
   }
   keep.push_back(std::move(bytes));
   return AnyWeight::from(io::detail::AnyTensorBytes::make("w", format, {n, k}, std::span<const std::byte>(keep.back()), "test"));
+}
+
+/// The GGUF download formats (random blocks: weight_of), for the linear diffs at K = 512.
+inline const std::vector<dtype_code> download_formats = {dtype_code::q5_0, dtype_code::q5_1, dtype_code::iq4_nl,
+                                                         dtype_code::q2_K, dtype_code::q3_K, dtype_code::q4_K,
+                                                         dtype_code::q5_K, dtype_code::q6_K, dtype_code::iq4_xs};
+
+/// max over rows n of Σ_k |w[n, k]| (the magnitude an f32 accumulation bound scales with when |x| < 1).
+template <class B>
+[[nodiscard]] double max_row_abs_sum(B& backend, const AnyWeight& w) {
+  std::vector<std::int64_t> ids(static_cast<std::size_t>(w.rows()));
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int64_t>(i);
+  const Tensor<f32, 2> rows = backend.template embed<f32>(w, ids);  // [N, K], exact
+  double worst = 0;
+  for (index_t n = 0; n < rows.extent(0); ++n) {
+    double s = 0;
+    for (index_t k = 0; k < rows.extent(1); ++k) s += std::fabs(static_cast<double>(rows(n, k)));
+    worst = std::max(worst, s);
+  }
+  return worst;
 }
 
 /// Prefill of `prompt`, then one decode step for each of `next`; the logits stacked [T + steps, vocab].

@@ -208,6 +208,33 @@ TEMPLATE_TEST_CASE("Cpu vs Reference: linear over every weight format, with and 
   CHECK_THROWS_AS(cpu.linear(bad, w, activation_quantization::none), shape_error);
 }
 
+TEMPLATE_TEST_CASE("Cpu vs Reference: linear over the GGUF download formats (K-quants, IQ4, Q5)", "[backends][seam]",
+                   f32, bf16) {
+  using Act = TestType;
+  be::Cpu cpu(2);
+  be::Reference ref;
+  std::mt19937 rng(13);
+  std::vector<std::vector<std::byte>> keep;
+  const index_t n = 40, k = 512;  // two K-quant super-blocks per row
+  const Tensor<f32, 2> master = random_tensor<f32, 2>({n, k}, rng);
+  const Tensor<Act, 1> bias = random_tensor<Act, 1>({n}, rng);
+  for (const dtype_code f : download_formats) {
+    const AnyWeight w = weight_of(f, master, keep);
+    // |x| < 1: an f32 sum of K products in any order is within (K + 4)·u·Σ|w| (+ |bias| < 1).
+    const double abs32 = (static_cast<double>(k) + 4) * unit_roundoff<f32> * (max_row_abs_sum(ref, w) + 1.0);
+    for (const index_t m : {1, 3, 37})
+      for (const auto aq : {activation_quantization::none, activation_quantization::q8_blocks}) {
+        const Tensor<Act, 2> x = random_tensor<Act, 2>({m, k}, rng);
+        INFO(to_string(f) << " weight, m " << m << ", activations " << to_string(aq));
+        CHECK(close(cpu.linear(x, w, aq), ref.linear(x, w, aq), bf16_step<Act>, abs32) == "");
+        CHECK(close(cpu.linear(x, w, bias, aq), ref.linear(x, w, bias, aq), bf16_step<Act>, abs32) == "");
+        CHECK(close(cpu.template linear<f32>(x, w, aq), ref.template linear<f32>(x, w, aq), 0.0, abs32) == "");
+      }
+    const std::vector<std::int64_t> ids = {3, 39, 0};
+    CHECK(same_bits(cpu.embed<Act>(w, ids), ref.embed<Act>(w, ids)));
+  }
+}
+
 TEMPLATE_TEST_CASE("Cpu vs Reference: attend over the paged cache (prefill, decode, batches, windows, sinks)",
                    "[backends][seam]", f32, bf16) {
   using Act = TestType;

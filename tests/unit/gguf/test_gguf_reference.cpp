@@ -345,7 +345,11 @@ TEST_CASE("ggml type names and dtypes", "[gguf][types]") {
   CHECK(ggml_type_dtype(8) == precis::dtype_code::q8_0);
   CHECK(ggml_type_dtype(30) == precis::dtype_code::bf16);
   CHECK(ggml_type_dtype(39) == precis::dtype_code::mxfp4_ggml);
-  CHECK_FALSE(ggml_type_dtype(12).has_value());
+  CHECK(ggml_type_dtype(12) == precis::dtype_code::q4_K);
+  CHECK(ggml_type_dtype(23) == precis::dtype_code::iq4_xs);
+  CHECK(ggml_type_dtype(6) == precis::dtype_code::q5_0);
+  CHECK_FALSE(ggml_type_dtype(16).has_value());  // IQ2_XXS
+  CHECK_FALSE(ggml_type_dtype(15).has_value());  // Q8_K
   CHECK_FALSE(ggml_type_dtype(9).has_value());  // Q8_1
   // Block geometry of the supported block types agrees with core/dtype.hpp's ggml structs.
   CHECK(precis::io::ggml_type_info(8)->type_size == sizeof(precis::block_q8_0));

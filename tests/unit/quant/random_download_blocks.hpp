@@ -29,17 +29,18 @@ namespace precis::test {
 }
 
 /// Random bytes for every block of `q`, then finite f16 scales (d, dmin, m) in place.
+/// Scales d, dmin in [2^lo, 2^hi) (Q5_1's m 8× larger).
 template <class F, std::size_t R>
-void fill_random_download_blocks(QuantTensor<F, R>& q, std::mt19937& rng) {
+void fill_random_download_blocks(QuantTensor<F, R>& q, std::mt19937& rng, int lo = -7, int hi = -3) {
   using B = typename dtype_traits<F>::block_type;
   std::uniform_int_distribution<int> byte(0, 255);
   for (index_t b = 0; b < q.num_blocks(); ++b) {
     B& blk = q.blocks()[b];
     auto* p = reinterpret_cast<std::uint8_t*>(&blk);
     for (std::size_t i = 0; i < sizeof(B); ++i) p[i] = static_cast<std::uint8_t>(byte(rng));
-    blk.d = random_scale(rng);
-    if constexpr (requires { blk.dmin; }) blk.dmin = random_scale(rng);
-    if constexpr (requires { blk.m; }) blk.m = random_scale(rng, -4, 0);
+    blk.d = random_scale(rng, lo, hi);
+    if constexpr (requires { blk.dmin; }) blk.dmin = random_scale(rng, lo, hi);
+    if constexpr (requires { blk.m; }) blk.m = random_scale(rng, lo + 3, hi + 3);
   }
 }
 

@@ -21,7 +21,7 @@
 
 #include <precis/backends/cpu/arch.hpp>  // PRECIS_CPU_AVX512
 #include <precis/core/dtype.hpp>         // the format tags
-#include <precis/quant/kquants.hpp>      // block structs, kvalues_iq4nl, detail::scale_min_k4
+#include <precis/quant/kquants.hpp>      // block structs, iq4nl_value, detail::scale_min_k4
 
 namespace precis::backends::cpu::detail {
 
@@ -54,7 +54,7 @@ concept download_format = std::same_as<F, q5_0> || std::same_as<F, q5_1> || std:
 /// The IQ4 code book as 16 f32 lanes (vpermps reads the low 4 index bits).
 [[nodiscard]] inline __m512 iq4_table() noexcept {
   alignas(64) float t[16];
-  for (int i = 0; i < 16; ++i) t[i] = static_cast<float>(kvalues_iq4nl[i]);
+  for (int i = 0; i < 16; ++i) t[i] = static_cast<float>(iq4nl_value(static_cast<unsigned>(i)));
   return _mm512_load_ps(t);
 }
 

@@ -16,7 +16,8 @@
 #include <cstddef>  // std::size_t
 #include <cstdint>  // std::int32_t, std::int64_t, std::uint8_t
 
-#include <precis/core/dtype.hpp>  // dtype_code
+#include <precis/core/dtype.hpp>           // dtype_code
+#include <precis/quant/block_formats.hpp>  // visit_ggml_block_format
 
 namespace precis::cuda_kernels {
 
@@ -42,17 +43,19 @@ struct DeviceMatrix {
     case dtype_code::f32: return 4 * c;
     case dtype_code::bf16:
     case dtype_code::f16: return 2 * c;
-    case dtype_code::q8_0: return c / 32 * 34;
-    case dtype_code::q4_0: return c / 32 * 18;
-    case dtype_code::q4_1: return c / 32 * 20;
-    case dtype_code::mxfp4_ggml: return c / 32 * 17;
     case dtype_code::mxfp4: return c / 32 * 16;
-    default: return 0;
+    default: {
+      std::size_t bytes = 0;  // the single-array ggml formats: blocks × block struct
+      (void)visit_ggml_block_format(f, [&]<class F>() {
+        bytes = c / dtype_traits<F>::block_size * sizeof(typename dtype_traits<F>::block_type);
+      });
+      return bytes;
+    }
   }
 }
 
 /// Formats the kernels read.
-[[nodiscard]] constexpr bool kernel_format(dtype_code f) noexcept { return row_bytes(f, 32) != 0; }
+[[nodiscard]] constexpr bool kernel_format(dtype_code f) noexcept { return row_bytes(f, 256) != 0; }
 
 /// The most activation rows the GEMV kernel takes per launch (decode and small batches).
 inline constexpr index_t gemv_max_rows = 8;

@@ -11,7 +11,9 @@
 #include <cstdint>
 
 #include <precis/backends/cuda/launch.hpp>      // elt, DeviceMatrix, index_t
+#include <precis/quant/block_formats.hpp>       // visit_ggml_block_format
 #include <precis/quant/block_reference.hpp>     // dequantize_block, dequantize_block_mxfp4
+#include <precis/quant/kquants.hpp>             // dequantize_block / dequantize_chunk of the download formats
 
 namespace precis::cuda_kernels::dev {
 
@@ -76,7 +78,26 @@ PRECIS_CUDA_BLOCK_VALUES(q8_0, block_q8_0)
 PRECIS_CUDA_BLOCK_VALUES(q4_0, block_q4_0)
 PRECIS_CUDA_BLOCK_VALUES(q4_1, block_q4_1)
 PRECIS_CUDA_BLOCK_VALUES(mxfp4_ggml, block_mxfp4_ggml)
+PRECIS_CUDA_BLOCK_VALUES(q5_0, block_q5_0)
+PRECIS_CUDA_BLOCK_VALUES(q5_1, block_q5_1)
+PRECIS_CUDA_BLOCK_VALUES(iq4_nl, block_iq4_nl)
 #undef PRECIS_CUDA_BLOCK_VALUES
+
+// The 256-value K-quants: chunk b of row r is chunk b % 8 of super-block b / 8, dequantized by the
+// scalar spec (kquants.hpp) straight from global memory (blocks are 2-byte aligned: f16 fields).
+#define PRECIS_CUDA_CHUNK_VALUES(TAG, BLOCK)                                                              \
+  template <>                                                                                             \
+  __device__ __forceinline__ void block_values<TAG>(const DeviceMatrix& w, index_t r, index_t b, float out[32]) { \
+    const BLOCK* row = static_cast<const BLOCK*>(w.data) + r * (w.cols / 256);                            \
+    ::precis::dequantize_chunk(row[b / 8], static_cast<int>(b % 8), out);                                 \
+  }
+PRECIS_CUDA_CHUNK_VALUES(q2_K, block_q2_K)
+PRECIS_CUDA_CHUNK_VALUES(q3_K, block_q3_K)
+PRECIS_CUDA_CHUNK_VALUES(q4_K, block_q4_K)
+PRECIS_CUDA_CHUNK_VALUES(q5_K, block_q5_K)
+PRECIS_CUDA_CHUNK_VALUES(q6_K, block_q6_K)
+PRECIS_CUDA_CHUNK_VALUES(iq4_xs, block_iq4_xs)
+#undef PRECIS_CUDA_CHUNK_VALUES
 
 template <>
 __device__ __forceinline__ void block_values<mxfp4>(const DeviceMatrix& w, index_t r, index_t b, float out[32]) {
@@ -114,12 +135,12 @@ cudaError_t with_format(dtype_code code, Fn&& fn) {
     case dtype_code::f32: return fn.template operator()<f32>();
     case dtype_code::bf16: return fn.template operator()<bf16>();
     case dtype_code::f16: return fn.template operator()<f16>();
-    case dtype_code::q8_0: return fn.template operator()<q8_0>();
-    case dtype_code::q4_0: return fn.template operator()<q4_0>();
-    case dtype_code::q4_1: return fn.template operator()<q4_1>();
-    case dtype_code::mxfp4_ggml: return fn.template operator()<mxfp4_ggml>();
     case dtype_code::mxfp4: return fn.template operator()<mxfp4>();
-    default: return cudaErrorInvalidValue;
+    default: {
+      cudaError_t e = cudaErrorInvalidValue;
+      (void)visit_ggml_block_format(code, [&]<class F>() { e = fn.template operator()<F>(); });
+      return e;
+    }
   }
 }
 
