@@ -89,6 +89,15 @@ struct Weights<F> {
         if constexpr (std::same_as<F, mxfp4>) {
           for (int j = 0; j < 16; ++j) q.nibbles()[16 * b + j] = static_cast<std::uint8_t>(byte(rng));
           q.scales()[b] = static_cast<std::uint8_t>(e8m0(rng));
+        } else if constexpr (dtype_traits<F>::block_size == 256 || std::same_as<F, q5_0> || std::same_as<F, q5_1> ||
+                             std::same_as<F, iq4_nl>) {
+          // The GGUF download formats: random bytes, then finite f16 scales (d, dmin / m).
+          auto& blk = q.blocks()[b];
+          auto* p = reinterpret_cast<std::uint8_t*>(&blk);
+          for (std::size_t i = 0; i < sizeof(blk); ++i) p[i] = static_cast<std::uint8_t>(byte(rng));
+          blk.d = float16(scale(rng) * 0.1f);
+          if constexpr (requires { blk.dmin; }) blk.dmin = float16(scale(rng) * 0.1f);
+          if constexpr (requires { blk.m; }) blk.m = float16(-8.0f * scale(rng));
         } else {
           auto& blk = q.blocks()[b];
           for (auto& c : blk.qs) c = static_cast<std::remove_reference_t<decltype(c)>>(byte(rng));
@@ -105,7 +114,7 @@ struct Weights<F> {
   }
   [[nodiscard]] std::size_t bytes() const { return w.front().bytes(); }
   [[nodiscard]] static std::size_t bytes_for(index_t n, index_t k) {
-    return static_cast<std::size_t>(n * k / 32) * dtype_traits<F>::stored_bytes;
+    return static_cast<std::size_t>(n * k) / dtype_traits<F>::block_size * dtype_traits<F>::stored_bytes;
   }
   template <class A>
   [[nodiscard]] QuantView<F, 2> arg(std::size_t i) const {
@@ -235,6 +244,15 @@ PRECIS_DECODE(q4_1, bf16);
 PRECIS_DECODE(mxfp4, bf16);
 PRECIS_DECODE(mxfp4_ggml, bf16);
 PRECIS_DECODE(q4_1, f32);
+PRECIS_DECODE(q5_0, f32);
+PRECIS_DECODE(q5_1, f32);
+PRECIS_DECODE(iq4_nl, f32);
+PRECIS_DECODE(q2_K, f32);
+PRECIS_DECODE(q3_K, f32);
+PRECIS_DECODE(q4_K, f32);
+PRECIS_DECODE(q5_K, f32);
+PRECIS_DECODE(q6_K, f32);
+PRECIS_DECODE(iq4_xs, f32);
 PRECIS_DECODE_Q8(q8_0, bf16);
 PRECIS_DECODE_Q8(q4_0, bf16);
 PRECIS_DECODE_Q8(q4_1, bf16);
@@ -246,5 +264,7 @@ PRECIS_PREFILL(f32, f32);
 PRECIS_PREFILL(bf16, bf16);
 PRECIS_PREFILL(q4_1, bf16);
 PRECIS_PREFILL(mxfp4, bf16);
+PRECIS_PREFILL(q4_K, f32);
+PRECIS_PREFILL(q6_K, f32);
 
 BENCHMARK_MAIN();
