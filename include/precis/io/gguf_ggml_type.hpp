@@ -131,20 +131,15 @@ inline constexpr std::string_view ggml_supported_types_list =
     "F32, F16, BF16, F64, I8, I16, I32, I64, Q8_0, Q4_0, Q4_1, MXFP4, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, "
     "Q6_K, IQ4_XS";
 
-// The block tags' structs must be ggml's, byte for byte (ggml-common.h static_asserts).
-static_assert(sizeof(block_q8_0) == detail::ggml_types[8].type_size, "block_q8_0 must match ggml's 34 bytes");
-static_assert(sizeof(block_q4_0) == detail::ggml_types[2].type_size, "block_q4_0 must match ggml's 18 bytes");
-static_assert(sizeof(block_q4_1) == detail::ggml_types[3].type_size, "block_q4_1 must match ggml's 20 bytes");
-static_assert(sizeof(block_mxfp4_ggml) == detail::ggml_types[39].type_size, "block_mxfp4 must match ggml's 17 bytes");
-// Every block format: its ggml id, block size and struct size agree with the geometry table.
+// The block tags' structs must be ggml's, byte for byte (ggml-common.h static_asserts): every
+// single-array block format's ggml id, block size and struct size agree with the geometry table.
 static_assert([]<class... F>(format_list<F...>) {
   return ((*dtype_traits<F>::ggml_type >= 0 && ggml_type_dtype(static_cast<std::uint32_t>(*dtype_traits<F>::ggml_type)) == dtype_traits<F>::code &&
            detail::ggml_types[static_cast<std::size_t>(*dtype_traits<F>::ggml_type)].block_size == dtype_traits<F>::block_size &&
            detail::ggml_types[static_cast<std::size_t>(*dtype_traits<F>::ggml_type)].type_size == sizeof(typename dtype_traits<F>::block_type)) && ...);
 }(ggml_block_formats{}), "core/dtype.hpp's block formats must agree with ggml.h / ggml-common.h");
-static_assert(dtype_traits<q8_0>::ggml_type == 8 && dtype_traits<q4_0>::ggml_type == 2 &&
-                  dtype_traits<q4_1>::ggml_type == 3 && dtype_traits<mxfp4_ggml>::ggml_type == 39 &&
-                  dtype_traits<bf16>::ggml_type == 30 && dtype_traits<f64>::ggml_type == 28,
+static_assert(dtype_traits<q8_0>::ggml_type == 8 && dtype_traits<bf16>::ggml_type == 30 &&
+                  dtype_traits<f64>::ggml_type == 28,
               "core/dtype.hpp's ggml ids must agree with ggml.h");
 
 }  // namespace precis::io

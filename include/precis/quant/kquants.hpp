@@ -50,103 +50,32 @@ PRECIS_HD constexpr void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t
     m = static_cast<std::uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
   }
 }
+/// Q3_K sub-block j's signed scale (6 bits: low nibble in scales[j % 8], two high bits in
+/// scales[8 + j % 4]) minus 32 (ggml dequantize_row_q3_K's aux unpacking).
+PRECIS_HD constexpr int q3_k_scale(const std::uint8_t scales[12], int j) noexcept {
+  const int low = (scales[j % 8] >> (4 * (j / 8))) & 0xF;
+  const int high = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+  return static_cast<std::int8_t>((low | (high << 4)) - 32);
+}
+/// IQ4_XS sub-block j's scale ls − 32 (low nibble from scales_l, two high bits from scales_h).
+PRECIS_HD constexpr int iq4_xs_scale(const block_iq4_xs& b, int j) noexcept {
+  return (((b.scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((b.scales_h >> (2 * j)) & 3) << 4)) - 32;
+}
+/// Q4_K / Q5_K sub-block j's dl = d·sc and ml = dmin·m (d, dmin: the block's f16 fields as f32),
+/// each one f32 product as ggml forms them.
+PRECIS_HD constexpr void k4_sub_scale(float d, float dmin, const std::uint8_t scales[12], int j, float& dl,
+                                      float& ml) noexcept {
+  std::uint8_t sc = 0, mn = 0;
+  scale_min_k4(j, scales, sc, mn);
+  dl = d * static_cast<float>(sc);
+  ml = dmin * static_cast<float>(mn);
+}
 }  // namespace detail
 
-/// Q2_K (`dequantize_row_q2_K`).
-PRECIS_HD constexpr void dequantize_block(const block_q2_K& b, float out[256]) noexcept {
-  const float d = static_cast<float>(b.d), dmin = static_cast<float>(b.dmin);
-  int is = 0;
-  for (int n = 0; n < 2; ++n) {  // two halves of 128 values, 32 bytes of qs each
-    const std::uint8_t* q = b.qs + 32 * n;
-    for (int shift = 0; shift < 8; shift += 2)
-      for (int half = 0; half < 2; ++half) {
-        const std::uint8_t sc = b.scales[is++];
-        const float dl = d * static_cast<float>(sc & 0xF), ml = dmin * static_cast<float>(sc >> 4);
-        for (int l = 0; l < 16; ++l)
-          *out++ = dl * static_cast<float>((q[l + 16 * half] >> shift) & 3) - ml;
-      }
-  }
-}
 
-/// Q3_K (`dequantize_row_q3_K`): 6-bit scales sc − 32; code = low 2 bits − (high bit ? 0 : 4).
-PRECIS_HD constexpr void dequantize_block(const block_q3_K& b, float out[256]) noexcept {
-  std::int8_t sc[16] = {};
-  for (int j = 0; j < 16; ++j) {
-    const int low = (b.scales[j % 8] >> (4 * (j / 8))) & 0xF;
-    const int high = (b.scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-    sc[j] = static_cast<std::int8_t>((low | (high << 4)) - 32);
-  }
-  const float d = static_cast<float>(b.d);
-  int is = 0;
-  std::uint8_t m = 1;
-  for (int n = 0; n < 2; ++n) {
-    const std::uint8_t* q = b.qs + 32 * n;
-    for (int shift = 0; shift < 8; shift += 2) {
-      for (int half = 0; half < 2; ++half) {
-        const float dl = d * static_cast<float>(sc[is++]);
-        for (int l = 0; l < 16; ++l) {
-          const int i = l + 16 * half;
-          const int code = ((q[i] >> shift) & 3) - ((b.hmask[i] & m) ? 0 : 4);
-          *out++ = dl * static_cast<float>(code);
-        }
-      }
-      m = static_cast<std::uint8_t>(m << 1);
-    }
-  }
-}
 
-/// Q4_K (`dequantize_row_q4_K`).
-PRECIS_HD constexpr void dequantize_block(const block_q4_K& b, float out[256]) noexcept {
-  const float d = static_cast<float>(b.d), dmin = static_cast<float>(b.dmin);
-  for (int g = 0; g < 4; ++g) {  // 64 values: 32 low nibbles (sub-block 2g), 32 high (2g + 1)
-    const std::uint8_t* q = b.qs + 32 * g;
-    for (int half = 0; half < 2; ++half) {
-      std::uint8_t sc = 0, mn = 0;
-      detail::scale_min_k4(2 * g + half, b.scales, sc, mn);
-      const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(mn);
-      for (int l = 0; l < 32; ++l) *out++ = dl * static_cast<float>((q[l] >> (4 * half)) & 0xF) - ml;
-    }
-  }
-}
 
-/// Q5_K (`dequantize_row_q5_K`).
-PRECIS_HD constexpr void dequantize_block(const block_q5_K& b, float out[256]) noexcept {
-  const float d = static_cast<float>(b.d), dmin = static_cast<float>(b.dmin);
-  for (int g = 0; g < 4; ++g) {
-    const std::uint8_t* q = b.qs + 32 * g;
-    for (int half = 0; half < 2; ++half) {
-      std::uint8_t sc = 0, mn = 0;
-      detail::scale_min_k4(2 * g + half, b.scales, sc, mn);
-      const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(mn);
-      const int hb = 2 * g + half;  // the fifth bit's position in qh
-      for (int l = 0; l < 32; ++l) {
-        const int code = ((q[l] >> (4 * half)) & 0xF) | (((b.qh[l] >> hb) & 1) << 4);
-        *out++ = dl * static_cast<float>(code) - ml;
-      }
-    }
-  }
-}
 
-/// Q6_K (`dequantize_row_q6_K`).
-PRECIS_HD constexpr void dequantize_block(const block_q6_K& b, float out[256]) noexcept {
-  const float d = static_cast<float>(b.d);
-  for (int n = 0; n < 2; ++n) {  // 128 values from ql[64n..], qh[32n..], scales[8n..]
-    const std::uint8_t* ql = b.ql + 64 * n;
-    const std::uint8_t* qh = b.qh + 32 * n;
-    const std::int8_t* s = b.scales + 8 * n;
-    for (int l = 0; l < 32; ++l) {
-      const int is = l / 16;
-      const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-      const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-      const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-      const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-      out[128 * n + l] = d * static_cast<float>(s[is + 0]) * static_cast<float>(q1);
-      out[128 * n + l + 32] = d * static_cast<float>(s[is + 2]) * static_cast<float>(q2);
-      out[128 * n + l + 64] = d * static_cast<float>(s[is + 4]) * static_cast<float>(q3);
-      out[128 * n + l + 96] = d * static_cast<float>(s[is + 6]) * static_cast<float>(q4);
-    }
-  }
-}
 
 namespace detail {
 /// The fifth bits of a Q5_0 / Q5_1 block as one little-endian u32.
@@ -189,30 +118,16 @@ PRECIS_HD constexpr void dequantize_block(const block_iq4_nl& b, float out[32]) 
   }
 }
 
-/// IQ4_XS (`dequantize_row_iq4_xs`): sub-block ib's scale ls = low nibble | 2 high bits << 4,
-/// dl = d·(ls − 32), value dl·kv[code].
-PRECIS_HD constexpr void dequantize_block(const block_iq4_xs& b, float out[256]) noexcept {
-  const float d = static_cast<float>(b.d);
-  for (int ib = 0; ib < 8; ++ib) {
-    const int ls = ((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((b.scales_h >> (2 * ib)) & 3) << 4);
-    const float dl = d * static_cast<float>(ls - 32);
-    const std::uint8_t* q = b.qs + 16 * ib;
-    for (int j = 0; j < 16; ++j) {
-      out[32 * ib + j] = dl * static_cast<float>(iq4nl_value(q[j] & 0xFu));
-      out[32 * ib + j + 16] = dl * static_cast<float>(iq4nl_value(q[j] >> 4u));
-    }
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // 32-value chunks of a super-block
 // ---------------------------------------------------------------------------------------------
 // Kernels walk every format 32 values at a time (one chunk = one ggml block of the classic
 // formats), so a 256-value super-block is read as 8 chunks: chunk c holds values 32c … 32c + 31.
-// Each function below is its format's dequantize_block restricted to one chunk — the same
-// operations in the same order, hence bit-identical to it (test_kquants.cpp checks every chunk).
-// The index arithmetic follows the loops above: Q2_K/Q3_K/Q6_K visit 128-value halves n = c/4 in
-// 32-value steps p = c%4 (two 16-value sub-blocks each); Q4_K/Q5_K/IQ4_XS have one sub-block per chunk.
+// The chunk functions are the spec of the 256-value formats; dequantize_block of a super-block is
+// its 8 chunks in order (below). Index arithmetic, from ggml's dequantize_row_* loops:
+// Q2_K/Q3_K/Q6_K visit 128-value halves n = c/4 in 32-value steps p = c%4 (two 16-value
+// sub-blocks each); Q4_K/Q5_K/IQ4_XS have one 32-value sub-block per chunk.
 
 /// Q2_K chunk c: codes (qs[32n + j] >> 2p) & 3, sub-block 8n + 2p + j/16.
 PRECIS_HD constexpr void dequantize_chunk(const block_q2_K& b, int c, float out[32]) noexcept {
@@ -232,10 +147,7 @@ PRECIS_HD constexpr void dequantize_chunk(const block_q3_K& b, int c, float out[
   const int n = c / 4, p = c % 4;
   const std::uint8_t m = static_cast<std::uint8_t>(1u << (4 * n + p));
   for (int half = 0; half < 2; ++half) {
-    const int j = 8 * n + 2 * p + half;
-    const int low = (b.scales[j % 8] >> (4 * (j / 8))) & 0xF;
-    const int high = (b.scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-    const float dl = d * static_cast<float>(static_cast<std::int8_t>((low | (high << 4)) - 32));
+    const float dl = d * static_cast<float>(detail::q3_k_scale(b.scales, 8 * n + 2 * p + half));
     for (int l = 0; l < 16; ++l) {
       const int i = l + 16 * half;
       const int code = ((b.qs[32 * n + i] >> (2 * p)) & 3) - ((b.hmask[i] & m) ? 0 : 4);
@@ -246,20 +158,16 @@ PRECIS_HD constexpr void dequantize_chunk(const block_q3_K& b, int c, float out[
 
 /// Q4_K chunk c: nibble c%2 of qs[32(c/2) + j], sub-block c.
 PRECIS_HD constexpr void dequantize_chunk(const block_q4_K& b, int c, float out[32]) noexcept {
-  const float d = static_cast<float>(b.d), dmin = static_cast<float>(b.dmin);
-  std::uint8_t sc = 0, mn = 0;
-  detail::scale_min_k4(c, b.scales, sc, mn);
-  const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(mn);
+  float dl = 0.0f, ml = 0.0f;
+  detail::k4_sub_scale(static_cast<float>(b.d), static_cast<float>(b.dmin), b.scales, c, dl, ml);
   const std::uint8_t* q = b.qs + 32 * (c / 2);
   for (int l = 0; l < 32; ++l) out[l] = dl * static_cast<float>((q[l] >> (4 * (c % 2))) & 0xF) - ml;
 }
 
 /// Q5_K chunk c: as Q4_K, the fifth bit at bit c of qh[j].
 PRECIS_HD constexpr void dequantize_chunk(const block_q5_K& b, int c, float out[32]) noexcept {
-  const float d = static_cast<float>(b.d), dmin = static_cast<float>(b.dmin);
-  std::uint8_t sc = 0, mn = 0;
-  detail::scale_min_k4(c, b.scales, sc, mn);
-  const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(mn);
+  float dl = 0.0f, ml = 0.0f;
+  detail::k4_sub_scale(static_cast<float>(b.d), static_cast<float>(b.dmin), b.scales, c, dl, ml);
   const std::uint8_t* q = b.qs + 32 * (c / 2);
   for (int l = 0; l < 32; ++l) {
     const int code = ((q[l] >> (4 * (c % 2))) & 0xF) | (((b.qh[l] >> c) & 1) << 4);
@@ -282,14 +190,19 @@ PRECIS_HD constexpr void dequantize_chunk(const block_q6_K& b, int c, float out[
 
 /// IQ4_XS chunk c: sub-block c.
 PRECIS_HD constexpr void dequantize_chunk(const block_iq4_xs& b, int c, float out[32]) noexcept {
-  const float d = static_cast<float>(b.d);
-  const int ls = ((b.scales_l[c / 2] >> (4 * (c % 2))) & 0xF) | (((b.scales_h >> (2 * c)) & 3) << 4);
-  const float dl = d * static_cast<float>(ls - 32);
+  const float dl = static_cast<float>(b.d) * static_cast<float>(detail::iq4_xs_scale(b, c));
   const std::uint8_t* q = b.qs + 16 * c;
   for (int j = 0; j < 16; ++j) {
     out[j] = dl * static_cast<float>(iq4nl_value(q[j] & 0xFu));
     out[j + 16] = dl * static_cast<float>(iq4nl_value(q[j] >> 4u));
   }
+}
+
+/// A whole 256-value super-block (`dequantize_row_q2_K` … `dequantize_row_iq4_xs`): its 8 chunks.
+template <class Block>
+  requires requires(const Block& b, float* o) { dequantize_chunk(b, 0, o); }
+PRECIS_HD constexpr void dequantize_block(const Block& b, float out[256]) noexcept {
+  for (int c = 0; c < 8; ++c) dequantize_chunk(b, c, out + 32 * c);
 }
 
 }  // namespace precis

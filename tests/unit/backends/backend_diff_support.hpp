@@ -90,9 +90,9 @@ template <class D, std::size_t R>
 }
 
 /// The GGUF download formats (random blocks: weight_of), for the linear diffs at K = 512.
-inline const std::vector<dtype_code> download_formats = {dtype_code::q5_0, dtype_code::q5_1, dtype_code::iq4_nl,
-                                                         dtype_code::q2_K, dtype_code::q3_K, dtype_code::q4_K,
-                                                         dtype_code::q5_K, dtype_code::q6_K, dtype_code::iq4_xs};
+inline const std::vector<dtype_code> download_formats = []<class... F>(format_list<F...>) {
+  return std::vector<dtype_code>{dtype_traits<F>::code...};
+}(download_block_formats{});
 
 /// max over rows n of Σ_k |w[n, k]| (the magnitude an f32 accumulation bound scales with when |x| < 1).
 template <class B>

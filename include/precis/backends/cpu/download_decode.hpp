@@ -20,16 +20,15 @@
 #include <cstdint>   // std::uint8_t
 
 #include <precis/backends/cpu/arch.hpp>  // PRECIS_CPU_AVX512
-#include <precis/core/dtype.hpp>         // the format tags
-#include <precis/quant/kquants.hpp>      // block structs, iq4nl_value, detail::scale_min_k4
+#include <precis/core/dtype.hpp>            // the format tags
+#include <precis/quant/block_formats.hpp>   // download_format
+#include <precis/quant/dequantize.hpp>      // precis::detail::chunks_per_block
+#include <precis/quant/kquants.hpp>         // block structs, iq4nl_value, detail sub-block scales
 
 namespace precis::backends::cpu::detail {
 
-/// The formats decoded here (everything llama-quantize writes that is not q8_0/q4_0/q4_1).
-template <class F>
-concept download_format = std::same_as<F, q5_0> || std::same_as<F, q5_1> || std::same_as<F, iq4_nl> ||
-                          std::same_as<F, q2_K> || std::same_as<F, q3_K> || std::same_as<F, q4_K> ||
-                          std::same_as<F, q5_K> || std::same_as<F, q6_K> || std::same_as<F, iq4_xs>;
+/// The formats decoded here (quant/block_formats.hpp's download_block_formats).
+using precis::download_format;
 
 #if PRECIS_CPU_AVX512
 
@@ -58,23 +57,29 @@ concept download_format = std::same_as<F, q5_0> || std::same_as<F, q5_1> || std:
   return _mm512_load_ps(t);
 }
 
+/// The 5-bit codes of a Q5_0 / Q5_1 block, 0 … 31: low nibbles | bit j of qh << 4 (elements
+/// 0–15), high nibbles | bit j + 16 of qh << 4 (16–31).
+inline void q5_codes(const std::uint8_t qs[16], const std::uint8_t qh[4], __m512i& q0, __m512i& q1) noexcept {
+  const __m512i raw = widen_u8(qs);
+  const __m512i bits = _mm512_set1_epi32(static_cast<int>(precis::detail::q5_high_bits(qh)));
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i b0 = _mm512_and_si512(_mm512_srlv_epi32(bits, lane), one);
+  const __m512i b1 = _mm512_and_si512(_mm512_srlv_epi32(bits, _mm512_add_epi32(lane, _mm512_set1_epi32(16))), one);
+  q0 = _mm512_or_si512(_mm512_and_si512(raw, _mm512_set1_epi32(0xF)), _mm512_slli_epi32(b0, 4));
+  q1 = _mm512_or_si512(_mm512_srli_epi32(raw, 4), _mm512_slli_epi32(b1, 4));
+}
+
 struct vdec_q5_0 {
   const block_q5_0* blk;
   void operator()(index_t c, __m512& lo, __m512& hi) const noexcept {
     const block_q5_0& B = blk[c];
     const float d = f16_value(B.d);
-    const __m512i raw = widen_u8(B.qs);
-    const __m512i qh = _mm512_set1_epi32(static_cast<int>(precis::detail::q5_high_bits(B.qh)));
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i h0 = _mm512_and_si512(_mm512_srlv_epi32(qh, lane), _mm512_set1_epi32(1));
-    const __m512i h1 = _mm512_and_si512(_mm512_srlv_epi32(qh, _mm512_add_epi32(lane, _mm512_set1_epi32(16))),
-                                        _mm512_set1_epi32(1));
+    __m512i q0, q1;
+    q5_codes(B.qs, B.qh, q0, q1);
     const __m512i c16 = _mm512_set1_epi32(16);
-    const __m512i q0 = _mm512_sub_epi32(
-        _mm512_or_si512(_mm512_and_si512(raw, _mm512_set1_epi32(0xF)), _mm512_slli_epi32(h0, 4)), c16);
-    const __m512i q1 = _mm512_sub_epi32(_mm512_or_si512(_mm512_srli_epi32(raw, 4), _mm512_slli_epi32(h1, 4)), c16);
-    lo = scale_only(q0, d);
-    hi = scale_only(q1, d);
+    lo = scale_only(_mm512_sub_epi32(q0, c16), d);
+    hi = scale_only(_mm512_sub_epi32(q1, c16), d);
   }
 };
 
@@ -83,14 +88,8 @@ struct vdec_q5_1 {
   void operator()(index_t c, __m512& lo, __m512& hi) const noexcept {
     const block_q5_1& B = blk[c];
     const float d = f16_value(B.d), m = f16_value(B.m);
-    const __m512i raw = widen_u8(B.qs);
-    const __m512i qh = _mm512_set1_epi32(static_cast<int>(precis::detail::q5_high_bits(B.qh)));
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i h0 = _mm512_and_si512(_mm512_srlv_epi32(qh, lane), _mm512_set1_epi32(1));
-    const __m512i h1 = _mm512_and_si512(_mm512_srlv_epi32(qh, _mm512_add_epi32(lane, _mm512_set1_epi32(16))),
-                                        _mm512_set1_epi32(1));
-    const __m512i q0 = _mm512_or_si512(_mm512_and_si512(raw, _mm512_set1_epi32(0xF)), _mm512_slli_epi32(h0, 4));
-    const __m512i q1 = _mm512_or_si512(_mm512_srli_epi32(raw, 4), _mm512_slli_epi32(h1, 4));
+    __m512i q0, q1;
+    q5_codes(B.qs, B.qh, q0, q1);
     lo = _mm512_add_ps(scale_only(q0, d), _mm512_set1_ps(m));
     hi = _mm512_add_ps(scale_only(q1, d), _mm512_set1_ps(m));
   }
@@ -124,11 +123,6 @@ struct vdec_q2_K {
 
 struct vdec_q3_K {
   const block_q3_K* blk;
-  [[nodiscard]] static float sub_scale(const block_q3_K& B, int j, float d) noexcept {
-    const int low = (B.scales[j % 8] >> (4 * (j / 8))) & 0xF;
-    const int high = (B.scales[8 + j % 4] >> (2 * (j / 4))) & 3;
-    return d * static_cast<float>(static_cast<std::int8_t>((low | (high << 4)) - 32));
-  }
   void operator()(index_t c, __m512& lo, __m512& hi) const noexcept {
     const block_q3_K& B = blk[c / 8];
     const int j = static_cast<int>(c % 8), n = j / 4, p = j % 4;
@@ -141,8 +135,8 @@ struct vdec_q3_K {
       const __m512i hb = bits_at(widen_u8(B.hmask + 16 * h), 4 * n + p, 1);
       return _mm512_add_epi32(_mm512_sub_epi32(low, four), _mm512_slli_epi32(hb, 2));
     };
-    lo = scale_only(code(0), sub_scale(B, 8 * n + 2 * p, d));
-    hi = scale_only(code(1), sub_scale(B, 8 * n + 2 * p + 1, d));
+    lo = scale_only(code(0), d * static_cast<float>(precis::detail::q3_k_scale(B.scales, 8 * n + 2 * p)));
+    hi = scale_only(code(1), d * static_cast<float>(precis::detail::q3_k_scale(B.scales, 8 * n + 2 * p + 1)));
   }
 };
 
@@ -151,9 +145,8 @@ struct vdec_q4_K {
   void operator()(index_t c, __m512& lo, __m512& hi) const noexcept {
     const block_q4_K& B = blk[c / 8];
     const int j = static_cast<int>(c % 8);
-    std::uint8_t sc = 0, mn = 0;
-    precis::detail::scale_min_k4(j, B.scales, sc, mn);
-    const float dl = f16_value(B.d) * static_cast<float>(sc), ml = f16_value(B.dmin) * static_cast<float>(mn);
+    float dl = 0.0f, ml = 0.0f;
+    precis::detail::k4_sub_scale(f16_value(B.d), f16_value(B.dmin), B.scales, j, dl, ml);
     const std::uint8_t* q = B.qs + 32 * (j / 2);
     const int sh = 4 * (j % 2);
     lo = scale_sub(bits_at(widen_u8(q), sh, 0xF), dl, ml);
@@ -166,9 +159,8 @@ struct vdec_q5_K {
   void operator()(index_t c, __m512& lo, __m512& hi) const noexcept {
     const block_q5_K& B = blk[c / 8];
     const int j = static_cast<int>(c % 8);
-    std::uint8_t sc = 0, mn = 0;
-    precis::detail::scale_min_k4(j, B.scales, sc, mn);
-    const float dl = f16_value(B.d) * static_cast<float>(sc), ml = f16_value(B.dmin) * static_cast<float>(mn);
+    float dl = 0.0f, ml = 0.0f;
+    precis::detail::k4_sub_scale(f16_value(B.d), f16_value(B.dmin), B.scales, j, dl, ml);
     const std::uint8_t* q = B.qs + 32 * (j / 2);
     const int sh = 4 * (j % 2);
     const auto code = [&](int h) {
@@ -205,8 +197,7 @@ struct vdec_iq4_xs {
   void operator()(index_t c, __m512& lo, __m512& hi) const noexcept {
     const block_iq4_xs& B = blk[c / 8];
     const int j = static_cast<int>(c % 8);
-    const int ls = ((B.scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((B.scales_h >> (2 * j)) & 3) << 4);
-    const __m512 dl = _mm512_set1_ps(f16_value(B.d) * static_cast<float>(ls - 32));
+    const __m512 dl = _mm512_set1_ps(f16_value(B.d) * static_cast<float>(precis::detail::iq4_xs_scale(B, j)));
     const __m512i raw = widen_u8(B.qs + 16 * j);
     lo = _mm512_mul_ps(_mm512_permutexvar_ps(raw, tab), dl);
     hi = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(raw, 4), tab), dl);
@@ -230,8 +221,7 @@ template <> struct value_decoder_of<iq4_xs> { using type = vdec_iq4_xs; };
 template <download_format F>
 [[nodiscard]] inline auto value_decoder(const typename dtype_traits<F>::block_type* blocks, index_t n,
                                         index_t chunks) noexcept {
-  constexpr index_t per_block = static_cast<index_t>(dtype_traits<F>::block_size) / 32;
-  return typename value_decoder_of<F>::type{blocks + n * (chunks / per_block)};
+  return typename value_decoder_of<F>::type{blocks + n * (chunks / precis::detail::chunks_per_block<F>)};
 }
 
 #endif  // PRECIS_CPU_AVX512
