@@ -382,6 +382,56 @@ TEMPLATE_TEST_CASE("Cuda vs Reference: route and moe (orders, formats, interleav
   }
 }
 
+// A Q4_K_M file's MoE layers: gate/up in one format, down in another (llama.cpp writes Q6_K down
+// experts under Q4_K gate/up on the layers its use_more_bits rule picks). Random blocks at
+// H = I = 256 (one super-block per row); device-routed GEMVs (T <= 8) and host-grouped GEMMs.
+TEMPLATE_TEST_CASE("Cuda vs Reference: moe with the down experts in their own format", "[cuda]", f32, bf16) {
+  using Act = TestType;
+  be::Cuda gpu;
+  be::Reference ref;
+  std::mt19937 rng(25);
+  const index_t E = 4, I = 256, Hd = 256, k = 2;
+  std::vector<std::vector<std::byte>> keep;
+  const auto stack = [&](dtype_code f, index_t n, index_t kk) {
+    AnyExpertStack out;
+    visit_ggml_block_format(f, [&]<class F>() {
+      if constexpr (std::same_as<F, mxfp4_ggml>) {
+        FAIL("no random-block filler for MXFP4 in this test");
+      } else {
+      QuantTensor<F, 3> q(extents_t<3>{E, n, kk});
+      fill_random_download_blocks(q, rng, -12, -9);
+      std::vector<std::byte> bytes(static_cast<std::size_t>(q.bytes()));
+      std::memcpy(bytes.data(), q.blocks(), bytes.size());
+      keep.push_back(std::move(bytes));
+      out = AnyExpertStack::stacked(io::detail::AnyTensorBytes::make("experts", f, {E, n, kk},
+                                                                     std::span<const std::byte>(keep.back()), "test"));
+      }
+    });
+    return out;
+  };
+  const LayerExpertSelector none;
+  const BoundLayerSelector sel(none, 0);
+  // f32: summation order only; bf16: h and the output rounded to bf16 (a flipped rounding of h
+  // moves an output by about one bf16 step).
+  const double tol = std::same_as<Act, f32> ? 1e-5 : 1.5e-2;
+  for (const auto& [gf, df] : {std::pair{dtype_code::q4_K, dtype_code::q6_K}, std::pair{dtype_code::q5_K, dtype_code::q8_0},
+                               std::pair{dtype_code::iq4_xs, dtype_code::q5_0}}) {
+    const auto ex = AnyMoeExperts<SiluGate, Act>::separate_gate_up(SiluGate{}, stack(gf, I, Hd), stack(gf, I, Hd),
+                                                                    stack(df, Hd, I));
+    const auto dex = gpu.upload(ex);
+    for (const index_t T : {1, 5, 9, 40}) {
+      const Tensor<Act, 2> x = random_tensor<Act, 2>({T, Hd}, rng);
+      const Tensor<f32, 2> logits = random_tensor<f32, 2>({T, E}, rng);
+      const Routing rr = ref.route(SoftmaxThenTopK{.norm_topk_prob = true}, logits, k, sel);
+      const be::CudaRouting rg = gpu.route(SoftmaxThenTopK{.norm_topk_prob = true}, to_device(logits), k, sel);
+      const Tensor<f32, 2> want = cast<f32>(ref.moe(ex, x, rr));
+      INFO(ex.formats() << ", T " << T);
+      CHECK(rel_l2(cast<f32>(back(gpu.moe(dex, to_device(x), rg))), want) < tol);
+      CHECK(rel_l2(cast<f32>(back(gpu.moe(dex, to_device(x), rr))), want) < tol);
+    }
+  }
+}
+
 // Selectors that are data route on the device with the host's selection; a selector that is code
 // routes on the host; routing errors surface at the next synchronisation, naming the token.
 TEST_CASE("Cuda vs Reference: route with selector tables (bias, mask, per layer), code selectors, errors", "[cuda]") {

@@ -16,10 +16,18 @@
 //   gating G                  nn/activation.hpp's policies: SiluGate (a = silu(g)·u: Qwen3-MoE,
 //                             Llama, §1b) and ClampedSwiglu{α = 1.702, limit = 7.0} (gpt-oss §1a:
 //                             gate clamped above only, up clamped both sides, "+1" on up).
-//   MoeExperts<G, L, Act>     one MoE layer's experts: gating G, gate/up layout L, down [E, H, I],
-//                             optional biases [E, 2I] / [E, H] of dtype Act (gpt-oss: "the down
-//                             bias is added per expert, before the routing weight").
+//   MoeExperts<G, L, Act, D>  one MoE layer's experts: gating G, gate/up layout L, down [E, H, I]
+//                             in format D (default: L's format), optional biases [E, 2I] / [E, H]
+//                             of dtype Act (gpt-oss: "the down bias is added per expert, before
+//                             the routing weight"). D is its own parameter because the files
+//                             people download mix them: llama.cpp's Q4_K_M stores a Qwen3-MoE's
+//                             ffn_down_exps as Q6_K in some layers and Q4_K in others
+//                             (llama-quant.cpp `use_more_bits`), its gate/up experts as Q4_K.
 //   moe_experts(experts, x, routing) → Tensor<Act, 2>   the reference.
+//
+// The reference reads weights one row at a time through detail::expert_rows (an expert stack with
+// its format erased), so the run-time-format layer (weights/any_experts.hpp) dispatches each
+// projection on its own format: code grows with the number of formats, not with their product.
 //
 // Dtypes (dtype-bugs C7, E24 — HF's MXFP4 fallback met bf16 weights with f32 states and
 // biases). The layer's type names its activation dtype Act, and that alone decides the output:
@@ -273,17 +281,37 @@ concept moe_input_matches_activation = std::same_as<std::remove_cv_t<In>, Act>;
 template <class B, class Act>
 concept expert_bias_matches_activation = std::same_as<std::remove_cv_t<B>, Act>;
 
-/// The experts of one MoE layer: gating G, gate/up layout L, down [E, H, I], optional biases.
-template <GatedActivation G, ExpertGateUpLayout L, ActivationDtype Act>
+namespace detail {
+/// Checks the down stack [E, H, I] and the optional biases [E, 2I] / [E, H] against the gate/up
+/// geometry (shared by MoeExperts and the run-time-format AnyMoeExperts).
+template <class Bias>
+void check_moe_geometry(const char* op, index_t n_exp, index_t hid, index_t inter, const extents_t<3>& down,
+                        const Bias* gate_up_bias, const Bias* down_bias) {
+  PRECIS_CHECK(down == (extents_t<3>{n_exp, hid, inter}), shape_error, "[", op, "] down stack ", format_extents(down),
+               "; expected [E, H, I] = ", format_extents(extents_t<3>{n_exp, hid, inter}));
+  if (gate_up_bias != nullptr)
+    PRECIS_CHECK(gate_up_bias->extents() == (extents_t<2>{n_exp, 2 * inter}), shape_error, "[", op, "] gate_up bias ",
+                 format_extents(gate_up_bias->extents()), "; expected [E, 2I] = ",
+                 format_extents(extents_t<2>{n_exp, 2 * inter}));
+  if (down_bias != nullptr)
+    PRECIS_CHECK(down_bias->extents() == (extents_t<2>{n_exp, hid}), shape_error, "[", op, "] down bias ",
+                 format_extents(down_bias->extents()), "; expected [E, H] = ", format_extents(extents_t<2>{n_exp, hid}));
+}
+}  // namespace detail
+
+/// The experts of one MoE layer: gating G, gate/up layout L, down [E, H, I] in format D,
+/// optional biases.
+template <GatedActivation G, ExpertGateUpLayout L, ActivationDtype Act, ExpertWeightFormat D = typename L::format>
 class MoeExperts {
  public:
   using gating = G;
   using layout = L;
-  using format = typename L::format;
+  using format = typename L::format;  // of the gate/up stacks
+  using down_format = D;
   using activation = Act;
 
   /// No biases (Qwen3-MoE).
-  MoeExperts(G gating_fn, L gate_up, ExpertStack<format> down)
+  MoeExperts(G gating_fn, L gate_up, ExpertStack<D> down)
       : gating_(gating_fn), gate_up_(gate_up), down_(down) {
     check();
   }
@@ -291,19 +319,13 @@ class MoeExperts {
   /// With gate_up bias [E, 2I] (in L's row order) and down bias [E, H], both of dtype Act (gpt-oss).
   template <HostTensorOfRank<2> B1, HostTensorOfRank<2> B2>
     requires expert_bias_matches_activation<dtype_of<B1>, Act> && expert_bias_matches_activation<dtype_of<B2>, Act>
-  MoeExperts(G gating_fn, L gate_up, ExpertStack<format> down, const B1& gate_up_bias, const B2& down_bias)
+  MoeExperts(G gating_fn, L gate_up, ExpertStack<D> down, const B1& gate_up_bias, const B2& down_bias)
       : gating_(gating_fn),
         gate_up_(gate_up),
         down_(down),
         gate_up_bias_(materialize(gate_up_bias)),
         down_bias_(materialize(down_bias)) {
     check();
-    PRECIS_CHECK(gate_up_bias_->extents() == (extents_t<2>{n_experts(), 2 * intermediate()}), shape_error,
-                 "[MoeExperts] gate_up bias ", format_extents(gate_up_bias_->extents()), "; expected [E, 2I] = ",
-                 format_extents(extents_t<2>{n_experts(), 2 * intermediate()}));
-    PRECIS_CHECK(down_bias_->extents() == (extents_t<2>{n_experts(), hidden()}), shape_error,
-                 "[MoeExperts] down bias ", format_extents(down_bias_->extents()), "; expected [E, H] = ",
-                 format_extents(extents_t<2>{n_experts(), hidden()}));
   }
 
   [[nodiscard]] index_t n_experts() const noexcept { return gate_up_.n_experts(); }
@@ -311,7 +333,7 @@ class MoeExperts {
   [[nodiscard]] index_t intermediate() const noexcept { return gate_up_.intermediate(); }
   [[nodiscard]] const G& gating_fn() const noexcept { return gating_; }
   [[nodiscard]] const L& gate_up() const noexcept { return gate_up_; }
-  [[nodiscard]] const ExpertStack<format>& down() const noexcept { return down_; }
+  [[nodiscard]] const ExpertStack<D>& down() const noexcept { return down_; }
   [[nodiscard]] bool has_bias() const noexcept { return gate_up_bias_.has_value(); }
   [[nodiscard]] const Tensor<Act, 2>& gate_up_bias() const { return *gate_up_bias_; }  // [E, 2I]
   [[nodiscard]] const Tensor<Act, 2>& down_bias() const { return *down_bias_; }        // [E, H]
@@ -326,22 +348,21 @@ class MoeExperts {
   void check() const {
     gate_up_.check("MoeExperts");
     detail::check_activation("MoeExperts", gating_);
-    PRECIS_CHECK(down_.extents() == (extents_t<3>{n_experts(), hidden(), intermediate()}), shape_error,
-                 "[MoeExperts] down stack ", format_extents(down_.extents()), "; expected [E, H, I] = ",
-                 format_extents(extents_t<3>{n_experts(), hidden(), intermediate()}));
+    detail::check_moe_geometry("MoeExperts", n_experts(), hidden(), intermediate(), down_.extents(),
+                               gate_up_bias_ ? &*gate_up_bias_ : nullptr, down_bias_ ? &*down_bias_ : nullptr);
   }
 
   G gating_;
   L gate_up_;
-  ExpertStack<format> down_;                    // [E, H, I]
+  ExpertStack<D> down_;                         // [E, H, I]
   std::optional<Tensor<Act, 2>> gate_up_bias_;  // [E, 2I]
   std::optional<Tensor<Act, 2>> down_bias_;     // [E, H]
 };
 
 template <class T>
 inline constexpr bool is_moe_experts = false;
-template <class G, class L, class Act>
-inline constexpr bool is_moe_experts<MoeExperts<G, L, Act>> = true;
+template <class G, class L, class Act, class D>
+inline constexpr bool is_moe_experts<MoeExperts<G, L, Act, D>> = true;
 
 namespace detail {
 
@@ -373,17 +394,42 @@ void check_moe_args(const char* op, const Experts& ex, const XV& xv, const Routi
 
 }  // namespace detail
 
-/// The reference: out[t] = Σ_j w[t, j]·Expert_{e[t, j]}(x[t]) for x [T, H] → [T, H] of dtype Act.
-/// Token by token, expert by expert, in the rounding points of the header comment.
-template <class G, class L, ActivationDtype Act, HostTensorOfRank<2> X>
-  requires moe_input_matches_activation<dtype_of<X>, Act>
-[[nodiscard]] Tensor<Act, 2> moe_experts(const MoeExperts<G, L, Act>& ex, const X& x, const Routing& routing) {
-  const const_view_t<X> xv = x;  // [T, H]
-  detail::check_moe_args("moe_experts", ex, xv, routing);
+namespace detail {
+
+/// One expert stack with its format erased, for the reference: row n of expert e as exact f32
+/// values. Points at the stack (which must outlive it); one indirect call per row.
+struct expert_rows {
+  const void* stack = nullptr;
+  void (*read)(const void*, index_t e, index_t n, float* out) = nullptr;
+
+  template <ExpertWeightFormat F>
+  [[nodiscard]] static expert_rows of(const ExpertStack<F>& s) noexcept {
+    return {&s, [](const void* p, index_t e, index_t n, float* out) {
+              static_cast<const ExpertStack<F>*>(p)->row_f32(e, n, out);
+            }};
+  }
+  void operator()(index_t e, index_t n, float* out) const { read(stack, e, n, out); }
+};
+
+/// What the reference computes with, formats erased: gating, the gate and up rows (for the
+/// interleaved layout both are the one gate_up stack, rows in its order), the down rows, biases.
+template <class G, ActivationDtype Act>
+struct moe_reference_args {
+  G gating;
+  expert_rows gate, up, down;
+  const Tensor<Act, 2>* gate_up_bias = nullptr;  // [E, 2I], C's column order
+  const Tensor<Act, 2>* down_bias = nullptr;     // [E, H]
+  index_t n_experts = 0, hid = 0, inter = 0;
+};
+
+/// The spec, token by token and expert by expert, in the rounding points of the header comment.
+/// C: where gate i and up i sit in the bias row (and in the gate_up rows when interleaved).
+template <GateUpLayout C, class G, ActivationDtype Act, class XV>
+[[nodiscard]] Tensor<Act, 2> moe_reference(const moe_reference_args<G, Act>& a, const XV& xv, const Routing& routing) {
   const index_t n_tok = xv.extent(0), k = routing.experts.extent(1);
-  const index_t hid = ex.hidden(), inter = ex.intermediate();
-  const L& gu = ex.gate_up();
-  using C = typename L::columns;  // where gate i and up i sit in gate_up rows and the bias
+  const index_t hid = a.hid, inter = a.inter;
+  // Separate stacks: gate i and up i are row i of each; one interleaved stack: rows C's columns.
+  constexpr bool one_stack = std::same_as<C, gate_up::interleaved>;
   Tensor<Act, 2> out({n_tok, hid});  // [T, H]
   std::vector<float> xt(static_cast<std::size_t>(hid)), h(static_cast<std::size_t>(inter));
   std::vector<float> acc(static_cast<std::size_t>(hid)), row(static_cast<std::size_t>(std::max(hid, inter)));
@@ -394,36 +440,55 @@ template <class G, class L, ActivationDtype Act, HostTensorOfRank<2> X>
     for (index_t j = 0; j < k; ++j) {
       const index_t e = routing.experts(t, j);
       for (index_t i = 0; i < inter; ++i) {
-        float g, u;
-        if constexpr (requires { gu.gate_up; }) {
-          gu.gate_up.row_f32(e, C::gate_column(i, inter), row.data());
-          g = detail::dot_f32(xt.data(), row.data(), hid);
-          gu.gate_up.row_f32(e, C::up_column(i, inter), row.data());
-          u = detail::dot_f32(xt.data(), row.data(), hid);
-        } else {
-          gu.gate.row_f32(e, i, row.data());
-          g = detail::dot_f32(xt.data(), row.data(), hid);
-          gu.up.row_f32(e, i, row.data());
-          u = detail::dot_f32(xt.data(), row.data(), hid);
-        }
-        if (ex.has_bias()) {
-          g += bias(ex.gate_up_bias(), e, C::gate_column(i, inter));
-          u += bias(ex.gate_up_bias(), e, C::up_column(i, inter));
+        a.gate(e, one_stack ? C::gate_column(i, inter) : i, row.data());
+        float g = detail::dot_f32(xt.data(), row.data(), hid);
+        a.up(e, one_stack ? C::up_column(i, inter) : i, row.data());
+        float u = detail::dot_f32(xt.data(), row.data(), hid);
+        if (a.gate_up_bias != nullptr) {
+          g += bias(*a.gate_up_bias, e, C::gate_column(i, inter));
+          u += bias(*a.gate_up_bias, e, C::up_column(i, inter));
         }
         // h is the down GEMM's Act input: one rounding of the f32 activation value.
-        h[static_cast<std::size_t>(i)] = static_cast<float>(to_compute<Act>(from_compute<Act>(ex.gating_fn()(g, u))));
+        h[static_cast<std::size_t>(i)] = static_cast<float>(to_compute<Act>(from_compute<Act>(a.gating(g, u))));
       }
       const float w = routing.weights(t, j);
       for (index_t n = 0; n < hid; ++n) {
-        ex.down().row_f32(e, n, row.data());
+        a.down(e, n, row.data());
         float y = detail::dot_f32(h.data(), row.data(), inter);
-        if (ex.has_bias()) y += bias(ex.down_bias(), e, n);
+        if (a.down_bias != nullptr) y += bias(*a.down_bias, e, n);
         acc[static_cast<std::size_t>(n)] += w * y;
       }
     }
     for (index_t n = 0; n < hid; ++n) out(t, n) = from_compute<Act>(acc[static_cast<std::size_t>(n)]);
   }
   return out;
+}
+
+}  // namespace detail
+
+/// The reference: out[t] = Σ_j w[t, j]·Expert_{e[t, j]}(x[t]) for x [T, H] → [T, H] of dtype Act.
+/// Token by token, expert by expert, in the rounding points of the header comment.
+template <class G, class L, ActivationDtype Act, class D, HostTensorOfRank<2> X>
+  requires moe_input_matches_activation<dtype_of<X>, Act>
+[[nodiscard]] Tensor<Act, 2> moe_experts(const MoeExperts<G, L, Act, D>& ex, const X& x, const Routing& routing) {
+  const const_view_t<X> xv = x;  // [T, H]
+  detail::check_moe_args("moe_experts", ex, xv, routing);
+  const L& gu = ex.gate_up();
+  detail::moe_reference_args<G, Act> a{ex.gating_fn(), {}, {}, detail::expert_rows::of(ex.down())};
+  if constexpr (requires { gu.gate_up; }) {
+    a.gate = a.up = detail::expert_rows::of(gu.gate_up);
+  } else {
+    a.gate = detail::expert_rows::of(gu.gate);
+    a.up = detail::expert_rows::of(gu.up);
+  }
+  if (ex.has_bias()) {
+    a.gate_up_bias = &ex.gate_up_bias();
+    a.down_bias = &ex.down_bias();
+  }
+  a.n_experts = ex.n_experts();
+  a.hid = ex.hidden();
+  a.inter = ex.intermediate();
+  return detail::moe_reference<typename L::columns>(a, xv, routing);
 }
 
 }  // namespace precis

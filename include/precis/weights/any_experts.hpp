@@ -26,11 +26,15 @@
 // the CPU GEMV streams closer to memory bandwidth (measured in docs/performance.md by the
 // matmul work: ~70 % vs ~90 %), at the cost of a second copy of the experts in memory.
 //
-// Formats: the variant below is every storage format the CPU matmul reads (f32/bf16/f16, q8_0,
-// q4_0, q4_1, mxfp4 in both layouts). The gate, up and down stacks of one layer must share one
-// format (MoeExperts<G, L, Act> has one); a GGUF that mixes formats across them is rejected with
-// a dtype_error naming the tensors. Biases are activation-dtype tensors (MoeExperts' rule): the
-// stored bf16/f32 values are converted once at load, exactly when widening.
+// Formats: the variant below is every storage format the CPU matmul reads (f32/bf16/f16, every
+// single-array ggml block format of quant/block_formats.hpp — q8_0, q4_0, q4_1, mxfp4, the
+// K-quants, q5_0/q5_1, iq4_nl/iq4_xs — and HF/OpenAI mxfp4). Each stack of a layer has its own
+// format: llama.cpp's Q4_K_M and Q5_K_M files store a Qwen3-MoE's down experts in Q6_K (in the
+// layers `use_more_bits` picks) under Q4_K / Q5_K gate and up experts, and a user's requantized
+// file can mix anything. A backend runs each projection in its own format (the reference and CPU
+// kernels through format-erased projections, the CUDA backend per device matrix), so one layer
+// never needs a kernel per *pair* of formats. Biases are activation-dtype tensors (MoeExperts'
+// rule): the stored bf16/f32 values are converted once at load, exactly when widening.
 #pragma once
 
 #include <cmath>      // std::isfinite
@@ -59,7 +63,9 @@
 #include <precis/nn/activation.hpp>       // GatedActivation
 #include <precis/nn/moe.hpp>              // ExpertStack, SeparateGateUp, InterleavedGateUp, MoeExperts
 #include <precis/nn/router.hpp>           // Routing
+#include <precis/quant/block_formats.hpp>  // ggml_block_formats, visit_ggml_block_format
 #include <precis/quant/mxfp4_layout.hpp>  // to_ggml_layout
+#include <precis/weights/any_weight.hpp>  // AnyWeight::supported_formats
 #include <precis/quant/quant_tensor.hpp>  // QuantTensor
 
 namespace precis {
@@ -99,6 +105,13 @@ template <class D, std::size_t R>
   return v;
 }
 
+template <class List>
+struct expert_storage_variant;
+template <class... F>
+struct expert_storage_variant<format_list<F...>> {
+  using type = std::variant<ExpertStack<f32>, ExpertStack<bf16>, ExpertStack<f16>, ExpertStack<F>..., ExpertStack<mxfp4>>;
+};
+
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
@@ -109,10 +122,10 @@ template <class D, std::size_t R>
 /// (see the header comment for the two copying cases, both reported by is_zero_copy()).
 class AnyExpertStack {
  public:
-  using Storage = std::variant<ExpertStack<f32>, ExpertStack<bf16>, ExpertStack<f16>, ExpertStack<q8_0>,
-                               ExpertStack<q4_0>, ExpertStack<q4_1>, ExpertStack<mxfp4_ggml>, ExpertStack<mxfp4>>;
+  /// Float storage, every single-array ggml block format, HF/OpenAI MXFP4.
+  using Storage = typename detail::expert_storage_variant<ggml_block_formats>::type;
 
-  static constexpr std::string_view supported_formats = "F32, BF16, F16, Q8_0, Q4_0, Q4_1, MXFP4 (ggml or HF blocks)";
+  static constexpr std::string_view supported_formats = AnyWeight::supported_formats;
 
   AnyExpertStack() = default;
 
@@ -313,11 +326,8 @@ class AnyExpertStack {
       case dtype_code::f32: body.template operator()<f32>(); break;
       case dtype_code::bf16: body.template operator()<bf16>(); break;
       case dtype_code::f16: body.template operator()<f16>(); break;
-      case dtype_code::q8_0: body.template operator()<q8_0>(); break;
-      case dtype_code::q4_0: body.template operator()<q4_0>(); break;
-      case dtype_code::q4_1: body.template operator()<q4_1>(); break;
-      case dtype_code::mxfp4_ggml: body.template operator()<mxfp4_ggml>(); break;
       default:
+        if (visit_ggml_block_format(t.dtype(), [&]<class F>() { body.template operator()<F>(); })) break;
         fail<dtype_error>("[moe] tensor '", t.name(), "' ('", t.source(), "'): stored dtype ", t.dtype_name(),
                           " is not an expert weight format precis computes with (", supported_formats,
                           "; HF MXFP4 comes as _blocks + _scales)");
@@ -409,37 +419,32 @@ template <ActivationDtype Act>
 // AnyMoeExperts: one layer's experts over run-time formats
 // ---------------------------------------------------------------------------------------------
 
-/// The experts of one MoE layer (gating G, activations Act) over stacks whose format is a
-/// run-time fact: a variant of MoeExperts<G, L<F>, Act>, which a backend's `moe` op visits once
-/// per call (backends/backend.hpp). Holds the stacks, so the file mappings stay alive.
+/// The experts of one MoE layer (gating G, activations Act) over stacks whose formats are run-time
+/// facts, one per stack (gate and up, or one interleaved gate_up, and down). A backend's `moe` op
+/// runs each projection in its stack's format (backends/backend.hpp); the reference and CPU
+/// kernels see them through format-erased projections (nn/moe.hpp detail::expert_rows,
+/// backends/cpu/moe.hpp detail::expert_projection). Holds the stacks, so the mappings stay alive.
 template <GatedActivation G, ActivationDtype Act>
 class AnyMoeExperts {
  public:
-  template <class F>
-  using separate = MoeExperts<G, SeparateGateUp<F>, Act>;
-  template <class F>
-  using interleaved = MoeExperts<G, InterleavedGateUp<F>, Act>;
-  using Storage = std::variant<separate<f32>, separate<bf16>, separate<f16>, separate<q8_0>, separate<q4_0>,
-                               separate<q4_1>, separate<mxfp4_ggml>, separate<mxfp4>, interleaved<f32>,
-                               interleaved<bf16>, interleaved<f16>, interleaved<mxfp4_ggml>, interleaved<mxfp4>>;
+  /// How the gate and up projections are stored (structural, like SeparateGateUp /
+  /// InterleavedGateUp of the typed MoeExperts).
+  enum class layout {
+    separate,     ///< gate [E, I, H] and up [E, I, H]; pre-activations and bias [gate | up] (Qwen3-MoE, GGUF)
+    interleaved,  ///< one gate_up [E, 2I, H], row 2i gate i, 2i+1 up i, bias likewise (gpt-oss HF)
+  };
 
   /// Separate gate [E, I, H] and up [E, I, H] stacks, down [E, H, I]; optional biases [E, 2I]
-  /// (columns gate | up) and [E, H] (both or neither).
+  /// (columns gate | up) and [E, H] (both or neither). Each stack may have its own format.
   [[nodiscard]] static AnyMoeExperts separate_gate_up(G gating, AnyExpertStack gate, AnyExpertStack up,
                                                       AnyExpertStack down,
                                                       std::optional<Tensor<Act, 2>> gate_up_bias = std::nullopt,
                                                       std::optional<Tensor<Act, 2>> down_bias = std::nullopt) {
-    same_format(gate, up);
-    same_format(gate, down);
-    std::optional<Storage> st;
-    std::visit(
-        [&]<class F>(const ExpertStack<F>& g) {
-          const SeparateGateUp<F> layout{g, std::get<ExpertStack<F>>(up.storage())};
-          st.emplace(make<SeparateGateUp<F>>(gating, layout, std::get<ExpertStack<F>>(down.storage()), gate_up_bias,
-                                             down_bias));
-        },
-        gate.storage());
-    return AnyMoeExperts(std::move(*st), {std::move(gate), std::move(up), std::move(down)});
+    PRECIS_CHECK(gate.extents() == up.extents(), shape_error, "[moe] gate stack '", gate.name(), "' ",
+                 shape(gate), " and up stack '", up.name(), "' ", shape(up), " differ; both are [E, I, H]");
+    AnyMoeExperts ex(layout::separate, gating, {std::move(gate), std::move(up), std::move(down)},
+                     std::move(gate_up_bias), std::move(down_bias));
+    return ex;
   }
 
   /// One gate_up stack [E, 2I, H] with even rows gate, odd rows up (gpt-oss), down [E, H, I];
@@ -447,62 +452,100 @@ class AnyMoeExperts {
   [[nodiscard]] static AnyMoeExperts interleaved_gate_up(G gating, AnyExpertStack gate_up, AnyExpertStack down,
                                                          std::optional<Tensor<Act, 2>> gate_up_bias = std::nullopt,
                                                          std::optional<Tensor<Act, 2>> down_bias = std::nullopt) {
-    same_format(gate_up, down);
-    std::optional<Storage> st;
-    std::visit(
-        [&]<class F>(const ExpertStack<F>& gu) {
-          if constexpr (BlockFormat<F> && !std::same_as<F, mxfp4> && !std::same_as<F, mxfp4_ggml>) {
-            fail<dtype_error>("[moe] interleaved gate_up stack '", gate_up.name(), "' ('", gate_up.source(),
-                              "') is ", gate_up.format_name(),
-                              "; interleaved experts come as float or MXFP4 (gpt-oss checkpoints)");
-          } else {
-            st.emplace(make<InterleavedGateUp<F>>(gating, InterleavedGateUp<F>{gu},
-                                                  std::get<ExpertStack<F>>(down.storage()), gate_up_bias, down_bias));
-          }
-        },
-        gate_up.storage());
-    return AnyMoeExperts(std::move(*st), {std::move(gate_up), std::move(down)});
+    PRECIS_CHECK(gate_up.rows() % 2 == 0, shape_error, "[moe] interleaved gate_up stack '", gate_up.name(), "' ",
+                 shape(gate_up), " has an odd number of rows; expected [E, 2I, H]");
+    return AnyMoeExperts(layout::interleaved, gating, {std::move(gate_up), std::move(down)}, std::move(gate_up_bias),
+                         std::move(down_bias));
   }
 
-  [[nodiscard]] index_t n_experts() const {
-    return std::visit([](const auto& ex) { return ex.n_experts(); }, storage_);
+  [[nodiscard]] index_t n_experts() const noexcept { return gate().n_experts(); }
+  [[nodiscard]] index_t hidden() const noexcept { return gate().cols(); }
+  [[nodiscard]] index_t intermediate() const noexcept {
+    return layout_ == layout::interleaved ? gate().rows() / 2 : gate().rows();
   }
-  [[nodiscard]] index_t hidden() const {
-    return std::visit([](const auto& ex) { return ex.hidden(); }, storage_);
+  [[nodiscard]] const G& gating_fn() const noexcept { return gating_; }
+  [[nodiscard]] layout gate_up_layout() const noexcept { return layout_; }
+  /// The gate stack [E, I, H]; for the interleaved layout the one gate_up stack [E, 2I, H].
+  [[nodiscard]] const AnyExpertStack& gate() const noexcept { return stacks_.front(); }
+  /// The up stack [E, I, H] (separate layout only: a range_error for the interleaved one).
+  [[nodiscard]] const AnyExpertStack& up() const {
+    PRECIS_CHECK(layout_ == layout::separate, range_error, "[moe] experts '", gate().name(),
+                 "' store gate and up interleaved in one stack; there is no separate up stack");
+    return stacks_[1];
   }
-  [[nodiscard]] index_t intermediate() const {
-    return std::visit([](const auto& ex) { return ex.intermediate(); }, storage_);
+  [[nodiscard]] const AnyExpertStack& down() const noexcept { return stacks_.back(); }
+  [[nodiscard]] bool has_bias() const noexcept { return gate_up_bias_.has_value(); }
+  [[nodiscard]] const Tensor<Act, 2>& gate_up_bias() const { return *gate_up_bias_; }  // [E, 2I]
+  [[nodiscard]] const Tensor<Act, 2>& down_bias() const { return *down_bias_; }        // [E, H]
+  /// The stored format of the gate (gate_up) experts; formats() names every stack's.
+  [[nodiscard]] dtype_code format() const noexcept { return gate().format(); }
+  /// "Q4_K" when every stack shares one format, else "gate Q4_K, up Q4_K, down Q6_K".
+  [[nodiscard]] std::string formats() const {
+    bool one = true;
+    for (const AnyExpertStack& s : stacks_) one = one && s.format() == format();
+    if (one) return std::string(gate().format_name());
+    if (layout_ == layout::interleaved)
+      return "gate_up " + std::string(gate().format_name()) + ", down " + std::string(down().format_name());
+    return "gate " + std::string(gate().format_name()) + ", up " + std::string(stacks_[1].format_name()) + ", down " +
+           std::string(down().format_name());
   }
-  /// The stored format of the expert weights.
-  [[nodiscard]] dtype_code format() const noexcept { return stacks_.front().format(); }
+  /// Weight bytes one expert's MLP streams (gate + up + down, as stored).
+  [[nodiscard]] std::size_t expert_bytes() const {
+    std::size_t b = 0;
+    for (const AnyExpertStack& s : stacks_) b += s.stored_bytes() / static_cast<std::size_t>(s.n_experts());
+    return b;
+  }
   /// The stacks (gate, up, down or gate_up, down) as loaded.
   [[nodiscard]] const std::vector<AnyExpertStack>& stacks() const noexcept { return stacks_; }
-  [[nodiscard]] const Storage& storage() const noexcept { return storage_; }
-
 
  private:
-  AnyMoeExperts(Storage st, std::vector<AnyExpertStack> stacks) : storage_(std::move(st)), stacks_(std::move(stacks)) {}
-
-  static void same_format(const AnyExpertStack& a, const AnyExpertStack& b) {
-    if (a.format() != b.format())
-      fail<dtype_error>("[moe] expert stacks '", a.name(), "' (", a.format_name(), ") and '", b.name(), "' (",
-                        b.format_name(), ") of one layer are stored in different formats; precis runs one MoE layer "
-                        "in one weight format");
-  }
-
-  template <class L, class F>
-  [[nodiscard]] static MoeExperts<G, L, Act> make(G gating, const L& layout, const ExpertStack<F>& down,
-                                                  const std::optional<Tensor<Act, 2>>& gate_up_bias,
-                                                  const std::optional<Tensor<Act, 2>>& down_bias) {
-    PRECIS_CHECK(gate_up_bias.has_value() == down_bias.has_value(), shape_error,
+  AnyMoeExperts(layout l, G gating, std::vector<AnyExpertStack> stacks, std::optional<Tensor<Act, 2>> gate_up_bias,
+                std::optional<Tensor<Act, 2>> down_bias)
+      : layout_(l), gating_(gating), stacks_(std::move(stacks)), gate_up_bias_(std::move(gate_up_bias)),
+        down_bias_(std::move(down_bias)) {
+    PRECIS_CHECK(gate_up_bias_.has_value() == down_bias_.has_value(), shape_error,
                  "[moe] an MoE layer has both expert biases (gate_up and down) or neither; got ",
-                 gate_up_bias ? "a gate_up bias only" : "a down bias only");
-    if (gate_up_bias) return MoeExperts<G, L, Act>(gating, layout, down, *gate_up_bias, *down_bias);
-    return MoeExperts<G, L, Act>(gating, layout, down);
+                 gate_up_bias_ ? "a gate_up bias only" : "a down bias only");
+    precis::detail::check_activation("AnyMoeExperts", gating_);
+    PRECIS_CHECK(down().n_experts() == n_experts(), shape_error, "[moe] down stack '", down().name(), "' ",
+                 shape(down()), " has ", down().n_experts(), " experts, '", gate().name(), "' has ", n_experts());
+    precis::detail::check_moe_geometry("moe", n_experts(), hidden(), intermediate(), down().extents(),
+                                       gate_up_bias_ ? &*gate_up_bias_ : nullptr, down_bias_ ? &*down_bias_ : nullptr);
   }
 
-  Storage storage_;
-  std::vector<AnyExpertStack> stacks_;  // keep the views' storage alive
+  [[nodiscard]] static std::string shape(const AnyExpertStack& s) {
+    return io::shape_string(std::vector<index_t>{s.n_experts(), s.rows(), s.cols()});
+  }
+
+  layout layout_;
+  G gating_;
+  std::vector<AnyExpertStack> stacks_;  // gate, up, down or gate_up, down; keep the views' storage alive
+  std::optional<Tensor<Act, 2>> gate_up_bias_;  // [E, 2I]
+  std::optional<Tensor<Act, 2>> down_bias_;     // [E, H]
 };
+
+/// The reference (nn/moe.hpp's spec) over run-time formats: each projection read row by row in
+/// its own format. x [T, H] → [T, H] of dtype Act.
+template <class G, ActivationDtype Act, HostTensorOfRank<2> X>
+  requires moe_input_matches_activation<dtype_of<X>, Act>
+[[nodiscard]] Tensor<Act, 2> moe_experts(const AnyMoeExperts<G, Act>& ex, const X& x, const Routing& routing) {
+  const const_view_t<X> xv = x;  // [T, H]
+  detail::check_moe_args("moe_experts", ex, xv, routing);
+  const auto rows = [](const AnyExpertStack& s) {
+    return std::visit([](const auto& st) { return detail::expert_rows::of(st); }, s.storage());
+  };
+  detail::moe_reference_args<G, Act> a{ex.gating_fn(), rows(ex.gate()), {}, rows(ex.down())};
+  a.up = ex.gate_up_layout() == AnyMoeExperts<G, Act>::layout::interleaved ? a.gate : rows(ex.up());
+  if (ex.has_bias()) {
+    a.gate_up_bias = &ex.gate_up_bias();
+    a.down_bias = &ex.down_bias();
+  }
+  a.n_experts = ex.n_experts();
+  a.hid = ex.hidden();
+  a.inter = ex.intermediate();
+  if (ex.gate_up_layout() == AnyMoeExperts<G, Act>::layout::interleaved)
+    return detail::moe_reference<gate_up::interleaved>(a, xv, routing);
+  return detail::moe_reference<gate_up::halves>(a, xv, routing);
+}
 
 }  // namespace precis

@@ -18,6 +18,8 @@
 // layer in two formats; a non-weight dtype; a repack of a non-MXFP4 stack; one bias without the other.
 #include <catch2/catch.hpp>  // TEST_CASE, SECTION, CHECK, REQUIRE
 
+#include <algorithm>   // std::max
+#include <cmath>       // std::fabs
 #include <cstddef>     // std::byte
 #include <cstdint>     // std::uint32_t, std::uint64_t
 #include <cstring>     // std::memcmp, std::memcpy
@@ -31,6 +33,7 @@
 #include <precis/core/error.hpp>              // shape_error, dtype_error
 #include <precis/io/safetensors_writer.hpp>   // io::SafetensorsWriter
 #include <precis/backends/cpu/backend.hpp>     // backends::Cpu (its moe op)
+#include <precis/backends/reference/backend.hpp>  // backends::Reference (the spec's moe op)
 #include <precis/models/moe_weights.hpp>      // AnyExpertStack, AnyMoeExperts, loaders
 #include <precis/nn/router.hpp>               // SoftmaxThenTopK, TopKThenSoftmax
 #include <precis/quant/dequantize.hpp>        // dequantize
@@ -373,7 +376,7 @@ TEST_CASE("moe_weights: dequantized gpt-oss experts stored for x @ W are transpo
 // GGUF stacked experts
 // ---------------------------------------------------------------------------------------------
 
-TEST_CASE("moe_weights: GGUF ffn_*_exps stacks in place, one format per layer", "[moe_weights]") {
+TEST_CASE("moe_weights: GGUF ffn_*_exps stacks in place, each in its own format", "[moe_weights]") {
   auto rng = make_rng(51);
   const QuantTensor<q8_0, 3> g = quantize<q8_0>(random_tensor<f32, 3>({kE, kI, kH}, rng));
   const QuantTensor<q8_0, 3> u = quantize<q8_0>(random_tensor<f32, 3>({kE, kI, kH}, rng));
@@ -401,11 +404,32 @@ TEST_CASE("moe_weights: GGUF ffn_*_exps stacks in place, one format per layer", 
   const Routing r = qwen_routing(rng);
   CHECK(same_bits(run_layer(layer, x, r), backend::moe_experts(want, x, r)));
 
-  SECTION("gate/up q8_0 with an f32 down stack: one layer, two formats, rejected by name") {
+  SECTION("gate/up q8_0 with an f32 down stack: one layer, two formats, each run in its own") {
+    // llama.cpp's Q4_K_M stores some layers' down experts as Q6_K under Q4_K gate/up: a layer's
+    // stacks each keep their format. Bits equal the typed MoeExperts<…, q8_0 gate/up, f32 down>.
     models::ExpertTensors t1 = models::load_gguf_experts(src, "blk.1", kE, kI, kH, kWhy);
+    CHECK(t1.down.format() == dtype_code::f32);
+    CHECK(t1.down.is_zero_copy());
+    const auto mixed = AnyMoeExperts<SiluGate, f32>::separate_gate_up(SiluGate{}, t1.gate, t1.up, t1.down);
+    CHECK(mixed.formats() == "gate q8_0, up q8_0, down f32");
+    const MoeExperts<SiluGate, SeparateGateUp<q8_0>, f32, f32> want_mixed(
+        SiluGate{}, {expert_stack(g), expert_stack(u)}, expert_stack(d_f32));
+    const Tensor<f32, 2> got = run_layer(mixed, x, r);
+    CHECK(same_bits(got, backend::moe_experts(want_mixed, x, r)));
+    // and the spec (the reference backend reads each stack row by row in its format)
+    const Tensor<f32, 2> spec = precis::backends::Reference{}.moe(mixed, x, r);
+    CHECK(same_bits(spec, precis::moe_experts(want_mixed, x, r)));
+    double err = 0.0, ref = 0.0;
+    for (index_t i = 0; i < got.numel(); ++i) {
+      err = std::max(err, std::fabs(static_cast<double>(got.data()[i]) - spec.data()[i]));
+      ref = std::max(ref, std::fabs(static_cast<double>(spec.data()[i])));
+    }
+    CHECK(err <= 1e-5 * std::max(ref, 1.0));  // f32 summation order only (K ≤ 64)
+  }
+  SECTION("a down stack whose geometry disagrees with gate/up names it") {
     using Layer = AnyMoeExperts<SiluGate, f32>;
-    CHECK_THROWS_WITH(Layer::separate_gate_up(SiluGate{}, t1.gate, t1.up, t1.down),
-                      Catch::Contains("blk.1.ffn_down_exps.weight") && Catch::Contains("different formats"));
+    CHECK_THROWS_WITH(Layer::separate_gate_up(SiluGate{}, t.gate, t.up, t.gate),
+                      Catch::Contains("down stack") && Catch::Contains("expected [E, H, I] = [4, 64, 32]"));
   }
 }
 

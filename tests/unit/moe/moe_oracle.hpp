@@ -29,11 +29,13 @@
 #include <precis/nn/activation.hpp>       // precis::SiluGate, ClampedSwiglu
 #include <precis/nn/moe.hpp>              // precis::ExpertStack, expert_stack
 #include <precis/nn/router.hpp>           // precis::Routing
+#include <precis/quant/block_formats.hpp>  // precis::download_format
 #include <precis/quant/dequantize.hpp>    // precis::dequantize
 #include <precis/quant/quant_tensor.hpp>  // precis::QuantTensor
 #include <precis/quant/quantize.hpp>      // precis::quantize
 
 #include "unit/nn/nn_test_support.hpp"  // random_tensor, to_f64, compare, unit_roundoff
+#include "unit/quant/random_download_blocks.hpp"  // fill_random_download_blocks
 
 namespace precis::test {
 
@@ -53,6 +55,14 @@ struct TestStack {
   std::vector<double> values;  // [E, N, K] row-major, what the implementations compute with
   extents_t<3> extents{};
 
+  /// A GGUF download format (Q4_K, Q6_K …: no reference quantizer) gets random blocks of the
+  /// master's shape (finite scales of magnitude 2^lo..2^hi, random codes), not the master's values.
+  TestStack(const extents_t<3>& ext, std::mt19937& rng, int lo, int hi)
+    requires download_format<Fmt>
+      : w(ext), extents(ext) {
+    fill_random_download_blocks(w, rng, lo, hi);
+    values = to_f64(dequantize<f32>(w));
+  }
   explicit TestStack(const Tensor<f32, 3>& master) : extents(master.extents()) {
     if constexpr (BlockFormat<Fmt>) {
       w = quantize<Fmt>(master);

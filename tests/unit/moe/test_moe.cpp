@@ -25,6 +25,7 @@
 #include <precis/nn/moe.hpp>            // precis::MoeExperts, moe_experts, SeparateGateUp, InterleavedGateUp
 #include <precis/nn/router.hpp>         // precis::SoftmaxThenTopK, TopKThenSoftmax, selectors
 #include <precis/ops/matmul.hpp>        // precis::matmul (the dense MLP)
+#include <precis/quant/block_formats.hpp>  // precis::download_format
 
 #include "moe_oracle.hpp"  // TestStack, ExpertsF64, moe_oracle, act_roundoff
 
@@ -168,6 +169,82 @@ TEMPLATE_LIST_TEST_CASE("MoE, gpt-oss-like (ClampedSwiglu, interleaved): bf16 ac
 
 TEST_CASE("MoE: more tokens than one grouped chunk", "[moe]") {
   check_case<GptOssLike, bf16, bf16>(backend::moe_token_chunk + 44, 2, true, 700);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Down experts in their own format
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+/// A stack [E, N, K] in Fmt: quantized from a random master, or random blocks for the GGUF
+/// download formats (scales 2^-12..2^-9 keep |values| ≲ 1 for every K-quant).
+template <class Fmt>
+TestStack<Fmt> mixed_stack(const extents_t<3>& ext, std::mt19937& rng) {
+  if constexpr (download_format<Fmt>) return TestStack<Fmt>(ext, rng, -12, -9);
+  else return TestStack<Fmt>(random_tensor<f32, 3>(ext, rng));
+}
+
+/// gate/up in Fmt, down in D (llama.cpp's Q4_K_M stores some layers' ffn_down_exps as Q6_K under
+/// Q4_K gate/up): reference and CPU against the oracle, and each other, at H = I = 256 (one
+/// K-quant super-block per row) for T = 3, 21, 80 with E = 4, k = 2 (≈ 1.5, 10, 40 rows per
+/// expert: the GEMV, the sliced GEMV and the panel GEMM).
+template <class Model, class Fmt, class D, class Act>
+void check_mixed(unsigned seed) {
+  constexpr index_t E = 4, H = 256, I = 256, k = 2;
+  constexpr bool interleaved = std::same_as<Model, GptOssLike>;
+  std::mt19937 rng(seed);
+  const TestStack<Fmt> first = mixed_stack<Fmt>({E, interleaved ? 2 * I : I, H}, rng);
+  const TestStack<Fmt> second = mixed_stack<Fmt>(interleaved ? extents_t<3>{1, 1, 256} : extents_t<3>{E, I, H}, rng);
+  const TestStack<D> down = mixed_stack<D>({E, H, I}, rng);
+  using L = typename Model::template layout<Fmt>;
+  const L layout = [&] {
+    if constexpr (interleaved) return L{first.stack()};
+    else return L{first.stack(), second.stack()};
+  }();
+  const MoeExperts<typename Model::gating, L, Act, D> ex({}, layout, down.stack());
+  STATIC_REQUIRE(std::same_as<typename decltype(ex)::down_format, D>);
+  ExpertsF64 f64;
+  f64.n_experts = E;
+  f64.hidden = H;
+  f64.inter = I;
+  for (index_t e = 0; e < E; ++e)
+    for (index_t i = 0; i < I; ++i)
+      for (index_t p = 0; p < H; ++p) {
+        f64.gate.push_back(interleaved ? first.at(e, 2 * i, p) : first.at(e, i, p));
+        f64.up.push_back(interleaved ? first.at(e, 2 * i + 1, p) : second.at(e, i, p));
+      }
+  f64.down = down.values;
+  for (const index_t n_tok : {3, 21, 80}) {
+    const auto x = random_tensor<Act, 2>({n_tok, H}, rng);
+    const Routing r = Model::route(random_tensor<f32, 2>({n_tok, E}, rng, 0.125, 4.0), k);
+    const Tensor<Act, 2> ref = moe_experts(ex, x, r);
+    const Tensor<Act, 2> got = backend::moe_experts(ex, x, r);
+    const Oracle o = moe_oracle(to_f64(x), n_tok, f64, r, typename Model::gating{}, act_roundoff<Act>);
+    std::vector<double> tol2 = o.tol;
+    for (double& v : tol2) v *= 2;
+    const Comparison cr = compare(to_f64(ref), o.value, o.tol);
+    const Comparison cc = compare(to_f64(got), o.value, o.tol);
+    const Comparison cx = compare(to_f64(got), to_f64(ref), tol2);
+    INFO("gate/up " << dtype_name<Fmt> << ", down " << dtype_name<D> << ", x " << dtype_name<Act> << ", T=" << n_tok
+                    << ", kernels " << backend::isa_name());
+    INFO(describe("reference vs f64", cr) << "\n" << describe("cpu vs f64", cc) << "\n" << describe("cpu vs reference", cx));
+    CHECK(cr.ok());
+    CHECK(cc.ok());
+    CHECK(cx.ok());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("MoE: down experts in their own format (Q4_K_M's Q6_K down under Q4_K gate/up)", "[moe]") {
+  check_mixed<QwenLike, q4_K, q6_K, f32>(800);
+  check_mixed<QwenLike, q4_K, q6_K, bf16>(801);
+  check_mixed<QwenLike, q5_K, q6_K, bf16>(802);
+  check_mixed<QwenLike, q8_0, f32, f32>(803);
+  check_mixed<QwenLike, iq4_xs, q5_0, f32>(804);
+  check_mixed<GptOssLike, mxfp4, bf16, bf16>(805);
+  check_mixed<GptOssLike, q3_K, q8_0, f32>(806);
 }
 
 // ---------------------------------------------------------------------------------------------

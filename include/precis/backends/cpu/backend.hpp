@@ -90,7 +90,7 @@ class Cpu : public HostBackend<Cpu> {
     requires moe_input_matches_activation<dtype_of<X>, Act>
   [[nodiscard]] Tensor<Act, 2> moe(const AnyMoeExperts<G, Act>& ex, const X& x, const Routing& r) const {
     const TensorView<const Act, 2> xv = x;  // [T, H]
-    return std::visit([&](const auto& e) { return cpu::moe_experts(e, xv, r); }, ex.storage());
+    return cpu::moe_experts(ex, xv, r);
   }
 
  private:

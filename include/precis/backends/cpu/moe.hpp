@@ -25,15 +25,21 @@
 // CPU matmul is thread-count independent, so results do not depend on the number of threads.
 //
 // Weights: float stacks enter as cpu::WeightView (storage, any activation dtype), block stacks as
-// QuantView<F, 2> (dequantized in registers by the GEMV/GEMM kernels). Scratch: grouped buffers
-// of chunk·k rows (x gather, gate/up, h, down output), allocated per call, uninitialised.
+// QuantView<F, 2> (dequantized in registers by the GEMV/GEMM kernels). Each projection (gate, up
+// or gate_up, down) reaches the grouped pass as a detail::expert_projection, its format erased,
+// so the down stack may have its own format (llama.cpp's Q4_K_M: Q6_K down experts under Q4_K
+// gate/up) and the kernels instantiated grow with the number of formats, not their product.
+// Scratch: grouped buffers of chunk·k rows (x gather, gate/up, h, down output), allocated per
+// call, uninitialised.
 #pragma once
 
 #include <algorithm>  // std::stable_sort, std::min, std::max, std::fill
+#include <concepts>   // std::same_as
 #include <cstddef>    // std::size_t
 #include <cstdint>    // std::int32_t
 #include <memory>     // std::unique_ptr, std::make_unique_for_overwrite
 #include <numeric>    // std::iota
+#include <variant>    // std::visit
 #include <vector>     // std::vector
 
 #include <oneapi/tbb/blocked_range.h>  // tbb::blocked_range
@@ -47,8 +53,10 @@
 #include <precis/backends/cpu/weights.hpp>   // WeightView
 #include <precis/core/dtype.hpp>             // precis::ActivationDtype, BlockFormat
 #include <precis/core/tensor.hpp>            // precis::Tensor
+#include <precis/nn/activation.hpp>          // GateUpLayout, gate_up::interleaved
 #include <precis/nn/moe.hpp>                 // MoeExperts, ExpertStack, detail::check_moe_args
 #include <precis/nn/router.hpp>              // precis::Routing
+#include <precis/weights/any_experts.hpp>    // AnyMoeExperts, AnyExpertStack
 
 namespace precis::backends::cpu {
 
@@ -99,12 +107,41 @@ struct act_buffer {
   }
 };
 
+/// One projection of an MoE layer's experts (gate, up, gate_up or down) with its storage format
+/// erased: y [n, N] (f32) = x [n, K]·W_eᵀ for expert e, through expert_matmul. Points at the
+/// stack, which must outlive it.
+template <ActivationDtype A>
+struct expert_projection {
+  const void* stack = nullptr;
+  void (*run)(const void*, index_t e, const TensorView<const A, 2>& x, const TensorView<f32, 2>& y) = nullptr;
+
+  template <ExpertWeightFormat F>
+  [[nodiscard]] static expert_projection of(const ExpertStack<F>& s) noexcept {
+    return {&s, [](const void* p, index_t e, const TensorView<const A, 2>& x, const TensorView<f32, 2>& y) {
+              expert_matmul(x, expert_weight(*static_cast<const ExpertStack<F>*>(p), e), y);
+            }};
+  }
+  void operator()(index_t e, const TensorView<const A, 2>& x, const TensorView<f32, 2>& y) const { run(stack, e, x, y); }
+};
+
+/// What the grouped pass computes with, formats erased (the CPU twin of nn/moe.hpp's
+/// moe_reference_args): gating, gate and up (for the interleaved layout `gate` is the one
+/// gate_up projection, `up` unused), down, optional biases [E, 2I] / [E, H], geometry.
+template <class G, ActivationDtype Act>
+struct moe_args {
+  G gating;
+  expert_projection<Act> gate, up, down;
+  const Tensor<Act, 2>* gate_up_bias = nullptr;
+  const Tensor<Act, 2>* down_bias = nullptr;
+  index_t n_experts = 0, hid = 0, inter = 0;
+};
+
 /// One chunk of tokens [t0, t0 + nt): bucket, experts, combine (see the header comment).
-template <class G, class L, ActivationDtype Act, class XV>
-void moe_chunk(const MoeExperts<G, L, Act>& ex, const XV& xv, const Routing& routing, index_t t0, index_t nt,
+template <GateUpLayout C, class G, ActivationDtype Act, class XV>
+void moe_chunk(const moe_args<G, Act>& ex, const XV& xv, const Routing& routing, index_t t0, index_t nt,
                TensorView<Act, 2> out, act_buffer<Act>& xg, float_buffer& gu, act_buffer<Act>& hb, float_buffer& yd) {
-  const index_t k = routing.experts.extent(1), n_exp = ex.n_experts();
-  const index_t hid = ex.hidden(), inter = ex.intermediate();
+  const index_t k = routing.experts.extent(1), n_exp = ex.n_experts;
+  const index_t hid = ex.hid, inter = ex.inter;
   const index_t rows = nt * k;  // assignments in this chunk
 
   // 1. bucket: counting sort of the (token, slot) pairs by expert, token order within an expert.
@@ -130,7 +167,6 @@ void moe_chunk(const MoeExperts<G, L, Act>& ex, const XV& xv, const Routing& rou
   });
 
   // 2. experts: one task per active expert; its GEMMs parallelise further inside.
-  const L& layout = ex.gate_up();
   const index_t gu_cols = 2 * inter;  // gate/up f32 rows: interleaved, or [gate | up]
   const auto run_expert = [&](index_t e) {
     const index_t r0 = off[static_cast<std::size_t>(e)], n = count[static_cast<std::size_t>(e) + 1];
@@ -139,32 +175,32 @@ void moe_chunk(const MoeExperts<G, L, Act>& ex, const XV& xv, const Routing& rou
       for (index_t p = 0; p < hid; ++p) xe(r, p) = xv(t0 + token[static_cast<std::size_t>(r0 + r)], p);
     const TensorView<const Act, 2> xc = xe;
     float* gup = gu.data() + r0 * gu_cols;  // [n, 2I] f32
-    if constexpr (requires { layout.gate_up; }) {
-      expert_matmul(xc, expert_weight(layout.gate_up, e), TensorView<f32, 2>(gup, {n, gu_cols}));
-    } else {
-      expert_matmul(xc, expert_weight(layout.gate, e), TensorView<f32, 2>(gup, {n, inter}, {gu_cols, 1}));
-      expert_matmul(xc, expert_weight(layout.up, e), TensorView<f32, 2>(gup + inter, {n, inter}, {gu_cols, 1}));
+    if constexpr (std::same_as<C, gate_up::interleaved>) {  // one gate_up stack [E, 2I, H]
+      ex.gate(e, xc, TensorView<f32, 2>(gup, {n, gu_cols}));
+    } else {  // gate | up halves of each f32 row
+      ex.gate(e, xc, TensorView<f32, 2>(gup, {n, inter}, {gu_cols, 1}));
+      ex.up(e, xc, TensorView<f32, 2>(gup + inter, {n, inter}, {gu_cols, 1}));
     }
     // + bias (f32, in place: the bias row has the columns' layout), gated activation (cpu::glu_into,
     // xsimd, f32), one rounding to Act.
-    if (ex.has_bias()) {
+    if (ex.gate_up_bias != nullptr) {
       std::vector<float> b(static_cast<std::size_t>(gu_cols));
-      for (index_t c = 0; c < gu_cols; ++c) b[static_cast<std::size_t>(c)] = widen<Act>(ex.gate_up_bias()(e, c));
+      for (index_t c = 0; c < gu_cols; ++c) b[static_cast<std::size_t>(c)] = widen<Act>((*ex.gate_up_bias)(e, c));
       for (index_t r = 0; r < n; ++r)
         for (index_t c = 0; c < gu_cols; ++c) gup[r * gu_cols + c] += b[static_cast<std::size_t>(c)];
     }
     const TensorView<const f32, 2> guv(gup, {n, gu_cols});  // [n, 2I]
     const TensorView<Act, 2> he = hb.rows(r0, n, inter);    // [n, I]
     if constexpr (std::same_as<Act, f32>) {
-      glu_into<typename L::columns>(ex.gating_fn(), guv, he);
+      glu_into<C>(ex.gating, guv, he);
     } else {
       Tensor<f32, 2> a({n, inter});  // [n, I] f32 activation values
-      glu_into<typename L::columns>(ex.gating_fn(), guv, a.view());
+      glu_into<C>(ex.gating, guv, a.view());
       for (index_t r = 0; r < n; ++r)
         for (index_t i = 0; i < inter; ++i) he(r, i) = precis::detail::from_f32<Act>(a(r, i));
     }
     const TensorView<const Act, 2> hc = he;
-    expert_matmul(hc, expert_weight(ex.down(), e), TensorView<f32, 2>(yd.data() + r0 * hid, {n, hid}));
+    ex.down(e, hc, TensorView<f32, 2>(yd.data() + r0 * hid, {n, hid}));
   };
   if (active.size() == 1) {
     run_expert(active[0]);
@@ -183,8 +219,8 @@ void moe_chunk(const MoeExperts<G, L, Act>& ex, const XV& xv, const Routing& rou
       for (index_t j = 0; j < k; ++j) {
         const index_t e = routing.experts(t0 + t, j);
         const float* y = yd.data() + pos[static_cast<std::size_t>(t * k + j)] * hid;
-        if (ex.has_bias())
-          for (index_t n = 0; n < hid; ++n) bias[static_cast<std::size_t>(n)] = widen<Act>(ex.down_bias()(e, n));
+        if (ex.down_bias != nullptr)
+          for (index_t n = 0; n < hid; ++n) bias[static_cast<std::size_t>(n)] = widen<Act>((*ex.down_bias)(e, n));
         const float w = routing.weights(t0 + t, j);
         const fbatch wv(w);
         index_t n = 0;
@@ -201,27 +237,76 @@ void moe_chunk(const MoeExperts<G, L, Act>& ex, const XV& xv, const Routing& rou
 
 }  // namespace detail
 
-/// out[t] = Σ_j w[t, j]·Expert_{e[t, j]}(x[t]), grouped by expert: x [T, H] → [T, H] of dtype Act.
-/// Same contract and errors as the reference precis::moe_experts (nn/moe.hpp).
-template <class G, class L, ActivationDtype Act, HostTensorOfRank<2> X>
-  requires moe_input_matches_activation<dtype_of<X>, Act>
-[[nodiscard]] Tensor<Act, 2> moe_experts(const MoeExperts<G, L, Act>& ex, const X& x, const Routing& routing) {
-  const TensorView<const Act, 2> xv = x;  // [T, H]
-  precis::detail::check_moe_args("cpu::moe_experts", ex, xv, routing);
+namespace detail {
+
+/// The grouped pass over erased projections (every entry point below ends here).
+template <GateUpLayout C, class G, ActivationDtype Act>
+[[nodiscard]] Tensor<Act, 2> moe_grouped(const moe_args<G, Act>& a, const TensorView<const Act, 2>& xv,
+                                         const Routing& routing) {
   const index_t n_tok = xv.extent(0), k = routing.experts.extent(1);
-  const index_t hid = ex.hidden(), inter = ex.intermediate();
+  const index_t hid = a.hid, inter = a.inter;
   Tensor<Act, 2> out({n_tok, hid});  // [T, H]
   if (n_tok == 0 || hid == 0) return out;
   const index_t max_rows = std::min(n_tok, moe_token_chunk) * k;
-  detail::act_buffer<Act> xg, hb;
-  detail::float_buffer gu, yd;
-  xg.resize(max_rows * hid);       // [rows, H]  gathered x
+  act_buffer<Act> xg, hb;
+  float_buffer gu, yd;
+  xg.resize(max_rows * hid);        // [rows, H]  gathered x
   gu.resize(max_rows * 2 * inter);  // [rows, 2I] gate/up, f32
-  hb.resize(max_rows * inter);     // [rows, I]  h
-  yd.resize(max_rows * hid);       // [rows, H]  down output, f32
+  hb.resize(max_rows * inter);      // [rows, I]  h
+  yd.resize(max_rows * hid);        // [rows, H]  down output, f32
   for (index_t t0 = 0; t0 < n_tok; t0 += moe_token_chunk)
-    detail::moe_chunk(ex, xv, routing, t0, std::min(moe_token_chunk, n_tok - t0), out.view(), xg, gu, hb, yd);
+    moe_chunk<C>(a, xv, routing, t0, std::min(moe_token_chunk, n_tok - t0), out.view(), xg, gu, hb, yd);
   return out;
+}
+
+}  // namespace detail
+
+/// out[t] = Σ_j w[t, j]·Expert_{e[t, j]}(x[t]), grouped by expert: x [T, H] → [T, H] of dtype Act.
+/// Same contract and errors as the reference precis::moe_experts (nn/moe.hpp).
+template <class G, class L, ActivationDtype Act, class D, HostTensorOfRank<2> X>
+  requires moe_input_matches_activation<dtype_of<X>, Act>
+[[nodiscard]] Tensor<Act, 2> moe_experts(const MoeExperts<G, L, Act, D>& ex, const X& x, const Routing& routing) {
+  const TensorView<const Act, 2> xv = x;  // [T, H]
+  precis::detail::check_moe_args("cpu::moe_experts", ex, xv, routing);
+  using P = detail::expert_projection<Act>;
+  detail::moe_args<G, Act> a{ex.gating_fn(), {}, {}, P::of(ex.down())};
+  if constexpr (requires { ex.gate_up().gate_up; }) {
+    a.gate = P::of(ex.gate_up().gate_up);
+  } else {
+    a.gate = P::of(ex.gate_up().gate);
+    a.up = P::of(ex.gate_up().up);
+  }
+  if (ex.has_bias()) {
+    a.gate_up_bias = &ex.gate_up_bias();
+    a.down_bias = &ex.down_bias();
+  }
+  a.n_experts = ex.n_experts();
+  a.hid = ex.hidden();
+  a.inter = ex.intermediate();
+  return detail::moe_grouped<typename L::columns>(a, xv, routing);
+}
+
+/// The same over run-time formats (weights/any_experts.hpp): each projection in its own format.
+template <class G, ActivationDtype Act, HostTensorOfRank<2> X>
+  requires moe_input_matches_activation<dtype_of<X>, Act>
+[[nodiscard]] Tensor<Act, 2> moe_experts(const AnyMoeExperts<G, Act>& ex, const X& x, const Routing& routing) {
+  const TensorView<const Act, 2> xv = x;  // [T, H]
+  precis::detail::check_moe_args("cpu::moe_experts", ex, xv, routing);
+  using P = detail::expert_projection<Act>;
+  const auto proj = [](const AnyExpertStack& s) {
+    return std::visit([](const auto& st) { return P::of(st); }, s.storage());
+  };
+  const bool one_stack = ex.gate_up_layout() == AnyMoeExperts<G, Act>::layout::interleaved;
+  detail::moe_args<G, Act> a{ex.gating_fn(), proj(ex.gate()), one_stack ? P{} : proj(ex.up()), proj(ex.down())};
+  if (ex.has_bias()) {
+    a.gate_up_bias = &ex.gate_up_bias();
+    a.down_bias = &ex.down_bias();
+  }
+  a.n_experts = ex.n_experts();
+  a.hid = ex.hidden();
+  a.inter = ex.intermediate();
+  if (one_stack) return detail::moe_grouped<gate_up::interleaved>(a, xv, routing);
+  return detail::moe_grouped<gate_up::halves>(a, xv, routing);
 }
 
 }  // namespace precis::backends::cpu

@@ -172,8 +172,25 @@ class CudaExperts {
   /// gate_up::interleaved (gpt-oss: rows 2i gate, 2i+1 up) or separate gate and up stacks.
   enum class layout { separate, interleaved };
 
-  explicit CudaExperts(const AnyMoeExperts<G, Act>& ex) {
-    std::visit([&](const auto& e) { take(e); }, ex.storage());
+  explicit CudaExperts(const AnyMoeExperts<G, Act>& ex)
+      : gating_(ex.gating_fn()), n_experts_(ex.n_experts()), hidden_(ex.hidden()), inter_(ex.intermediate()) {
+    // Each stack in its own format (a Q4_K_M file's Q6_K down experts under Q4_K gate/up).
+    const auto pack_stack = [&](const AnyExpertStack& st, const char* what) {
+      return std::visit([&](const auto& s) { return pack(s, what); }, st.storage());
+    };
+    if (ex.gate_up_layout() == AnyMoeExperts<G, Act>::layout::interleaved) {
+      layout_ = layout::interleaved;
+      gate_ = pack_stack(ex.gate(), "gate_up");
+    } else {
+      layout_ = layout::separate;
+      gate_ = pack_stack(ex.gate(), "gate");
+      up_ = pack_stack(ex.up(), "up");
+    }
+    down_ = pack_stack(ex.down(), "down");
+    if (ex.has_bias()) {
+      gate_up_bias_ = std::make_shared<Tensor<Act, 2, cuda>>(to_device(ex.gate_up_bias()));
+      down_bias_ = std::make_shared<Tensor<Act, 2, cuda>>(to_device(ex.down_bias()));
+    }
   }
 
   [[nodiscard]] index_t n_experts() const noexcept { return n_experts_; }
@@ -196,27 +213,6 @@ class CudaExperts {
   }
 
  private:
-  template <class L>
-  void take(const MoeExperts<G, L, Act>& ex) {
-    gating_ = ex.gating_fn();
-    n_experts_ = ex.n_experts();
-    hidden_ = ex.hidden();
-    inter_ = ex.intermediate();
-    if constexpr (requires { ex.gate_up().gate_up; }) {
-      layout_ = layout::interleaved;
-      gate_ = pack(ex.gate_up().gate_up, "gate_up");
-    } else {
-      layout_ = layout::separate;
-      gate_ = pack(ex.gate_up().gate, "gate");
-      up_ = pack(ex.gate_up().up, "up");
-    }
-    down_ = pack(ex.down(), "down");
-    if (ex.has_bias()) {
-      gate_up_bias_ = std::make_shared<Tensor<Act, 2, cuda>>(to_device(ex.gate_up_bias()));
-      down_bias_ = std::make_shared<Tensor<Act, 2, cuda>>(to_device(ex.down_bias()));
-    }
-  }
-
   /// One buffer [E, N, row bytes]; a strided float expert (a row half of a fused tensor) is
   /// copied with its pitch.
   template <class F>

@@ -122,7 +122,7 @@ class Reference : public HostBackend<Reference> {
     requires moe_input_matches_activation<dtype_of<X>, Act>
   [[nodiscard]] Tensor<Act, 2> moe(const AnyMoeExperts<G, Act>& ex, const X& x, const Routing& r) const {
     const TensorView<const Act, 2> xv = x;  // [T, H]
-    return std::visit([&](const auto& e) { return moe_experts(e, xv, r); }, ex.storage());
+    return precis::moe_experts(ex, xv, r);
   }
 
  private:
