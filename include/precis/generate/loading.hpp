@@ -11,7 +11,11 @@
 // load_with_progress reads every weight file once, sequentially, before load_model (the bytes
 // land in the page cache, which the mapping then shares — nothing is held twice), and reports
 // the fraction read; then load_model builds the model from warm pages. The reported percentage
-// is therefore bytes of weights read, the part of loading that scales with the model's size. On
+// is therefore bytes of weights read, the part of loading that scales with the model's size.
+// That read is skipped (Preread::when_it_fits, the default) when the files exceed half the memory
+// the system reports available: a 17 GiB MoE file on a 24 GiB machine is mapped lazily and its
+// pages come in as the experts are first used, instead of a full read at load that would evict
+// itself (llama.cpp's default, MAP_POPULATE, reads everything; Preread::always does the same). On
 // a device backend (--device cuda) a second percentage follows: the bytes uploaded to the device
 // (LoadOptions::on_upload).
 #pragma once
@@ -101,17 +105,36 @@ struct LoadProgress {
   std::uint64_t bytes_read = 0;
   std::uint64_t bytes_total = 0;
   double seconds = 0;  ///< since the load began
+  bool lazy = false;   ///< the files were not read first (Preread): pages come in on first use
   [[nodiscard]] double fraction() const noexcept {
     return bytes_total > 0 ? static_cast<double>(bytes_read) / static_cast<double>(bytes_total) : 1.0;
   }
 };
 
-/// load_model(path, p, options), reading the weight files first and reporting progress (see
-/// the header comment). `on_progress` is called about every 1% of the bytes, once when the
-/// model is being built, and once when it is done.
+/// Whether load_with_progress reads the weight files before mapping them (header comment).
+enum class Preread {
+  when_it_fits,  ///< when they take at most half of the memory available (default)
+  always,        ///< always (what llama.cpp's MAP_POPULATE does)
+  never,         ///< never: pages come in as the first passes touch them
+};
+
+/// Bytes of memory the system reports available (MemAvailable), 0 when unknown.
+[[nodiscard]] inline std::uint64_t available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  std::uint64_t kib = 0;
+  std::string unit;
+  while (in >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024u;
+  return 0;
+}
+
+/// load_model(path, p, options), reading the weight files first (per `preread`) and reporting
+/// progress (see the header comment). `on_progress` is called about every 1% of the bytes read,
+/// once when the model is being built, and once when it is done.
 [[nodiscard]] inline std::unique_ptr<models::CausalLM> load_with_progress(
     const std::filesystem::path& path, models::precision p, const models::LoadOptions& options,
-    const std::function<void(const LoadProgress&)>& on_progress = {}) {
+    const std::function<void(const LoadProgress&)>& on_progress = {}, Preread preread = Preread::when_it_fits) {
   namespace fs = std::filesystem;
   if (!fs::exists(path)) fail<io_error>("[model] '", path.string(), "' does not exist");
   const auto t0 = std::chrono::steady_clock::now();
@@ -123,9 +146,13 @@ struct LoadProgress {
   };
   const std::vector<fs::path> files = weight_files(path);
   for (const fs::path& f : files) pr.bytes_total += static_cast<std::uint64_t>(fs::file_size(f));
-  std::vector<char> buf(std::size_t{8} << 20);
+  const std::uint64_t avail = available_memory_bytes();
+  const bool read_first = preread == Preread::always ||
+                          (preread == Preread::when_it_fits && (avail == 0 || pr.bytes_total <= avail / 2));
+  pr.lazy = !read_first;
+  std::vector<char> buf(read_first ? std::size_t{8} << 20 : 0);
   std::uint64_t next_report = 0;
-  for (const fs::path& f : files) {
+  for (const fs::path& f : read_first ? files : std::vector<fs::path>{}) {
     std::ifstream in(f, std::ios::binary);
     if (!in) fail<io_error>("[model] cannot open '", f.string(), "' for reading");
     while (in) {
@@ -173,6 +200,9 @@ struct LoadProgress {
       last_pct = pct;
     } else if (p.stage == S::building) {
       last_pct = 101;  // the upload's percentages start again
+      if (p.lazy)
+        std::fprintf(stderr, "%sloading %s: mapping %.2f GiB without reading it first (pages load on first use)\n",
+                     tty ? "\r" : "", name.c_str(), static_cast<double>(p.bytes_total) / (1024.0 * 1024.0 * 1024.0));
       std::fprintf(stderr, tty ? "\rloading %s: building the model    " : "loading %s: building the model\n",
                    name.c_str());
     } else {
