@@ -125,14 +125,17 @@ TEST_CASE("quantize_activation_q8 represents each value within d·(1/2 + 2^-16)"
   for (index_t r = 0; r < 3; ++r)
     for (index_t b = 0; b < 3; ++b) {
       const cpu_backend::block_q8_act& blk = xq.row(r)[b];
-      int sum = 0;
+      int sum = 0, half[2] = {0, 0};
       for (index_t j = 0; j < 32; ++j) {
         const double xv = x(r, b * 32 + j), xh = static_cast<double>(blk.qs[j]) * blk.d;
         CHECK(std::fabs(xv - xh) <= blk.d * (0.5 + 0x1p-16));
         CHECK(std::abs(static_cast<int>(blk.qs[j])) <= 127);
         sum += blk.qs[j];
+        half[j / 16] += blk.qs[j];
       }
       CHECK(blk.sum == sum);
+      CHECK(blk.half_sum[0] == half[0]);  // the 16-value sub-block sums of the K-quant kernels
+      CHECK(blk.half_sum[1] == half[1]);
       CHECK(blk.s == blk.d * static_cast<float>(sum));
     }
 }

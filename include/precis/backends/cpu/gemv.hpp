@@ -37,6 +37,7 @@
 
 #include <precis/backends/cpu/arch.hpp>           // PRECIS_CPU_AVX512*, fbatch, detail tables
 #include <precis/backends/cpu/download_decode.hpp>  // download_format, value_decoder (Q5_*, IQ4_*, K-quants)
+#include <precis/backends/cpu/download_q8.hpp>      // q8_chunk_decoder, dot_chunks_q8 (their q8 dots)
 #include <precis/backends/cpu/parallel.hpp>       // parallel_ranges, detail::float_buffer
 #include <precis/backends/cpu/q8_activation.hpp>  // block_q8_act
 #include <precis/backends/cpu/weights.hpp>        // detail::float_rows, detail::quant_rows
@@ -765,8 +766,17 @@ template <int M, BlockFormat F>
 inline void row_dots_q8(const quant_rows<F>& w, index_t n, const prepared_q8& px, float* out) noexcept {
   const index_t nb = w.blocks_per_row();
 #if PRECIS_CPU_AVX512_VNNI
-  dot_blocks_q8<M>(int_decoder(w, n), nb, px, out);
+  if constexpr (download_format<F>) {  // 32-value chunks, codes and per-half scales (download_q8.hpp)
+    const index_t chunks = w.k / 32;
+    if constexpr (precis::detail::chunks_per_block<F> == 8)
+      dot_superblocks_q8<M>(q8_chunk_decoder<F>(w.q.blocks(), n, chunks), chunks, px.x, px.ld, out);
+    else
+      dot_chunks_q8<M>(q8_chunk_decoder<F>(w.q.blocks(), n, chunks), chunks, px.x, px.ld, out);
+  } else {
+    dot_blocks_q8<M>(int_decoder(w, n), nb, px, out);
+  }
 #else
+  static_assert(!download_format<F>, "the download formats' q8 path without VNNI runs the float kernels (matmul.hpp)");
   // Portable: exact int32 dots per block (|Σ| ≤ 32·128·127 < 2^31), one f32 scale per block.
   float acc[M] = {};
   int codes[32];
@@ -845,9 +855,7 @@ prepared_q8 prepare_q8_x(const Q8Activations<A>& xq, std::vector<block_q8_act>& 
     for (index_t i = 0; i < static_cast<index_t>(copy.size()); ++i) {
       const block_q8_act& src = xq.row(0)[i];
       block_q8_act& dst = copy[static_cast<std::size_t>(i)];
-      dst.d = src.d;
-      dst.s = src.s;
-      dst.sum = src.sum;
+      dst = src;  // d, s, sum, half_sum (unused by the mxfp4 kernel)
       for (int j = 0; j < 16; ++j) {
         dst.qs[j] = src.qs[2 * j];           // low-nibble bytes: element 2j
         dst.qs[16 + j] = src.qs[2 * j + 1];  // high-nibble bytes: element 2j + 1

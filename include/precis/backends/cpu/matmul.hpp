@@ -213,10 +213,10 @@ void matmul_impl(const X& x, const W& w, std::optional<TensorView<const O, 1>> b
 
   if constexpr (q8_activation<X>) {
     using F = typename decltype(src)::format;
-    if constexpr (download_format<F>) {
-      // No integer-dot kernels for the download formats yet: the float kernels run on the
-      // quantized activations' values q·d, which is the q8_blocks rule exactly as the reference
-      // backend states it (activations rounded through 8-bit blocks, then an f32 dot).
+    if constexpr (download_format<F> && (PRECIS_CPU_AVX512_VNNI == 0)) {
+      // Without VNNI there are no integer-dot kernels for the download formats: the float kernels
+      // run on the quantized activations' values q·d, which is the q8_blocks rule exactly as the
+      // reference backend states it (activations rounded through 8-bit blocks, then an f32 dot).
       const index_t ld = round_up(k, 16);
       float_buffer xb(m * ld);
       dequantize_q8_activations(x, xb.data(), ld);

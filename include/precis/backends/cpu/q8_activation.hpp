@@ -17,7 +17,9 @@
 //     |x − q·d| ≤ d·(1/2 + 2^-16)        (1/2 from rounding; 127·2^-23 < 2^-16 from x·fl(1/d)),
 // so a dot product with weights w changes by at most Σ_blocks (d_b/2)(1 + 2^-15)·Σ_{k∈b} |w_k|.
 // `sum` = Σq and `s` = d·Σq let the kernels fold the unsigned offset of 4-bit codes and q4_1's
-// min term into the block without touching the 32 values again.
+// min term into the block without touching the 32 values again; `half_sum` = Σq over values
+// 0–15 and 16–31 does the same for the K-quants whose sub-blocks are 16 values (Q2_K, Q3_K,
+// Q6_K: backends/cpu/download_q8.hpp), as llama.cpp's q8_K `bsums` do.
 #pragma once
 
 #include <algorithm>  // std::clamp
@@ -33,14 +35,15 @@
 
 namespace precis::backends::cpu {
 
-/// 32 activation values as int8 codes with one f32 scale (44 bytes).
+/// 32 activation values as int8 codes with one f32 scale (48 bytes).
 struct block_q8_act {
-  float d;             // x ≈ qs[j]·d, d = amax/127
-  float s;             // d·Σqs (ggml q8_1's `s`): the q4_1 min term m·Σx̂
-  std::int32_t sum;    // Σqs: the offset correction of unsigned weight codes
-  std::int8_t qs[32];  // codes in [−127, 127]
+  float d;                   // x ≈ qs[j]·d, d = amax/127
+  float s;                   // d·Σqs (ggml q8_1's `s`): the q4_1 min term m·Σx̂
+  std::int32_t sum;          // Σqs: the offset correction of unsigned weight codes
+  std::int16_t half_sum[2];  // Σqs over values 0–15 and 16–31 (|Σ| ≤ 2032)
+  std::int8_t qs[32];        // codes in [−127, 127]
 };
-static_assert(sizeof(block_q8_act) == 44);
+static_assert(sizeof(block_q8_act) == 48);
 
 /// Activations [M, K] quantized per 32-value block; `Act` is the dtype they were quantized from.
 template <ActivationDtype Act>
@@ -80,14 +83,17 @@ inline void quantize_block_q8_act(const float in[32], block_q8_act& out) noexcep
   for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(in[j]));
   const float d = amax / 127.0f;
   const float id = d > 0.0f ? 1.0f / d : 0.0f;
-  std::int32_t sum = 0;
+  std::int32_t half[2] = {0, 0};
   for (int j = 0; j < 32; ++j) {
     const float q = std::clamp(std::nearbyint(in[j] * id), -127.0f, 127.0f);  // round half to even
     out.qs[j] = static_cast<std::int8_t>(q);
-    sum += out.qs[j];
+    half[j / 16] += out.qs[j];
   }
+  const std::int32_t sum = half[0] + half[1];
   out.d = d;
   out.sum = sum;
+  out.half_sum[0] = static_cast<std::int16_t>(half[0]);
+  out.half_sum[1] = static_cast<std::int16_t>(half[1]);
   out.s = d * static_cast<float>(sum);
 }
 }  // namespace detail
