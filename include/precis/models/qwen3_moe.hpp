@@ -180,10 +180,14 @@ struct Qwen3MoeConfig {
 
   /// From the `qwen3moe.*` metadata of a GGUF file (llama.cpp LLM_ARCH_QWEN3MOE; NeoX RoPE, no
   /// Q/K permute, model-semantics §1d). Sparse layers are those with `blk.N.ffn_gate_inp.weight`.
-  [[nodiscard]] static Qwen3MoeConfig from_gguf(const io::GgufFile& file, const std::string& path) {
+  /// `arch` "qwen3vlmoe": the same keys under llama.cpp's Qwen3-VL-MoE architecture, which its
+  /// converter writes for the Qwen3-Omni thinker (the MRoPE sections are the thinker's to read).
+  [[nodiscard]] static Qwen3MoeConfig from_gguf(const io::GgufFile& file, const std::string& path,
+                                                std::string_view arch = "qwen3moe") {
     const GgufConfig g(file, path);
-    if (g.architecture() != "qwen3moe")
-      fail<config_error>("[qwen3_moe] '", path, "': general.architecture is \"", g.architecture(), "\", not \"qwen3moe\"");
+    if (g.architecture() != arch)
+      fail<config_error>("[qwen3_moe] '", path, "': general.architecture is \"", g.architecture(), "\", not \"", arch,
+                         "\"");
     Qwen3MoeConfig c;
     c.source = path;
     c.keys = {g.key("vocab_size"),

@@ -22,10 +22,14 @@
 //                text-only sequence that is length(seq) + t, where MRoPE is 1-D RoPE bit for bit.
 //   names        `thinker.model.*`, `thinker.lm_head.weight` (Qwen3MoeTensorNames::hf_thinker());
 //                the config under `thinker_config.text_config` (HfConfig unwraps it). Talker and
-//                code2wav weights, if present, are not read.
+//                code2wav weights, if present, are not read. GGUF: llama.cpp's converter writes
+//                the thinker's text model as architecture `qwen3vlmoe` (its Qwen3OmniMoeTextModel)
+//                with qwen3moe tensor names and `rope.dimension_sections`
+//                (Qwen3OmniThinkerConfig::from_gguf).
 #pragma once
 
 #include <algorithm>    // std::max
+#include <cstddef>      // std::size_t
 #include <cstdint>      // std::int64_t
 #include <memory>       // std::unique_ptr
 #include <span>         // std::span
@@ -61,6 +65,43 @@ struct Qwen3OmniThinkerConfig {
     std::visit([&](const auto& m) { c.mrope.section = m.section; }, *c.decoder.rope.mrope);
     return c;
   }
+
+  /// From a GGUF written by llama.cpp's convert_hf_to_gguf.py, which converts the thinker's text
+  /// model (Qwen3OmniMoeTextModel) as architecture `qwen3vlmoe`: the qwen3moe keys, the MRoPE
+  /// sections as `qwen3vlmoe.rope.dimension_sections` [t, h, w, 0] (frequency pairs, HF's
+  /// `mrope_section` padded to 4; llama.cpp runs it as interleaved MRoPE, LLAMA_ROPE_TYPE_IMROPE,
+  /// like HF's thinker), and `qwen3vlmoe.n_deepstack_layers` = 0. A Qwen3-VL-MoE text model
+  /// with deepstack layers (visual features added to early layers) is refused by name.
+  [[nodiscard]] static Qwen3OmniThinkerConfig from_gguf(const io::GgufFile& file, const std::string& path) {
+    Qwen3OmniThinkerConfig c{Qwen3MoeConfig::from_gguf(file, path, "qwen3vlmoe"), {}};
+    const GgufConfig g(file, path);
+    const index_t deepstack = g.get_or<index_t>("n_deepstack_layers", 0);
+    if (deepstack != 0)
+      fail<config_error>("[qwen3_omni_thinker] ", g.where("n_deepstack_layers"), " = ", deepstack,
+                         ": a Qwen3-VL-MoE model with deepstack visual layers, which precis does not implement "
+                         "(the Qwen3-Omni thinker has none)");
+    const std::string key = g.key("rope.dimension_sections");
+    if (!file.has(key))
+      fail<config_error>("[qwen3_omni_thinker] missing required key ", g.where("rope.dimension_sections"),
+                         " (the MRoPE sections t, h, w)");
+    const io::GgufValue& v = file.at(key);
+    if (!v.is_array())
+      fail<config_error>("[qwen3_omni_thinker] ", g.where("rope.dimension_sections"), " is not an array");
+    const std::vector<std::int64_t> sec = v.template get_array<std::int64_t>();
+    if (sec.size() < 3 || sec.size() > 4 || (sec.size() == 4 && sec[3] != 0))
+      fail<config_error>("[qwen3_omni_thinker] ", g.where("rope.dimension_sections"), " has ", sec.size(),
+                         " entries; expected [t, h, w] or [t, h, w, 0]");
+    for (std::size_t i = 0; i < 3; ++i)
+      if (sec[i] < 0 || sec[i] > c.decoder.head_dim)
+        fail<config_error>("[qwen3_omni_thinker] ", g.where("rope.dimension_sections"), " entry ", i, " = ", sec[i],
+                           " is outside [0, head_dim ", c.decoder.head_dim, "]");
+    c.mrope.section = {static_cast<index_t>(sec[0]), static_cast<index_t>(sec[1]), static_cast<index_t>(sec[2])};
+    if (sec[0] + sec[1] + sec[2] != c.decoder.rope.rotary_dim / 2)
+      fail<config_error>("[qwen3_omni_thinker] ", g.where("rope.dimension_sections"), " sums to ",
+                         sec[0] + sec[1] + sec[2], ", expected rotary_dim / 2 = ", c.decoder.rope.rotary_dim / 2);
+    c.decoder.rope.mrope = mrope::interleaved{c.mrope.section};
+    return c;
+  }
 };
 
 template <PrecisionPolicy P, backends::Backend B>
@@ -72,8 +113,10 @@ class Qwen3OmniThinker {
 
   [[nodiscard]] static Qwen3OmniThinker load(B backend, WeightSource& w, const Qwen3OmniThinkerConfig& config,
                                              const LoadOptions& options) {
-    return Qwen3OmniThinker(Qwen3Moe<P, B>::load(std::move(backend), w, config.decoder,
-                                                 Qwen3MoeTensorNames::hf_thinker(), options, "qwen3_omni_thinker"),
+    const Qwen3MoeTensorNames names =
+        w.format() == weight_format::gguf ? Qwen3MoeTensorNames::gguf_names() : Qwen3MoeTensorNames::hf_thinker();
+    return Qwen3OmniThinker(Qwen3Moe<P, B>::load(std::move(backend), w, config.decoder, names, options,
+                                                 "qwen3_omni_thinker"),
                             config.mrope, options);
   }
 
@@ -172,10 +215,16 @@ template <PrecisionPolicy P, backends::Backend B>
 template <backends::Backend B>
 [[nodiscard]] std::unique_ptr<CausalLM> load_qwen3_omni_thinker(ModelFiles& files, precision p,
                                                                 const LoadOptions& options, B backend) {
-  if (files.weights.format() != weight_format::safetensors || !files.config)
-    fail<config_error>("[qwen3_omni_thinker] '", files.weights.path().string(),
-                       "': the thinker is loaded from an HF checkpoint directory (config.json + safetensors)");
-  const Qwen3OmniThinkerConfig cfg = Qwen3OmniThinkerConfig::from_hf(*files.config);
+  Qwen3OmniThinkerConfig cfg;
+  if (files.weights.format() == weight_format::gguf) {
+    cfg = Qwen3OmniThinkerConfig::from_gguf(*files.weights.gguf(), files.weights.path().string());
+  } else {
+    if (!files.config)
+      fail<config_error>("[qwen3_omni_thinker] '", files.weights.path().string(),
+                         "': an HF thinker checkpoint needs its config.json (or give the GGUF llama.cpp's "
+                         "convert_hf_to_gguf.py writes, architecture qwen3vlmoe)");
+    cfg = Qwen3OmniThinkerConfig::from_hf(*files.config);
+  }
   if (p == precision::f32) return detail::make_qwen3_omni_thinker<f32_policy>(files, cfg, options, p, std::move(backend));
   return detail::make_qwen3_omni_thinker<bf16_policy>(files, cfg, options, p, std::move(backend));
 }

@@ -131,7 +131,7 @@ struct ModelEntry {
       {"qwen3_moe", {"qwen3_moe"}, {"Qwen3MoeForCausalLM"}, {"qwen3moe"}, PRECIS_MODEL_LOADER(load_qwen3_moe)},
       {"gpt_oss", {"gpt_oss"}, {"GptOssForCausalLM"}, {"gpt-oss"}, PRECIS_MODEL_LOADER(load_gpt_oss)},
       {"qwen3_omni_thinker", {"qwen3_omni_moe", "qwen3_omni_moe_thinker"}, {"Qwen3OmniMoeForConditionalGeneration"},
-       {}, PRECIS_MODEL_LOADER(load_qwen3_omni_thinker)},
+       {"qwen3vlmoe"}, PRECIS_MODEL_LOADER(load_qwen3_omni_thinker)},
   };
   return registry;
 }

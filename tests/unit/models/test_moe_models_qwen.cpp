@@ -12,7 +12,10 @@
 // Tolerances: test_moe_models_support.hpp (kF32Conformance, kF32SumOrder); bf16 below.
 #include <catch2/catch.hpp>  // TEST_CASE, SECTION, CHECK, REQUIRE
 
-#include <cstring>  // std::memcmp
+#include <cstdint>   // std::uint32_t
+#include <cstring>  // std::memcmp, std::memcpy
+#include <fstream>   // std::ifstream
+#include <iterator>  // std::istreambuf_iterator
 #include <span>     // std::span
 #include <string>   // std::string
 #include <vector>   // std::vector
@@ -321,6 +324,48 @@ TEST_CASE("Qwen3-Omni thinker config: the RoPE must be MRoPE", "[models][moe][th
   tc["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 1e6}};
   CHECK_THROWS_WITH(pm::Qwen3OmniThinkerConfig::from_hf(pm::HfConfig::from_json(cfg, "c.json")),
                     Catch::Contains("mrope_section"));
+}
+
+TEST_CASE("Qwen3-Omni thinker GGUF (llama.cpp's qwen3vlmoe layout) gives the HF checkpoint's logits",
+          "[models][moe][thinker][gguf]") {
+  // tools/make_thinker_gguf.py: what convert_hf_to_gguf.py writes for the thinker's text model
+  // (architecture qwen3vlmoe, rope.dimension_sections [6, 5, 5, 0], stacked experts), F32.
+  const MoeReference ref = MoeReference::open("qwen3_omni_thinker");
+  const auto gguf_path = moe_fixture("qwen3_omni_thinker") / "model.gguf";
+  const auto g = pm::load_model(gguf_path, pm::precision::f32);
+  CHECK(g->info().architecture == "qwen3_omni_thinker");
+  CHECK(g->info().unused_tensors.empty());
+  const auto h = pm::load_model(moe_fixture("qwen3_omni_thinker"), pm::precision::f32);
+  const Tensor<f32, 2> a = g->forward(g->new_sequence(), ref.tokens, ref.positions->cview());
+  const Tensor<f32, 2> b = h->forward(h->new_sequence(), ref.tokens, ref.positions->cview());
+  INFO("relative L2 vs HF " << rel_l2(a, ref.logits));
+  CHECK(rel_l2(a, ref.logits) <= kF32Conformance);
+  CHECK(same_bits(a, b));  // the same weights, stacked or per expert, through the same kernels
+
+  // A file that is not the thinker's: the bytes of the fixture with one metadata entry changed.
+  std::ifstream in(gguf_path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(!bytes.empty());
+  const auto patched = [&](std::string_view from, std::string_view to, std::size_t value_offset = 0,
+                           std::uint32_t value = 0) {
+    std::string b2 = bytes;
+    const auto at = b2.find(from);
+    REQUIRE(at != std::string::npos);
+    b2.replace(at, from.size(), to);
+    if (value_offset != 0) std::memcpy(b2.data() + at + to.size() + value_offset, &value, 4);
+    TempDir dir;
+    write_text(dir / "t.gguf", b2);
+    return pm::load_model(dir / "t.gguf", pm::precision::f32);
+  };
+  SECTION("deepstack layers (a Qwen3-VL-MoE model) are refused by name") {
+    // key, then its u32 type tag (4 bytes), then the value
+    CHECK_THROWS_WITH(patched("qwen3vlmoe.n_deepstack_layers", "qwen3vlmoe.n_deepstack_layers", 4, 3),
+                      Catch::Contains("n_deepstack_layers") && Catch::Contains("= 3") && Catch::Contains("deepstack"));
+  }
+  SECTION("no MRoPE sections is a config_error naming the key") {
+    CHECK_THROWS_WITH(patched("qwen3vlmoe.rope.dimension_sections", "qwen3vlmoe.rope.dimension_sectionz"),
+                      Catch::Contains("qwen3vlmoe.rope.dimension_sections"));
+  }
 }
 
 TEST_CASE("load_model picks the MoE models and runs them behind CausalLM", "[models][moe]") {
