@@ -18,7 +18,8 @@
 #                                        precis-conform on every fixture (f32 and bf16, prefill and
 #                                        prefill + decode), precis-generate greedy and seeded text
 #                                        on stories260K and (when both parts arrived) SmolLM2-135M,
-#                                        precis-eval perplexity; logs under $OUT (or .device/out)
+#                                        precis-eval perplexity, precis-bench pp512/tg128 on the GPU and
+#                                        the CPU; logs under $OUT (or .device/out)
 #
 # The binaries have this checkout's absolute paths for fixtures compiled in; `run` links them
 # to the repository root it runs in. SKIP_TESTS=1 skips the test binary and the sanitizers.
@@ -32,11 +33,12 @@ if [ "$mode" = stage ]; then
   # The architecture explicitly: a build directory configured earlier may have cached another
   # (CMake's own default, 75, runs Hopper through the PTX JIT and without the bf16 tensor cores).
   cmake -S . -B build/gcc -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
-  ninja -C build/gcc test_cuda_backend precis-generate precis-eval precis-conform
+  ninja -C build/gcc test_cuda_backend precis-generate precis-eval precis-conform precis-bench
   rm -rf .device .device_model .device_model_b
   mkdir -p .device/lib .device/data/models .device/bin .device_model .device_model_b
   cp build/gcc/tests/cuda/test_cuda_backend .device/
   cp build/gcc/examples/precis-generate build/gcc/examples/precis-eval build/gcc/examples/precis-conform .device/bin/
+  cp build/gcc/benchmarks/precis-bench .device/bin/
   strip .device/test_cuda_backend .device/bin/*
   gzip -9 .device/test_cuda_backend .device/bin/*   # 31 MB → 8 MB of the 64 MiB a call carries
   cp -L /lib/x86_64-linux-gnu/libtbb.so.12 /lib/x86_64-linux-gnu/libpcre2-8.so.0 .device/lib/
@@ -101,7 +103,7 @@ if [ -x $bin/precis-conform ]; then
   fx=tests/fixtures/models
   for spec in llama:llama:5 llama/model.gguf:llama:5 llama_untied_bf16:llama_untied_bf16:9 qwen3_moe:qwen3_moe:13 \
               qwen3_moe/model.gguf:qwen3_moe:13 gpt_oss:gpt_oss:17 gpt_oss/model.gguf:gpt_oss:17 \
-              qwen3_omni_thinker:qwen3_omni_thinker:20; do
+              qwen3_omni_thinker:qwen3_omni_thinker:20 qwen3_omni_thinker/model.gguf:qwen3_omni_thinker:20; do
     IFS=: read -r m r split <<<"$spec"
     for p in f32 bf16; do
       for sp in "" "--split $split"; do
@@ -167,6 +169,14 @@ if [ -x $bin/precis-generate ]; then
       for d in cpu cuda; do
         timeout 300 $bin/precis-eval -m $smol --device $d -f LICENSE -c 256 >"$out/eval_$d.txt" 2>&1
         echo "precis-eval SmolLM2 on LICENSE, $d: rc=$? $(grep -i 'perplexity' "$out/eval_$d.txt" | head -2 | tr '\n' ' ')"
+      done
+    fi
+    if [ -x $bin/precis-bench ]; then  # llama-bench's pp512 / tg128, and decoding 8 sequences together
+      for d in cuda cpu; do
+        for p in f32 bf16; do
+          timeout 300 $bin/precis-bench -m $smol --device $d --precision $p -p 512 -n 128 -b 1,8 -r 3 >"$out/bench_${d}_$p.md" 2>"$out/bench_${d}_$p.err"
+          echo "precis-bench SmolLM2 $d $p: rc=$?"; grep "^| " "$out/bench_${d}_$p.md" | tail -3
+        done
       done
     fi
   else

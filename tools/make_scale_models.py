@@ -24,7 +24,8 @@ Weights are random bytes with finite, moderate scales (K-quant d/dmin in 2^-10..
 block's input is RMS-normalised) and the MoE router sees ordinary logits. The values mean nothing:
 the files exist to measure loading (memory-mapped, no full read), peak memory and speed at real
 size, side by side with llama.cpp (llama-bench) on the same files. The vocabulary is made up
-(byte-level BPE with tokens "t<i>" and no merges): enough for both engines to load it, not for text.
+(byte-level BPE: the 256 byte characters, one merge, "t<i>" filler): enough for both engines to load
+it, not for text.
 
 Each tensor is written as it is made (gguf-py's streaming writer), so memory stays at one tensor
 (<= 200 MB); blocks are drawn from a 64 MiB random pool per format at random offsets. A progress
@@ -127,14 +128,32 @@ class Writer:
         self.w.close()
 
 
+def byte_tokens():
+    """GPT-2's byte-level alphabet: the 256 characters byte-level BPE spells bytes with."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + \
+        list(range(ord("\xae"), ord("\xff") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
 def gpt2_vocab(w, n, bos, eos):
-    toks = [f"<|special_{i}|>" if i in (bos, eos) else f"t{i}" for i in range(n)]
+    """A made-up byte-level BPE vocabulary llama.cpp accepts: the 256 byte characters (it looks up
+    the newline's), one merge, "t<i>" filler, two control tokens."""
+    toks = byte_tokens() + ["\u0120\u0120"]
+    toks += [f"t{i}" for i in range(len(toks), n)]
+    toks[bos], toks[eos] = "<|bos|>", "<|eos|>"
     types = [gguf.TokenType.CONTROL if i in (bos, eos) else gguf.TokenType.NORMAL for i in range(n)]
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("default")
     w.add_token_list(toks)
     w.add_token_types(types)
-    w.add_token_merges([])
+    w.add_token_merges(["\u0120 \u0120"])
     w.add_bos_token_id(bos)
     w.add_eos_token_id(eos)
 
@@ -143,8 +162,9 @@ def use_more_bits(i, n):  # llama-quant.cpp
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
-def qwen3_30b_a3b(path, rng):
+def qwen3_30b_a3b(path, rng, layers=None):
     L, H, NQ, NKV, HD, E, K, I, V = 48, 2048, 32, 4, 128, 128, 8, 768, 151936
+    L = layers or L
     wr = Writer(path, "qwen3moe")
     w = wr.w
     w.add_name("Qwen3-30B-A3B-shaped random weights (precis tools/make_scale_models.py)")
@@ -198,8 +218,9 @@ def bf16(a):
     return (a.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
 
 
-def gpt_oss_20b(path, rng):
+def gpt_oss_20b(path, rng, layers=None):
     L, H, NQ, NKV, HD, E, K, I, V = 24, 2880, 64, 8, 64, 32, 4, 2880, 201088
+    L = layers or L
     wr = Writer(path, "gpt-oss")
     w = wr.w
     w.add_name("gpt-oss-20b-shaped random weights (precis tools/make_scale_models.py)")
@@ -259,6 +280,7 @@ def main():
     ap.add_argument("--only", choices=["qwen3", "gptoss"])
     ap.add_argument("--out", type=pathlib.Path, default=CACHE / "models" / "scale")
     ap.add_argument("--seed", type=int, default=20261207)
+    ap.add_argument("--layers", type=int, help="fewer layers (a quick check that both engines load the file)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(a.seed)
@@ -267,12 +289,14 @@ def main():
     for key, (name, fn) in jobs.items():
         if a.only and a.only != key:
             continue
+        if a.layers:
+            name = name.replace("-shaped", f"-shaped-{a.layers}L")
         path = a.out / name
         if path.exists():
             print(f"{path} exists (delete it to rewrite)", file=sys.stderr)
             continue
         tmp = path.with_suffix(".gguf.part")
-        fn(tmp, rng)
+        fn(tmp, rng, a.layers)
         tmp.rename(path)
         print(path)
 
