@@ -6,9 +6,11 @@
 #                                        the GPU machine lacks into .device/ (git-ignored): the
 #                                        binaries, libtbb, libpcre2, the shared stories260K model;
 #                                        the default SmolLM2 GGUF (98 MB, over the device tool's
-#                                        64 MiB a call) is split in two: .device_model/, .device_model_b/
-#   bash scripts/device_check.sh receive on the GPU machine, two calls (carry [".device_model"], then
-#                                        [".device_model_b"]): keeps the parts in /root/precis-carry
+#                                        64 MiB a call with the ~19 MB working tree) is split in three:
+#                                        .device_model/, .device_model_b/, .device_model_c/
+#   bash scripts/device_check.sh receive on the GPU machine, three calls (carry [".device_model"], then
+#                                        [".device_model_b"], [".device_model_c"]): keeps the parts in
+#                                        /root/precis-carry
 #   bash scripts/device_check.sh run     on the GPU machine, next call (carry [".device"]), from the
 #                                        repository root (the lent machine has CUDA 13 but no
 #                                        Debian -dev packages, so programs are built here and
@@ -34,33 +36,34 @@ if [ "$mode" = stage ]; then
   # (CMake's own default, 75, runs Hopper through the PTX JIT and without the bf16 tensor cores).
   cmake -S . -B build/gcc -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DCMAKE_CUDA_ARCHITECTURES=90 >/dev/null
   ninja -C build/gcc test_cuda_backend precis-generate precis-eval precis-conform precis-bench
-  rm -rf .device .device_model .device_model_b
-  mkdir -p .device/lib .device/data/models .device/bin .device_model .device_model_b
+  rm -rf .device .device_model .device_model_b .device_model_c
+  mkdir -p .device/lib .device/data/models .device/bin .device_model .device_model_b .device_model_c
   cp build/gcc/tests/cuda/test_cuda_backend .device/
   cp build/gcc/examples/precis-generate build/gcc/examples/precis-eval build/gcc/examples/precis-conform .device/bin/
   cp build/gcc/benchmarks/precis-bench .device/bin/
   strip .device/test_cuda_backend .device/bin/*
   gzip -9 .device/test_cuda_backend .device/bin/*   # 31 MB → 8 MB of the 64 MiB a call carries
-  cp -L /lib/x86_64-linux-gnu/libtbb.so.12 /lib/x86_64-linux-gnu/libpcre2-8.so.0 .device/lib/
+  cp -L /lib/x86_64-linux-gnu/libtbb.so.12 /lib/x86_64-linux-gnu/libpcre2-8.so.0 /lib/x86_64-linux-gnu/libbenchmark.so.1debian .device/lib/
   cp ../shared/data/models/stories260K.gguf .device/data/models/ 2>/dev/null || echo "no stories260K.gguf to carry"
   smol=${PRECIS_MODEL:-$HOME/.cache/precis/models/SmolLM2-135M-Instruct.Q4_1.gguf}
   if [ -f "$smol" ]; then
-    # Each call carries the working tree (~13 MB) too: two parts of ~49 MB, one per call.
-    split -n 2 -d "$smol" .device_model/smol.part
+    # Each call carries the working tree (~19 MB) too: three parts of ~33 MB, one per call.
+    split -n 3 -d "$smol" .device_model/smol.part
     mv .device_model/smol.part01 .device_model_b/
+    mv .device_model/smol.part02 .device_model_c/
     sha256sum < "$smol" | cut -d' ' -f1 > .device/smol.sha256
   else
     echo "no $smol: the SmolLM2 checks will be skipped (scripts/fetch_model.sh)"
   fi
   # The binary has this checkout's fixture and shared-data paths compiled in; `run` recreates them.
   echo "$root" > .device/build_root
-  du -sh .device .device_model .device_model_b
+  du -sh .device .device_model .device_model_b .device_model_c
   exit 0
 fi
 
 if [ "$mode" = receive ]; then
   mkdir -p /root/precis-carry
-  for d in .device_model .device_model_b; do [ -d $d ] && cp $d/* /root/precis-carry/; done
+  for d in .device_model .device_model_b .device_model_c; do [ -d $d ] && cp $d/* /root/precis-carry/; done
   ls -la /root/precis-carry
   exit 0
 fi
@@ -150,8 +153,8 @@ if [ -x $bin/precis-generate ]; then
     gen_pair stories_sampled $st -p "Once upon a time" -n 64 --temp 0.8 --top-k 40 --top-p 0.95 --seed 5
   fi
   smol=/root/smol.gguf
-  if [ -f /root/precis-carry/smol.part00 ] && [ -f /root/precis-carry/smol.part01 ]; then
-    cat /root/precis-carry/smol.part00 /root/precis-carry/smol.part01 >$smol
+  if [ -f /root/precis-carry/smol.part00 ] && [ -f /root/precis-carry/smol.part01 ] && [ -f /root/precis-carry/smol.part02 ]; then
+    cat /root/precis-carry/smol.part00 /root/precis-carry/smol.part01 /root/precis-carry/smol.part02 >$smol
     [ "$(sha256sum <$smol | cut -d' ' -f1)" = "$(cat .device/smol.sha256)" ] || { echo "SmolLM2: parts do not match the checksum"; rm -f $smol; }
   fi
   if [ -f $smol ]; then
@@ -180,7 +183,7 @@ if [ -x $bin/precis-generate ]; then
       done
     fi
   else
-    echo "SmolLM2: not carried (stage, then receive, receive, run in consecutive calls)"
+    echo "SmolLM2: not carried (stage, then receive ×3, run in consecutive calls)"
   fi
 fi
 echo "==== device_check: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
