@@ -15,14 +15,15 @@
 // The rooflines. Weight bytes read per decoded token: every tensor the model streams per step
 // (for an MoE layer: the router and top-k of E experts, k/E of the expert stacks; the embedding
 // table only when it is also the output projection, tied — otherwise one row) from the file's
-// tensor list. For tg, bytes/token × steps/s against this machine's streaming read bandwidth
-// (benchmarks/roofline.hpp, measured on the same threads in a child process, so that its 1 GiB
-// buffer stays out of the peak memory) is the fraction of the memory roofline reached; for pp,
-// 2 × active parameters × tokens/s against the measured f32 FMA peak is the fraction of the
-// compute roofline (attention's FLOPs not counted). With -b B > 1 an MoE step reads the union of
-// the B tokens' experts, so the tg figure is reported against the b = 1 bytes and labelled as
-// such. Peak resident memory (getrusage) is printed at the end: a memory-mapped model's pages
-// count once they are touched.
+// tensor list, plus the KV cache a step reads (depth + half the generated tokens, per sequence,
+// at the loaded cache's bytes per position). For tg, bytes/step × steps/s against this machine's
+// streaming read bandwidth (benchmarks/roofline.hpp, measured on the same threads in a child
+// process, so that its 1 GiB buffer stays out of the peak memory) is the fraction of the memory
+// roofline reached; for pp, 2 × active parameters × tokens/s against the measured f32 FMA peak is
+// the fraction of the compute roofline (attention's FLOPs not counted). With -b B > 1 an MoE step
+// reads the union of the B tokens' experts, so the tg figure counts the b = 1 weight bytes and is
+// labelled as such. Peak resident memory (getrusage) is printed at the end: a memory-mapped
+// model's pages count once they are touched.
 //
 // Output: a Markdown table on stdout (default) or one JSON object (-o json); a progress line per
 // run on stderr. Exit status: 0 success, 1 the model or a run failed, 2 bad usage.
@@ -356,9 +357,19 @@ int run(const Args& a) {
   }
   const std::uint64_t peak = pg::peak_memory_bytes();
 
-  const auto memory_fraction = [&](const Test& t) {  // tg: bytes/token × steps/s ÷ read bandwidth
+  // KV-cache bytes one position holds (all layers, K and V): the loaded cache over its positions.
+  // A decode step at context c reads about c of them per sequence (sliding-window layers fewer:
+  // an upper bound there).
+  const double kv_per_position =
+      info.context_length > 0 && info.max_sequences > 0
+          ? static_cast<double>(info.kv_cache_bytes) / static_cast<double>(info.context_length * info.max_sequences)
+          : 0.0;
+  const auto step_bytes = [&](const Test& t) {  // weights + the KV cache read by one decode step
+    return tr.bytes_per_token + kv_per_position * (t.depth + t.n / 2.0) * t.batch;
+  };
+  const auto memory_fraction = [&](const Test& t) {  // tg: bytes per step × steps/s ÷ read bandwidth
     const double steps = t.mean() / t.batch;
-    return read_bw > 0 ? tr.bytes_per_token * steps / read_bw : 0.0;
+    return read_bw > 0 ? step_bytes(t) * steps / read_bw : 0.0;
   };
   const auto compute_fraction = [&](const Test& t) {  // pp: 2 × active params × tokens/s ÷ FMA peak
     return fma > 0 ? 2.0 * tr.active_params * t.mean() / fma : 0.0;
@@ -372,6 +383,7 @@ int run(const Args& a) {
     j["parameters"] = tr.params;
     j["active_parameters"] = tr.active_params;
     j["weight_bytes_per_token"] = tr.bytes_per_token;
+    j["kv_bytes_per_position"] = kv_per_position;
     j["precision"] = std::string(pm::to_string(a.precision));
     j["activation_quantization"] = std::string(pm::to_string(a.act_quant));
     j["backend"] = backend;
@@ -393,6 +405,7 @@ int run(const Args& a) {
                             {"mean", t.mean()},
                             {"stddev", t.stddev()},
                             {"roofline", t.prompt ? "compute" : "memory"},
+                            {"bytes_per_step", t.prompt ? 0.0 : step_bytes(t)},
                             {"roofline_fraction", t.prompt ? compute_fraction(t) : memory_fraction(t)}});
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -406,7 +419,7 @@ int run(const Args& a) {
     std::string roof = "—";
     if (a.device == "cpu")
       roof = t.prompt ? fixed(100 * compute_fraction(t), 1) + " % FMA"
-                      : fixed(100 * memory_fraction(t), 1) + " % BW" + (t.batch > 1 ? " (b=1 bytes)" : "");
+                      : fixed(100 * memory_fraction(t), 1) + " % BW" + (t.batch > 1 ? " (b=1 weights)" : "");
     std::cout << "| " << info.architecture << " | " << fixed(tr.file_bytes / (1024.0 * 1024.0 * 1024.0), 2) << " GiB | "
               << fixed(tr.params / 1e9, 2) << " B | " << backend << " | " << threads << " | " << test << " | "
               << fixed(t.mean(), 2) << " ± " << fixed(t.stddev(), 2) << " | " << roof << " |\n";
