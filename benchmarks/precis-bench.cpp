@@ -142,18 +142,11 @@ Args parse_args(int argc, char** argv) {
     } else if (opt == "-r" || opt == "--repetitions") {
       a.reps = pg::parse_in<int>(opt, value(), 1, 1000, "1..1000");
     } else if (opt == "--precision") {
-      const std::string_view v = value();
-      const auto p = pm::parse_precision(v);
-      if (!p) throw usage_error{"--precision must be f32 or bf16, got '" + std::string(v) + "'"};
-      a.precision = *p;
+      a.precision = pg::parse_precision_flag(value());
     } else if (opt == "--act-quant") {
-      const std::string_view v = value();
-      if (v == "none") a.act_quant = pm::activation_quantization::none;
-      else if (v == "q8") a.act_quant = pm::activation_quantization::q8_blocks;
-      else throw usage_error{"--act-quant must be none or q8, got '" + std::string(v) + "'"};
+      a.act_quant = pg::parse_act_quant_flag(value());
     } else if (opt == "--device") {
-      a.device = std::string(value());
-      if (a.device != "cpu" && a.device != "cuda") throw usage_error{"--device must be cpu or cuda, got '" + a.device + "'"};
+      a.device = pg::parse_device_flag(value());
     } else if (opt == "--seed") {
       a.seed = pg::parse_number<std::uint64_t>(opt, value());
     } else if (opt == "--preread") {
@@ -436,13 +429,7 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return pg::run_tool("precis-bench", [&] {
     return run(parse_args(argc, argv));
-  } catch (const usage_error& e) {
-    std::fprintf(stderr, "precis-bench: %s\n", e.what.c_str());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "precis-bench: %s\n", e.what());
-    return 1;
-  }
+  });
 }

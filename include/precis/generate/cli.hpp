@@ -1,17 +1,23 @@
-// precis/generate/cli.hpp — flag values for command-line tools (precis-generate, precis-eval):
-// a number that must parse completely and lie in a range, or a usage_error that says which flag,
-// what it got and what it expects. The tools print the message and exit with status 2.
+// precis/generate/cli.hpp — flag values for command-line tools (precis-generate, precis-eval,
+// precis-bench): a number that must parse completely and lie in a range, the model flags every
+// tool shares (--precision, --act-quant, --device), or a usage_error that says which flag, what it
+// got and what it expects. The tools print the message and exit with status 2 (run_tool).
 //
 //   const int t = parse_in<int>("--threads", "0", 1, 4096, "1..4096");
 //   // throws usage_error{"--threads 0 is out of range: expected 1..4096"}
 #pragma once
 
 #include <charconv>     // std::from_chars
+#include <cstdio>       // std::fprintf
+#include <exception>    // std::exception
 #include <string>       // std::string
 #include <string_view>  // std::string_view
 #include <system_error>  // std::errc
 #include <type_traits>  // std::is_integral_v, std::is_unsigned_v
 #include <utility>      // std::move
+
+#include <precis/models/causal_lm.hpp>    // models::precision, parse_precision
+#include <precis/weights/any_weight.hpp>  // activation_quantization
 
 namespace precis::generate {
 
@@ -61,6 +67,41 @@ template <class T>
   const T v = parse_number<T>(flag, s);
   if (!(v >= lo && v <= hi)) throw out_of_range("is out of range");
   return v;
+}
+
+/// `--precision`: f32 | bf16.
+[[nodiscard]] inline models::precision parse_precision_flag(std::string_view v) {
+  const auto p = models::parse_precision(v);
+  if (!p) throw usage_error{"--precision must be f32 or bf16, got '" + std::string(v) + "'"};
+  return *p;
+}
+
+/// `--act-quant`: none | q8 (activations rounded through 8-bit blocks, llama.cpp's arithmetic).
+[[nodiscard]] inline activation_quantization parse_act_quant_flag(std::string_view v) {
+  if (v == "none") return activation_quantization::none;
+  if (v == "q8") return activation_quantization::q8_blocks;
+  throw usage_error{"--act-quant must be none or q8, got '" + std::string(v) + "'"};
+}
+
+/// `--device`: cpu | cuda.
+[[nodiscard]] inline std::string parse_device_flag(std::string_view v) {
+  if (v != "cpu" && v != "cuda") throw usage_error{"--device must be cpu or cuda, got '" + std::string(v) + "'"};
+  return std::string(v);
+}
+
+/// A tool's main(): `body()`'s status, or "<tool>: <what>" on stderr and status 2 for a
+/// usage_error, 1 for any other error (the model or the request failed).
+template <class Body>
+[[nodiscard]] int run_tool(const char* tool, Body&& body) {
+  try {
+    return body();
+  } catch (const usage_error& e) {
+    std::fprintf(stderr, "%s: %s\n", tool, e.what.c_str());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", tool, e.what());
+    return 1;
+  }
 }
 
 }  // namespace precis::generate
