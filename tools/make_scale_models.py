@@ -158,6 +158,54 @@ def gpt2_vocab(w, n, bos, eos):
     w.add_eos_token_id(eos)
 
 
+def moe_hparams(w, name, V, ctx, H, L, ff, I, NQ, NKV, HD, theta, eps, E, K):
+    """The keys both MoE architectures share (llama.cpp's names), in the converter's order."""
+    w.add_name(f"{name}-shaped random weights (precis tools/make_scale_models.py)")
+    w.add_vocab_size(V)
+    w.add_context_length(ctx)
+    w.add_embedding_length(H)
+    w.add_block_count(L)
+    w.add_feed_forward_length(ff)
+    w.add_expert_feed_forward_length(I)
+    w.add_head_count(NQ)
+    w.add_head_count_kv(NKV)
+    w.add_key_length(HD)
+    w.add_value_length(HD)
+    w.add_rope_dimension_count(HD)
+    w.add_rope_freq_base(theta)
+    w.add_layer_norm_rms_eps(eps)
+    w.add_expert_count(E)
+    w.add_expert_used_count(K)
+
+
+class Makers:
+    """Deferred tensor contents (called when the writer reaches the tensor): norms of ones, small
+    normal f32 (or bf16 bits), and random blocks of a format, as a matrix or an expert stack."""
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.pool = Pool(rng)
+
+    def ones(self, n):
+        return lambda: np.ones(n, np.float32)
+
+    def normal(self, shape, s):
+        return lambda: self.rng.standard_normal(shape, dtype=np.float32) * s
+
+    def bnormal(self, shape, s):
+        return lambda: bf16(self.rng.standard_normal(shape, dtype=np.float32) * s)
+
+    def q(self, qt, r, c):
+        return lambda: self.pool.blocks(qt, r, c)
+
+    def stack(self, qt, e, r, c):
+        return lambda: self.pool.blocks(qt, e * r, c).reshape(e, r, -1)
+
+
+def bf16(a):
+    return (a.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+
+
 def use_more_bits(i, n):  # llama-quant.cpp
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
@@ -167,30 +215,12 @@ def qwen3_30b_a3b(path, rng, layers=None):
     L = layers or L
     wr = Writer(path, "qwen3moe")
     w = wr.w
-    w.add_name("Qwen3-30B-A3B-shaped random weights (precis tools/make_scale_models.py)")
-    w.add_vocab_size(V)
-    w.add_context_length(40960)
-    w.add_embedding_length(H)
-    w.add_block_count(L)
-    w.add_feed_forward_length(6144)
-    w.add_expert_feed_forward_length(I)
-    w.add_head_count(NQ)
-    w.add_head_count_kv(NKV)
-    w.add_key_length(HD)
-    w.add_value_length(HD)
-    w.add_rope_dimension_count(HD)
-    w.add_rope_freq_base(1e6)
-    w.add_layer_norm_rms_eps(1e-6)
-    w.add_expert_count(E)
-    w.add_expert_used_count(K)
+    moe_hparams(w, "Qwen3-30B-A3B", V, 40960, H, L, 6144, I, NQ, NKV, HD, 1e6, 1e-6, E, K)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_K_M)
     gpt2_vocab(w, V, 151643, 151645)
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    pool = Pool(rng)
-    ones = lambda n: (lambda: np.ones(n, np.float32))
-    normal = lambda shape, s: (lambda: (rng.standard_normal(shape, dtype=np.float32) * s))
-    q = lambda qt, r, c: (lambda: pool.blocks(qt, r, c))
-    stack = lambda qt, e, r, c: (lambda: pool.blocks(qt, e * r, c).reshape(e, r, -1))
+    m = Makers(rng)
+    ones, normal, q, stack = m.ones, m.normal, m.q, m.stack
     wr.tensor("token_embd.weight", (V, H), QT.Q4_K, q(QT.Q4_K, V, H))
     for i in range(L):
         b = f"blk.{i}."
@@ -214,31 +244,12 @@ def qwen3_30b_a3b(path, rng, layers=None):
     wr.write()
 
 
-def bf16(a):
-    return (a.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
-
-
 def gpt_oss_20b(path, rng, layers=None):
     L, H, NQ, NKV, HD, E, K, I, V = 24, 2880, 64, 8, 64, 32, 4, 2880, 201088
     L = layers or L
     wr = Writer(path, "gpt-oss")
     w = wr.w
-    w.add_name("gpt-oss-20b-shaped random weights (precis tools/make_scale_models.py)")
-    w.add_vocab_size(V)
-    w.add_context_length(131072)
-    w.add_embedding_length(H)
-    w.add_block_count(L)
-    w.add_feed_forward_length(I)
-    w.add_expert_feed_forward_length(I)
-    w.add_head_count(NQ)
-    w.add_head_count_kv(NKV)
-    w.add_key_length(HD)
-    w.add_value_length(HD)
-    w.add_rope_dimension_count(HD)
-    w.add_rope_freq_base(150000.0)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_expert_count(E)
-    w.add_expert_used_count(K)
+    moe_hparams(w, "gpt-oss-20b", V, 131072, H, L, I, I, NQ, NKV, HD, 150000.0, 1e-5, E, K)
     w.add_sliding_window(128)
     w.add_sliding_window_pattern([i % 2 == 0 for i in range(L)])
     w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
@@ -249,12 +260,8 @@ def gpt_oss_20b(path, rng, layers=None):
     w.add_file_type(gguf.LlamaFileType.MOSTLY_MXFP4_MOE)
     gpt2_vocab(w, V, 199998, 200002)
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    pool = Pool(rng)
-    ones = lambda n: (lambda: np.ones(n, np.float32))
-    normal = lambda shape, s: (lambda: (rng.standard_normal(shape, dtype=np.float32) * s))
-    bnormal = lambda shape, s: (lambda: bf16(rng.standard_normal(shape, dtype=np.float32) * s))
-    q = lambda qt, r, c: (lambda: pool.blocks(qt, r, c))
-    stack = lambda qt, e, r, c: (lambda: pool.blocks(qt, e * r, c).reshape(e, r, -1))
+    m = Makers(rng)
+    ones, normal, bnormal, q, stack = m.ones, m.normal, m.bnormal, m.q, m.stack
     wr.tensor("token_embd.weight", (V, H), QT.Q8_0, q(QT.Q8_0, V, H))
     for i in range(L):
         b = f"blk.{i}."
