@@ -81,6 +81,9 @@ memory and compute rooflines of this machine beside each figure.
   -r, --repetitions N     timed runs per test (default 5), after one untimed warm-up run
       --precision P       f32 | bf16 (default f32)
       --act-quant Q       none | q8 (default none; q8 = llama.cpp's activation rounding)
+      -ctk, --cache-type-k T  f32 | f16 | bf16 | q8_0 | q4_0: how the KV cache stores keys (default: the
+                              --precision dtype; q8_0/q4_0 are ggml blocks of 32, CPU only)
+      -ctv, --cache-type-v T  the same for values
       --device D          cpu | cuda (default cpu)
       --seed S            seed of the random token ids (default 42)
       --preread P         auto | on | off: read the weight files before mapping them (default on,
@@ -95,6 +98,7 @@ struct Args {
   int threads = 0, reps = 5;
   pm::precision precision = pm::precision::f32;
   pm::activation_quantization act_quant = pm::activation_quantization::none;
+  precis::KvCacheTypes cache_types;  // -ctk / -ctv (unset: the compute dtype)
   std::string device = "cpu", output = "md";
   std::uint64_t seed = 42;
   pg::Preread preread = pg::Preread::always;
@@ -145,6 +149,10 @@ Args parse_args(int argc, char** argv) {
       a.precision = pg::parse_precision_flag(value());
     } else if (opt == "--act-quant") {
       a.act_quant = pg::parse_act_quant_flag(value());
+    } else if (opt == "-ctk" || opt == "--cache-type-k") {
+      a.cache_types.k = pg::parse_cache_type_flag(opt, value());
+    } else if (opt == "-ctv" || opt == "--cache-type-v") {
+      a.cache_types.v = pg::parse_cache_type_flag(opt, value());
     } else if (opt == "--device") {
       a.device = pg::parse_device_flag(value());
     } else if (opt == "--seed") {
@@ -327,6 +335,7 @@ int run(const Args& a) {
   lo.n_threads = a.threads;
   lo.backend = a.device == "cuda" ? pm::backend_kind::cuda : pm::backend_kind::cpu;
   lo.quantize_activations = a.act_quant;
+  lo.cache_types = a.cache_types;
   double load_seconds = 0;
   const auto progress = pg::stderr_load_progress(model.filename().string());
   const auto lm = pg::load_with_progress(model, a.precision, lo, [&](const pg::LoadProgress& p) {
@@ -379,6 +388,9 @@ int run(const Args& a) {
     j["kv_bytes_per_position"] = kv_per_position;
     j["precision"] = std::string(pm::to_string(a.precision));
     j["activation_quantization"] = std::string(pm::to_string(a.act_quant));
+    j["cache_type_k"] = std::string(precis::to_string(info.kv_format.k));
+    j["cache_type_v"] = std::string(precis::to_string(info.kv_format.v));
+    j["kv_bytes_per_token"] = info.kv_bytes_per_token;
     j["backend"] = backend;
     j["threads"] = threads;
     j["load_seconds"] = load_seconds;
@@ -422,7 +434,8 @@ int run(const Args& a) {
             << fixed(fma / 1e9, 1) << " GFLOP/s; load " << fixed(load_seconds, 2) << " s; peak memory "
             << fixed(static_cast<double>(peak) / (1024.0 * 1024.0), 1) << " MiB (after load "
             << fixed(static_cast<double>(peak_after_load) / (1024.0 * 1024.0), 1) << " MiB; KV cache "
-            << fixed(static_cast<double>(info.kv_cache_bytes) / (1024.0 * 1024.0), 1) << " MiB)\n";
+            << fixed(static_cast<double>(info.kv_cache_bytes) / (1024.0 * 1024.0), 1) << " MiB, "
+            << info.kv_format.describe() << ", " << info.kv_bytes_per_token << " bytes per context token)\n";
   return 0;
 }
 

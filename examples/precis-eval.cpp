@@ -62,6 +62,9 @@ Perplexity of a causal language model over a text file (llama-perplexity's metho
       --precision P    f32 | bf16 (default f32)
       --act-quant Q    none | q8: activations × block-quantized weights exact (none, default) or
                        quantized to 8-bit blocks as llama.cpp does (q8)
+      -ctk, --cache-type-k T  f32 | f16 | bf16 | q8_0 | q4_0: how the KV cache stores keys (default: the
+                              --precision dtype; q8_0/q4_0 are ggml blocks of 32, CPU only)
+      -ctv, --cache-type-v T  the same for values
       --device D       cpu | cuda (default cpu; cuda needs a build with the precis::cuda component and an NVIDIA GPU)
   -t, --threads N      CPU threads (default: all cores)
   -o, --output PREFIX  write PREFIX.json and PREFIX.md (default: precis-eval)
@@ -76,6 +79,7 @@ struct Args {
   index_t chunks = 0;
   pm::precision precision = pm::precision::f32;
   pm::activation_quantization act_quant = pm::activation_quantization::none;
+  precis::KvCacheTypes cache_types;  // -ctk / -ctv (unset: the compute dtype)
   std::string device = "cpu";
   int threads = 0;
   std::string output = "precis-eval";
@@ -112,6 +116,10 @@ Args parse_args(int argc, char** argv) {
       a.precision = pg::parse_precision_flag(value());
     } else if (opt == "--act-quant") {
       a.act_quant = pg::parse_act_quant_flag(value());
+    } else if (opt == "-ctk" || opt == "--cache-type-k") {
+      a.cache_types.k = pg::parse_cache_type_flag(opt, value());
+    } else if (opt == "-ctv" || opt == "--cache-type-v") {
+      a.cache_types.v = pg::parse_cache_type_flag(opt, value());
     } else if (opt == "--device") {
       a.device = pg::parse_device_flag(value());
     } else if (opt == "-t" || opt == "--threads") {
@@ -176,6 +184,7 @@ int run(const Args& a) {
   lo.n_threads = a.threads;
   lo.backend = a.device == "cuda" ? pm::backend_kind::cuda : pm::backend_kind::cpu;
   lo.quantize_activations = a.act_quant;
+  lo.cache_types = a.cache_types;
   double load_seconds = 0;
   const auto print_progress = pg::stderr_load_progress(model.filename().string());
   const auto lm = pg::load_with_progress(model, a.precision, lo, [&](const pg::LoadProgress& p) {
@@ -203,6 +212,9 @@ int run(const Args& a) {
   j["weight_formats"] = info.weight_formats;
   j["precision"] = std::string(pm::to_string(a.precision));
   j["activation_quantization"] = std::string(pm::to_string(a.act_quant));
+  j["cache_type_k"] = std::string(precis::to_string(info.kv_format.k));
+  j["cache_type_v"] = std::string(precis::to_string(info.kv_format.v));
+  j["kv_bytes_per_token"] = info.kv_bytes_per_token;
   j["device"] = a.device;
   j["threads"] = a.threads;
   j["text_file"] = a.file;
@@ -231,7 +243,8 @@ int run(const Args& a) {
      << "| | |\n|---|---|\n"
      << "| model | `" << model.string() << "` (" << info.architecture << ") |\n"
      << "| format | " << pm::to_string(info.format) << " |\n"
-     << "| precision | " << pm::to_string(a.precision) << " activations and KV cache; activation quantization "
+     << "| precision | " << pm::to_string(a.precision) << " activations; KV cache " << info.kv_format.describe()
+     << " (" << info.kv_bytes_per_token << " bytes per token); activation quantization "
      << pm::to_string(a.act_quant) << " |\n"
      << "| text | `" << a.file << "` (" << ids.size() << " tokens) |\n"
      << "| window | " << a.n_ctx << " tokens, stride " << (a.stride == 0 ? a.n_ctx : a.stride) << ", " << t.window

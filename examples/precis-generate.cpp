@@ -57,6 +57,9 @@ model
       --act-quant Q       none | q8: how activations meet block-quantized (Q4/Q8/MXFP4)
                           weights: exact (none, default), or quantized to 8-bit blocks with
                           integer dot products as llama.cpp does (q8; faster, llama.cpp's numbers)
+      -ctk, --cache-type-k T  f32 | f16 | bf16 | q8_0 | q4_0: how the KV cache stores keys (default: the
+                              --precision dtype; q8_0/q4_0 are ggml blocks of 32, CPU only)
+      -ctv, --cache-type-v T  the same for values
       --device D          cpu | cuda (default cpu; cuda needs a build with the precis::cuda component and an NVIDIA GPU)
   -t, --threads N         CPU threads (default: all cores)
   -c, --ctx-size N        context length in tokens, prompt + generated (default 4096, at most the
@@ -95,6 +98,7 @@ struct Args {
   std::optional<std::string> model;
   pm::precision precision = pm::precision::f32;
   pm::activation_quantization act_quant = pm::activation_quantization::none;
+  precis::KvCacheTypes cache_types;  // -ctk / -ctv (unset: the compute dtype)
   std::string device = "cpu";
   int threads = 0;
   index_t ctx_size = 4096;
@@ -143,6 +147,10 @@ Args parse_args(int argc, char** argv) {
       a.precision = pg::parse_precision_flag(value());
     } else if (opt == "--act-quant") {
       a.act_quant = pg::parse_act_quant_flag(value());
+    } else if (opt == "-ctk" || opt == "--cache-type-k") {
+      a.cache_types.k = pg::parse_cache_type_flag(opt, value());
+    } else if (opt == "-ctv" || opt == "--cache-type-v") {
+      a.cache_types.v = pg::parse_cache_type_flag(opt, value());
     } else if (opt == "--device") {
       a.device = pg::parse_device_flag(value());
     } else if (opt == "-t" || opt == "--threads") {
@@ -264,6 +272,7 @@ int run(const Args& a) {
   lo.n_threads = a.threads;
   lo.backend = a.device == "cuda" ? pm::backend_kind::cuda : pm::backend_kind::cpu;
   lo.quantize_activations = a.act_quant;
+  lo.cache_types = a.cache_types;
 
   double load_seconds = 0;
   const auto print_progress = pg::stderr_load_progress(model.filename().string());
@@ -321,7 +330,10 @@ int run(const Args& a) {
     j["architecture"] = info.architecture;
     j["format"] = std::string(pm::to_string(info.format));
     j["precision"] = std::string(pm::to_string(a.precision));
-  j["activation_quantization"] = std::string(pm::to_string(a.act_quant));
+    j["activation_quantization"] = std::string(pm::to_string(a.act_quant));
+    j["cache_type_k"] = std::string(precis::to_string(info.kv_format.k));
+    j["cache_type_v"] = std::string(precis::to_string(info.kv_format.v));
+    j["kv_bytes_per_token"] = info.kv_bytes_per_token;
     j["device"] = a.device;
     j["threads"] = a.threads;
     j["context"] = info.context_length;

@@ -217,6 +217,11 @@ TEMPLATE_TEST_CASE("Cuda vs Reference: attend over the paged pool (prefill, deco
                          .max_append = 700};
   auto gc = gpu.make_kv_cache<Act>(plan, size);
   auto rc = ref.make_kv_cache<Act>(plan, size);
+  // The device cache stores the compute dtype only: another cache type is refused at load.
+  CHECK(gc.format() == KvCacheFormat{native_kv_format<Act>(), native_kv_format<Act>()});
+  CHECK_NOTHROW(gpu.make_kv_cache<Act>(plan, size, gc.format()));
+  CHECK_THROWS_WITH(gpu.make_kv_cache<Act>(plan, size, KvCacheFormat{KvFormat::q8_0, KvFormat::q8_0}),
+                    Catch::Contains("CUDA backend stores the KV cache as") && Catch::Contains("k q8_0, v q8_0"));
   const Tensor<f32, 1> sinks = random_tensor<f32, 1>({H}, rng);
   const auto dsinks = to_device(sinks);
   const auto cfg = [&](index_t l) {

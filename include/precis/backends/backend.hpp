@@ -22,7 +22,10 @@
 //   rope_table                  cos/sin rows for one forward pass, made by upload(RopeTable<f32>)
 //                               (built on the host from the f32 InvFreq: role::rope_table is pinned).
 //   kv_cache<Act>               the paged KV cache: host-side index (add_sequence, length, …) over
-//                               storage in backend memory, made by make_kv_cache<Act>(plan, size).
+//                               storage in backend memory, made by make_kv_cache<Act>(plan, size[,
+//                               format]): K and V rows in the compute dtype, or in the run-time
+//                               KvCacheFormat (nn/kv_format.hpp; a backend that cannot store one
+//                               refuses it with a config_error at load).
 //   routing                     the routing of one MoE layer's tokens (expert ids + weights).
 //
 // The ops (Act ∈ {f32, bf16}; x, y are tensors of backend memory; every op checks its shapes):
@@ -135,8 +138,11 @@ concept backend_uploads = requires(B& b, AnyWeight w, io::Loaded<f32, 1> pf, io:
 /// The KV cache: a host-side index over backend storage.
 template <class B, class Act>
 concept backend_kv_cache = requires(B& b, kv_cache_of<B, Act>& c, const kv_cache_of<B, Act>& cc, const KvLayerPlan& plan,
-                                    const PagedKvSize& size, KvSeqId s, index_t l) {
+                                    const PagedKvSize& size, const KvCacheFormat& fmt, KvSeqId s, index_t l) {
   { b.template make_kv_cache<Act>(plan, size) } -> std::same_as<kv_cache_of<B, Act>>;
+  { b.template make_kv_cache<Act>(plan, size, fmt) } -> std::same_as<kv_cache_of<B, Act>>;  // or config_error
+  { cc.format() } -> std::same_as<KvCacheFormat>;
+  { cc.bytes_per_position() } -> std::same_as<std::size_t>;  // per full-attention layer
   { c.add_sequence() } -> std::same_as<KvSeqId>;
   c.remove_sequence(s);
   { cc.length(s, l) } -> std::same_as<index_t>;

@@ -65,6 +65,13 @@ class HostBackend {
   [[nodiscard]] kv_cache<Act> make_kv_cache(const KvLayerPlan& plan, const PagedKvSize& size) const {
     return kv_cache<Act>(plan, size);
   }
+  /// K and V stored in `format` (nn/kv_format.hpp): encoded on append, decoded by the attention
+  /// kernels (any of f32, f16, bf16, q8_0, q4_0 for either half).
+  template <ActivationDtype Act>
+  [[nodiscard]] kv_cache<Act> make_kv_cache(const KvLayerPlan& plan, const PagedKvSize& size,
+                                            const KvCacheFormat& format) const {
+    return kv_cache<Act>(plan, size, format);
+  }
 
   /// Routing runs the policy's scalar code (nn/router.hpp) on the host logits.
   template <class Policy, HostTensorOfRank<2> L>
@@ -138,21 +145,35 @@ class HostBackend {
                                                         const AttentionConfig& cfg,
                                                         std::optional<TensorView<const f32, 1>> sinks) {
     PRECIS_CHECK(!seqs.empty(), shape_error, "[attend] no sequences");
+    if (cache.encoded()) return append_and_attend_as<KvStoredView>(cache, layer, seqs, q, k, v, cfg, sinks);
+    return append_and_attend_as<KvSequenceView<Act>>(cache, layer, seqs, q, k, v, cfg, sinks);
+  }
+  /// The above reading the cache as View: KvSequenceView<Act> (typed rows) or KvStoredView.
+  template <class View, ActivationDtype Act>
+  [[nodiscard]] static Tensor<Act, 3> append_and_attend_as(PagedKvCache<Act>& cache, index_t layer,
+                                                           std::span<const KvSeqId> seqs, TensorView<const Act, 3> q,
+                                                           TensorView<const Act, 3> k, TensorView<const Act, 3> v,
+                                                           const AttentionConfig& cfg,
+                                                           std::optional<TensorView<const f32, 1>> sinks) {
+    const auto view = [&](KvSeqId seq) {
+      if constexpr (std::same_as<View, KvStoredView>) return cache.stored(seq, layer);
+      else return cache.sequence(seq, layer);
+    };
     if (seqs.size() == 1) {
       cache.append(seqs[0], layer, k, v);
-      return Derived::attention_prefill(q, cache.sequence(seqs[0], layer), cfg, sinks);
+      return Derived::attention_prefill(q, view(seqs[0]), cfg, sinks);
     }
     PRECIS_CHECK(q.extent(0) == static_cast<index_t>(seqs.size()) && k.extent(0) == q.extent(0), shape_error,
                  "[attend] batched decode of ", seqs.size(), " sequences takes one token each; q ",
                  format_extents(q.extents()), ", k ", format_extents(k.extents()));
-    std::vector<KvSequenceView<Act>> views;
+    std::vector<View> views;
     views.reserve(seqs.size());
     for (std::size_t b = 0; b < seqs.size(); ++b) {
       const auto i = static_cast<index_t>(b);
       cache.append(seqs[b], layer, k.slice(0, i, i + 1), v.slice(0, i, i + 1));
-      views.push_back(cache.sequence(seqs[b], layer));
+      views.push_back(view(seqs[b]));
     }
-    return Derived::attention_decode(q, std::span<const KvSequenceView<Act>>(views), cfg, sinks);
+    return Derived::attention_decode(q, std::span<const View>(views), cfg, sinks);
   }
 };
 

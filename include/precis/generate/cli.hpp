@@ -1,6 +1,6 @@
 // precis/generate/cli.hpp — flag values for command-line tools (precis-generate, precis-eval,
 // precis-bench): a number that must parse completely and lie in a range, the model flags every
-// tool shares (--precision, --act-quant, --device), or a usage_error that says which flag, what it
+// tool shares (--precision, --act-quant, --cache-type-k/-v, --device), or a usage_error that says which flag, what it
 // got and what it expects. The tools print the message and exit with status 2 (run_tool).
 //
 //   const int t = parse_in<int>("--threads", "0", 1, 4096, "1..4096");
@@ -17,6 +17,7 @@
 #include <utility>      // std::move
 
 #include <precis/models/causal_lm.hpp>    // models::precision, parse_precision
+#include <precis/nn/kv_format.hpp>        // KvFormat, parse_kv_format
 #include <precis/weights/any_weight.hpp>  // activation_quantization
 
 namespace precis::generate {
@@ -81,6 +82,12 @@ template <class T>
   if (v == "none") return activation_quantization::none;
   if (v == "q8") return activation_quantization::q8_blocks;
   throw usage_error{"--act-quant must be none or q8, got '" + std::string(v) + "'"};
+}
+
+/// `--cache-type-k` / `--cache-type-v` (llama.cpp's -ctk / -ctv): f32 | f16 | bf16 | q8_0 | q4_0.
+[[nodiscard]] inline KvFormat parse_cache_type_flag(std::string_view flag, std::string_view v) {
+  if (const auto f = parse_kv_format(v)) return *f;
+  throw usage_error{std::string(flag) + " must be f32, f16, bf16, q8_0 or q4_0, got '" + std::string(v) + "'"};
 }
 
 /// `--device`: cpu | cuda.

@@ -47,6 +47,7 @@
 #include <precis/models/model_config.hpp>   // HfConfig
 #include <precis/models/model_loading.hpp>  // LoadOptions
 #include <precis/models/weight_source.hpp>  // WeightSource, weight_format
+#include <precis/nn/kv_format.hpp>          // KvCacheFormat
 #include <precis/nn/kv_index.hpp>           // KvSeqId
 #include <precis/nn/layer_expert_selector.hpp>  // LayerExpertSelector
 #include <precis/nn/sampling.hpp>   // SampleRequest, SampleOutcome, sample_rows
@@ -92,6 +93,8 @@ struct ModelInfo {
   std::size_t bytes_mapped = 0;                   ///< size of the mapped weight files
   std::size_t bytes_copied = 0;                   ///< weight bytes that had to be copied (misaligned)
   std::size_t kv_cache_bytes = 0;
+  KvCacheFormat kv_format = {};                   ///< how K and V rows are stored
+  std::size_t kv_bytes_per_token = 0;             ///< cache bytes one context position adds (full layers)
   std::string rope;                               ///< RopeSpec::describe()
   std::string conversions;                        ///< the ConversionReport, one line per conversion
   std::vector<std::string> unused_tensors;        ///< in the file(s), never read
@@ -99,7 +102,7 @@ struct ModelInfo {
   [[nodiscard]] std::string describe() const {
     std::ostringstream os;
     os << "model        " << architecture << " (" << to_string(format) << ", '" << source << "')\n"
-       << "precision    " << to_string(compute) << " activations and KV cache"
+       << "precision    " << to_string(compute) << " activations, KV cache " << kv_format.describe()
        << (quantize_activations == activation_quantization::none ? "" : ", q8 activations for block-quantized weights")
        << "\n"
        << "shape        " << n_layers << " layers, hidden " << hidden_size << ", vocab " << vocab_size << ", "
@@ -116,7 +119,7 @@ struct ModelInfo {
       first = false;
     }
     os << "\nmemory       " << bytes_mapped << " bytes mapped, " << bytes_copied << " bytes copied, "
-       << kv_cache_bytes << " bytes of KV cache\n";
+       << kv_cache_bytes << " bytes of KV cache (" << kv_bytes_per_token << " per context token)\n";
     if (!conversions.empty()) os << "conversions\n" << conversions;
     if (!unused_tensors.empty()) {
       os << "unused       " << unused_tensors.size() << " tensor(s):";
@@ -127,6 +130,17 @@ struct ModelInfo {
     return os.str();
   }
 };
+
+/// The KV cache figures of ModelInfo from a model's cache: its bytes, its formats and the bytes
+/// one more context position costs (the full-attention layers; sliding rings are fixed-size).
+template <class Cache>
+void record_kv_cache(ModelInfo& info, const Cache& cache) {
+  info.kv_cache_bytes = cache.bytes();
+  info.kv_format = cache.format();
+  index_t full = 0;
+  for (index_t l = 0; l < cache.n_layers(); ++l) full += cache.window(l) == 0 ? 1 : 0;
+  info.kv_bytes_per_token = cache.bytes_per_position() * static_cast<std::size_t>(full);
+}
 
 /// The interface tools program against.
 class CausalLM {

@@ -57,7 +57,8 @@ class Decoder {
         context_(context_for(options, spec.model_context, source_)),
         model_context_(spec.model_context),
         max_append_(spec.max_append > 0 ? std::min(spec.max_append, context_) : context_),
-        cache_(be_.template make_kv_cache<Act>(spec.plan, kv_size(options, spec))) {}
+        cache_(be_.template make_kv_cache<Act>(spec.plan, kv_size(options, spec),
+                                               options.cache_types.template resolve<Act>())) {}
 
   [[nodiscard]] B& backend() noexcept { return be_; }
   [[nodiscard]] const B& backend() const noexcept { return be_; }

@@ -536,7 +536,7 @@ template <PrecisionPolicy P, backends::Backend B>
   info.n_experts = cfg.num_experts;
   info.n_experts_per_token = cfg.num_experts_per_tok;
   info.bytes_copied = model.weights().bytes_copied;
-  info.kv_cache_bytes = model.cache().bytes();  // the page pool of the full layers + a ring per sequence
+  record_kv_cache(info, model.cache());  // the page pool of the full layers (+ a ring per sequence for sliding layers)
   return std::make_unique<CausalLMFor<GptOss<P, B>>>(std::move(model), std::move(info));
 }
 }  // namespace detail

@@ -457,7 +457,7 @@ template <PrecisionPolicy P, backends::Backend B>
   ModelInfo info;
   fill_common_info(info, "llama", cfg, model, files.weights, options, p);
   info.bytes_copied = model.weights().bytes_copied;
-  info.kv_cache_bytes = model.cache().bytes();
+  record_kv_cache(info, model.cache());
   return std::make_unique<CausalLMFor<Llama<P, B>>>(std::move(model), std::move(info));
 }
 }  // namespace detail

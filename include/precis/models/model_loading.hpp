@@ -32,6 +32,7 @@
 #include <precis/weights/any_weight.hpp>      // AnyWeight, activation_quantization
 #include <precis/models/weight_source.hpp>   // WeightSource
 #include <precis/nn/kv_index.hpp>            // PagedKvSize
+#include <precis/nn/kv_format.hpp>          // KvCacheTypes
 
 namespace precis::models {
 
@@ -67,6 +68,9 @@ struct LoadOptions {
   /// Activations meeting block-quantized weights: exact f32 (default), or quantized to 8-bit
   /// blocks with integer dot products as ggml does (weights/any_weight.hpp).
   activation_quantization quantize_activations = activation_quantization::none;
+  /// How the KV cache stores K and V rows (`--cache-type-k/-v`, nn/kv_format.hpp); unset halves
+  /// are the compute dtype.
+  KvCacheTypes cache_types = {};
   backend_kind backend = backend_kind::cpu;  ///< where the ops run (runtime/load_model.hpp)
   /// Device backends: called as weights reach the device (bytes uploaded, bytes the weight
   /// files hold), about every 1%; host backends read the mapping in place and never call it.

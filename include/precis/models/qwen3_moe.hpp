@@ -571,7 +571,7 @@ void fill_qwen3_moe_info(ModelInfo& info, const Qwen3Moe<P, B>& model, const Wei
   info.n_experts = cfg.num_experts;
   info.n_experts_per_token = cfg.num_experts_per_tok;
   info.bytes_copied = model.weights().bytes_copied;
-  info.kv_cache_bytes = model.cache().bytes();
+  record_kv_cache(info, model.cache());
 }
 
 template <PrecisionPolicy P, backends::Backend B>

@@ -180,4 +180,40 @@ template <ActivationDtype Act>
   return detail::reference_attention_at<Act>(q, k.cview(), v.cview(), kv.first(), cfg, sinks);
 }
 
+/// The reference kernel over a cache stored in run-time K/V formats (nn/kv_format.hpp): the held
+/// rows are decoded to f32 by the format's reference decoder and the math is the one above in
+/// f32, the output rounded once to Act (a bf16 query widens exactly, so this is the same math as
+/// the typed kernel with decoded keys and values).
+template <ActivationDtype Act>
+[[nodiscard]] Tensor<Act, 3> reference_attention(TensorView<const Act, 3> q, const KvStoredView& kv,
+                                                 const AttentionConfig& cfg,
+                                                 std::optional<TensorView<const f32, 1>> sinks) {
+  detail::check_attention_config(cfg);
+  detail::check_attention_keys(q.extents(), kv.first(), kv.length(), kv.window(), kv.n_kv_heads(), kv.head_dim(), cfg);
+  detail::check_attention_sinks(sinks, cfg);
+  const index_t held = kv.length() - kv.first(), hkv = kv.n_kv_heads(), dh = kv.head_dim();
+  Tensor<f32, 3> k({held, hkv, dh}), v({held, hkv, dh});  // [S', Hkv, Dh] decoded
+  for (const KvStoredSegment& seg : kv.segments())
+    for (index_t i = 0; i < seg.size(); ++i)
+      for (index_t h = 0; h < hkv; ++h) {
+        const index_t r = seg.position - kv.first() + i;
+        kv_decode_row_reference(kv.format().k, seg.k.row(i, h), dh, &k(r, h, 0));
+        kv_decode_row_reference(kv.format().v, seg.v.row(i, h), dh, &v(r, h, 0));
+      }
+  Tensor<f32, 3> q32(q.extents());  // [T, H, Dh], exact
+  for (index_t t = 0; t < q.extent(0); ++t)
+    for (index_t h = 0; h < q.extent(1); ++h)
+      for (index_t d = 0; d < q.extent(2); ++d) q32(t, h, d) = static_cast<float>(to_compute<Act>(q(t, h, d)));
+  Tensor<f32, 3> o = detail::reference_attention_at<f32>(q32.cview(), k.cview(), v.cview(), kv.first(), cfg, sinks);
+  if constexpr (std::same_as<Act, f32>) {
+    return o;
+  } else {
+    Tensor<Act, 3> out(o.extents());  // [T, H, Dh]
+    for (index_t t = 0; t < o.extent(0); ++t)
+      for (index_t h = 0; h < o.extent(1); ++h)
+        for (index_t d = 0; d < o.extent(2); ++d) out(t, h, d) = from_compute<Act>(o(t, h, d));
+    return out;
+  }
+}
+
 }  // namespace precis

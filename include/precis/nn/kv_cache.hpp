@@ -47,6 +47,7 @@
 #include <precis/core/error.hpp>             // precis::range_error, shape_error, config_error
 #include <precis/core/precision_policy.hpp>  // precis::quantized_kv, is_quantized_kv
 #include <precis/core/tensor.hpp>            // precis::Tensor
+#include <precis/nn/kv_format.hpp>           // precis::KvFormat, KvCacheFormat, kv_encode_row_reference
 #include <precis/nn/kv_index.hpp>            // precis::KvIndex, KvLayerPlan, PagedKvSize, KvSeqId, KvRun
 #include <precis/nn/kv_quantizer.hpp>        // precis::QuantizedKv, KvQuantizer, kv_fp8_store
 #include <precis/ops/host_tensor.hpp>        // precis::HostTensorOfRank, format_extents
@@ -170,6 +171,70 @@ class KvSequenceView {
   std::vector<KvSegment<E>> segments_;
 };
 
+// ---------------------------------------------------------------------------------------------
+// KvStoredView: the same positions as stored, in the cache's run-time K/V formats
+// ---------------------------------------------------------------------------------------------
+
+/// Rows of one run of positions in one layer, as bytes: row(i, h) is position `position + i` of
+/// kv head h, kv_row_bytes(format, head_dim) bytes.
+struct KvStoredRows {
+  const std::uint8_t* data = nullptr;  ///< row 0 of kv head 0
+  index_t row_stride = 0;              ///< bytes from one position to the next
+  index_t head_stride = 0;             ///< bytes from one kv head to the next
+
+  [[nodiscard]] const std::uint8_t* row(index_t i, index_t h) const noexcept {
+    return data + i * row_stride + h * head_stride;
+  }
+};
+
+/// Consecutive positions [position, position + n) of K and V.
+struct KvStoredSegment {
+  index_t position = 0;
+  index_t n = 0;
+  KvStoredRows k, v;
+
+  [[nodiscard]] index_t size() const noexcept { return n; }
+};
+
+/// What attention kernels read from a cache whose K or V is not stored in the compute dtype
+/// (nn/kv_format.hpp): positions [first, length) of one sequence in one layer, with the formats
+/// the rows were written in. Kernels decode rows through these formats only.
+class KvStoredView {
+ public:
+  KvStoredView(index_t n_kv_heads, index_t head_dim, index_t window, KvCacheFormat format,
+               std::vector<KvStoredSegment> segments)
+      : n_kv_heads_(n_kv_heads), head_dim_(head_dim), window_(window), format_(format) {
+    PRECIS_CHECK(n_kv_heads > 0 && head_dim > 0 && window >= 0, config_error,
+                 "[KvStoredView] n_kv_heads and head_dim must be positive and window ≥ 0, got ", n_kv_heads, ", ",
+                 head_dim, ", ", window);
+    check_kv_format(format, head_dim, "KvStoredView");
+    segments_.reserve(segments.size());
+    for (KvStoredSegment& s : segments) {
+      if (s.size() == 0) continue;
+      const index_t expected = segments_.empty() ? s.position : length();
+      PRECIS_CHECK(s.position >= 0 && s.position == expected && s.k.data != nullptr && s.v.data != nullptr,
+                   shape_error, "[KvStoredView] segment at position ", s.position,
+                   " does not continue the previous one (expected position ", expected, ") or has no rows");
+      segments_.push_back(s);
+    }
+  }
+
+  [[nodiscard]] index_t first() const noexcept { return segments_.empty() ? 0 : segments_.front().position; }
+  [[nodiscard]] index_t length() const noexcept {
+    return segments_.empty() ? 0 : segments_.back().position + segments_.back().size();
+  }
+  [[nodiscard]] index_t window() const noexcept { return window_; }
+  [[nodiscard]] index_t n_kv_heads() const noexcept { return n_kv_heads_; }
+  [[nodiscard]] index_t head_dim() const noexcept { return head_dim_; }
+  [[nodiscard]] KvCacheFormat format() const noexcept { return format_; }
+  [[nodiscard]] std::span<const KvStoredSegment> segments() const noexcept { return segments_; }
+
+ private:
+  index_t n_kv_heads_, head_dim_, window_;
+  KvCacheFormat format_;
+  std::vector<KvStoredSegment> segments_;
+};
+
 namespace detail {
 
 /// dst[start + i, ...] = src[i, ...] for every leading index i of src.
@@ -215,6 +280,9 @@ template <class E>
 /// stream — measured 1.6× faster than the token-major [slots, Hkv, Dh] of llama2.c's
 /// `key_cache (layer, seq_len, dim)` (docs/performance.md). Views still index [slot, head, dim]
 /// through strides. A quantized store adds f32 scales [blocks, block_slots, Hkv] for K and for V.
+/// An unquantized store may keep K and/or V in another run-time format (nn/kv_format.hpp): that
+/// half is then bytes [blocks, Hkv, block_slots, row_bytes], encoded as rows are written and read
+/// only through key_rows / value_rows (the typed keys / values refuse it).
 template <class Store>
   requires KvStore<Store>
 class HostKvPool {
@@ -222,32 +290,84 @@ class HostKvPool {
   using element_dtype = kv_element_t<Store>;
   static constexpr bool quantized = is_quantized_kv<Store>;
 
-  explicit HostKvPool(const KvIndex& index) {
+  /// The format a half is in when it stores the element dtype itself.
+  [[nodiscard]] static constexpr KvCacheFormat native_format() noexcept {
+    if constexpr (quantized) return {};
+    else return {native_kv_format<element_dtype>(), native_kv_format<element_dtype>()};
+  }
+
+  explicit HostKvPool(const KvIndex& index, KvCacheFormat format = native_format()) : format_(format) {
+    PRECIS_CHECK(!quantized || format == native_format(), config_error,
+                 "[kv cache] a quantized_kv store keeps its own fp8 codes; it takes no other cache type (", format.describe(),
+                 ")");
+    check_kv_format(format, index.head_dim(), "kv cache");
+    head_dim_ = index.head_dim();
+    encoded_k_ = !quantized && format.k != native_format().k;
+    encoded_v_ = !quantized && format.v != native_format().v;
     layers_.reserve(static_cast<std::size_t>(index.n_layers()));
+    index_t k_arena_bytes = 0, v_arena_bytes = 0;
     try {
       for (index_t l = 0; l < index.n_layers(); ++l) {
         const index_t b = index.blocks(l), n = index.block_slots(l), h = index.n_kv_heads(), d = index.head_dim();
         const extents_t<3> scales = quantized ? extents_t<3>{b, n, h} : extents_t<3>{0, 0, 0};
-        layers_.push_back({Tensor<element_dtype, 4>({b, h, n, d}), Tensor<element_dtype, 4>({b, h, n, d}),
-                           Tensor<f32, 3>(scales), Tensor<f32, 3>(scales)});
+        const auto typed = [&](bool encoded) {
+          return encoded ? extents_t<4>{0, 0, 0, 0} : extents_t<4>{b, h, n, d};
+        };
+        const auto rows = [&](bool encoded, KvFormat f, index_t& arena) {
+          const index_t at = arena;
+          if (encoded) arena += b * h * n * static_cast<index_t>(kv_row_bytes(f, d));
+          return at;
+        };
+        const index_t k_at = rows(encoded_k_, format.k, k_arena_bytes), v_at = rows(encoded_v_, format.v, v_arena_bytes);
+        layers_.push_back({Tensor<element_dtype, 4>(typed(encoded_k_)), Tensor<element_dtype, 4>(typed(encoded_v_)),
+                           Tensor<f32, 3>(scales), Tensor<f32, 3>(scales), k_at, v_at, h, n});
       }
+      // One arena per encoded half over every layer: large enough to be mapped lazily
+      // (core/tensor.hpp), so only the positions written are resident.
+      k_arena_ = Tensor<u8, 1>({k_arena_bytes});
+      v_arena_ = Tensor<u8, 1>({v_arena_bytes});
     } catch (const resource_error& e) {
       // Say what needed the memory: the pool is reserved for every sequence's whole context (and
       // committed only as positions are written), so the remedy is fewer positions or sequences.
       double total = 0;
+      const double per_slot = quantized ? 2.0 * static_cast<double>(index.head_dim()) * sizeof(storage_t<element_dtype>)
+                                        : static_cast<double>(format.bytes_per_position(1, index.head_dim()));
       for (index_t l = 0; l < index.n_layers(); ++l)
-        total += 2.0 * static_cast<double>(index.blocks(l)) * static_cast<double>(index.block_slots(l)) *
-                 static_cast<double>(index.n_kv_heads() * index.head_dim()) * sizeof(storage_t<element_dtype>);
+        total += static_cast<double>(index.blocks(l)) * static_cast<double>(index.block_slots(l)) *
+                 static_cast<double>(index.n_kv_heads()) * per_slot;
       fail<resource_error>("[kv cache] ", index.n_layers(), " layers × ", index.max_sequences(), " sequence(s) × ",
                            index.n_kv_heads(), " kv heads × ", index.head_dim(), " dims need ",
-                           total / (1024.0 * 1024.0 * 1024.0), " GiB of address space for ", dtype_name<element_dtype>,
-                           " K/V: ", e.what(), "; load with a smaller max_context (-c) or fewer sequences (-np)");
+                           total / (1024.0 * 1024.0 * 1024.0), " GiB of address space for ",
+                           quantized ? std::string(dtype_name<element_dtype>) : format.describe(), " K/V: ", e.what(),
+                           "; load with a smaller max_context (-c), fewer sequences (-np) or a smaller cache type");
     }
   }
 
+  /// The K and V formats (quantized stores: meaningless, their codes are element_dtype).
+  [[nodiscard]] KvCacheFormat format() const noexcept { return format_; }
+  /// True if K or V is not stored as the element dtype (read through key_rows / value_rows).
+  [[nodiscard]] bool encoded() const noexcept { return encoded_k_ || encoded_v_; }
+
   /// Block `b` of layer `l`'s keys / values as [block_slots, Hkv, Dh] (slot, head, dim).
-  [[nodiscard]] TensorView<const element_dtype, 3> keys(index_t l, index_t b) const { return tokens(layer(l).k, b); }
-  [[nodiscard]] TensorView<const element_dtype, 3> values(index_t l, index_t b) const { return tokens(layer(l).v, b); }
+  [[nodiscard]] TensorView<const element_dtype, 3> keys(index_t l, index_t b) const {
+    check_typed(encoded_k_, "keys");
+    return tokens(layer(l).k, b);
+  }
+  [[nodiscard]] TensorView<const element_dtype, 3> values(index_t l, index_t b) const {
+    check_typed(encoded_v_, "values");
+    return tokens(layer(l).v, b);
+  }
+  /// Block `b` of layer `l`'s keys / values as stored rows, from `slot` on (any format).
+  [[nodiscard]] KvStoredRows key_rows(index_t l, index_t b, index_t slot) const
+    requires(!quantized)
+  {
+    return stored(layer(l), true, b, slot);
+  }
+  [[nodiscard]] KvStoredRows value_rows(index_t l, index_t b, index_t slot) const
+    requires(!quantized)
+  {
+    return stored(layer(l), false, b, slot);
+  }
   /// Block `b` of layer `l`'s key / value scales as [block_slots, Hkv] (quantized stores).
   [[nodiscard]] TensorView<const f32, 2> key_scales(index_t l, index_t b) const
     requires quantized
@@ -260,12 +380,15 @@ class HostKvPool {
     return layer(l).v_scale.cview()[b];
   }
 
-  /// Rows [offset, offset + run.n) of k, v [T, Hkv, Dh] into the run's slots of layer l.
+  /// Rows [offset, offset + run.n) of k, v [T, Hkv, Dh] into the run's slots of layer l (encoded
+  /// halves through their format's encoder).
   void write(index_t l, const KvRun& run, index_t offset, TensorView<const element_dtype, 3> k,
              TensorView<const element_dtype, 3> v) {
     auto& s = layer(l);
-    detail::kv_copy_rows(tokens(s.k, run.block), run.slot, k.slice(0, offset, offset + run.n));
-    detail::kv_copy_rows(tokens(s.v, run.block), run.slot, v.slice(0, offset, offset + run.n));
+    if (encoded_k_) encode_rows(k_arena_.data() + s.k_rows, s, format_.k, run, k.slice(0, offset, offset + run.n));
+    else detail::kv_copy_rows(tokens(s.k, run.block), run.slot, k.slice(0, offset, offset + run.n));
+    if (encoded_v_) encode_rows(v_arena_.data() + s.v_rows, s, format_.v, run, v.slice(0, offset, offset + run.n));
+    else detail::kv_copy_rows(tokens(s.v, run.block), run.slot, v.slice(0, offset, offset + run.n));
   }
   /// Rows [offset, offset + run.n) of the scales k, v [T, Hkv] into the run's slots of layer l.
   void write_scales(index_t l, const KvRun& run, index_t offset, TensorView<const f32, 2> k,
@@ -279,18 +402,20 @@ class HostKvPool {
 
   /// Bytes of K, V (and scales) of every layer.
   [[nodiscard]] std::size_t bytes() const noexcept {
-    std::size_t n = 0;
-    for (const auto& s : layers_)
-      n += s.k.bytes() + s.v.bytes() + s.k_scale.bytes() + s.v_scale.bytes();
+    std::size_t n = k_arena_.bytes() + v_arena_.bytes();
+    for (const auto& s : layers_) n += s.k.bytes() + s.v.bytes() + s.k_scale.bytes() + s.v_scale.bytes();
     return n;
   }
 
  private:
   struct layer_store {
-    Tensor<element_dtype, 4> k;  // [blocks, Hkv, block_slots, Dh]
-    Tensor<element_dtype, 4> v;  // [blocks, Hkv, block_slots, Dh]
+    Tensor<element_dtype, 4> k;  // [blocks, Hkv, block_slots, Dh] (empty when K is encoded)
+    Tensor<element_dtype, 4> v;  // [blocks, Hkv, block_slots, Dh] (empty when V is encoded)
     Tensor<f32, 3> k_scale;      // [blocks, block_slots, Hkv] (quantized stores; else empty)
     Tensor<f32, 3> v_scale;      // [blocks, block_slots, Hkv]
+    index_t k_rows = 0;          // encoded K: offset of [blocks, Hkv, block_slots, row_bytes] in k_arena_
+    index_t v_rows = 0;          // encoded V: the same in v_arena_
+    index_t n_heads = 0, slots = 0;
   };
   [[nodiscard]] static TensorView<element_dtype, 3> tokens(Tensor<element_dtype, 4>& t, index_t b) noexcept {
     return detail::kv_tokens<element_dtype>(t.data() + b * t.extent(1) * t.extent(2) * t.extent(3), t.extent(2),
@@ -301,10 +426,52 @@ class HostKvPool {
     return detail::kv_tokens<const element_dtype>(t.data() + b * t.extent(1) * t.extent(2) * t.extent(3),
                                                   t.extent(2), t.extent(1), t.extent(3));
   }
+  static void check_typed(bool encoded, const char* what) {
+    PRECIS_CHECK(!encoded, config_error, "[kv cache] ", what,
+                 " are stored in a run-time cache type, not as the element dtype: read them through "
+                 "key_rows / value_rows (a KvStoredView), never as typed rows (dtype-bugs E9)");
+  }
+  /// Rows of block b from `slot` of one half (keys or values) of layer s, in any format.
+  [[nodiscard]] KvStoredRows stored(const layer_store& s, bool keys, index_t b, index_t slot) const noexcept {
+    const index_t h = s.n_heads, n = s.slots;
+    if (keys ? encoded_k_ : encoded_v_) {
+      const index_t rb = static_cast<index_t>(kv_row_bytes(keys ? format_.k : format_.v, head_dim_));
+      const std::uint8_t* base = (keys ? k_arena_ : v_arena_).data() + (keys ? s.k_rows : s.v_rows);
+      return {base + (b * h * n + slot) * rb, rb, n * rb};
+    }
+    constexpr auto es = static_cast<index_t>(sizeof(storage_t<element_dtype>));
+    const Tensor<element_dtype, 4>& t = keys ? s.k : s.v;
+    return {reinterpret_cast<const std::uint8_t*>(t.data() + (b * h * n + slot) * head_dim_), head_dim_ * es,
+            n * head_dim_ * es};
+  }
+  /// Encodes src [run.n, Hkv, Dh] into the run's rows of one encoded half of layer s, whose
+  /// [blocks, Hkv, block_slots, row_bytes] start at `base`.
+  void encode_rows(std::uint8_t* base, const layer_store& s, KvFormat f, const KvRun& run,
+                   TensorView<const element_dtype, 3> src) const {
+    if constexpr (!quantized) {
+      const index_t h_n = s.n_heads, n = s.slots, rb = static_cast<index_t>(kv_row_bytes(f, head_dim_));
+      std::uint8_t* block = base + run.block * h_n * n * rb;
+      std::vector<storage_t<element_dtype>> tmp;
+      for (index_t i = 0; i < src.extent(0); ++i)
+        for (index_t h = 0; h < h_n; ++h) {
+          const storage_t<element_dtype>* x = &src(i, h, 0);
+          if (src.stride(2) != 1) {  // gather a strided row first
+            tmp.resize(static_cast<std::size_t>(head_dim_));
+            for (index_t d = 0; d < head_dim_; ++d) tmp[static_cast<std::size_t>(d)] = src(i, h, d);
+            x = tmp.data();
+          }
+          kv_encode_row_reference<element_dtype>(f, x, head_dim_, block + (h * n + run.slot + i) * rb);
+        }
+    }
+  }
   layer_store& layer(index_t l) { return layers_[static_cast<std::size_t>(l)]; }
   const layer_store& layer(index_t l) const { return layers_[static_cast<std::size_t>(l)]; }
 
+  KvCacheFormat format_;
+  bool encoded_k_ = false, encoded_v_ = false;
+  index_t head_dim_ = 0;
   std::vector<layer_store> layers_;  // [n_layers]
+  Tensor<u8, 1> k_arena_, v_arena_;  // encoded K / V rows of every layer (empty when typed)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -321,6 +488,24 @@ class PagedKvCache {
 
   PagedKvCache(const KvLayerPlan& plan, const PagedKvSize& size, const char* owner = "PagedKvCache")
       : index_(plan, size, owner), pool_(index_) {}
+  /// K and V stored in `format` (nn/kv_format.hpp; unquantized stores): rows are encoded as they
+  /// are appended and read through stored(). The element dtype's own format is the typed cache.
+  PagedKvCache(const KvLayerPlan& plan, const PagedKvSize& size, KvCacheFormat format,
+               const char* owner = "PagedKvCache")
+    requires(!quantized)
+      : index_(plan, size, owner), pool_(index_, format) {}
+
+  /// The K and V formats (the element dtype's own unless made with another).
+  [[nodiscard]] KvCacheFormat format() const noexcept { return pool_.format(); }
+  /// True if K or V is not stored as the element dtype: read through stored(), not sequence().
+  [[nodiscard]] bool encoded() const noexcept { return pool_.encoded(); }
+  /// Bytes one position takes in one full-attention layer (K and V rows of every kv head).
+  [[nodiscard]] std::size_t bytes_per_position() const noexcept {
+    if constexpr (quantized)
+      return 2 * static_cast<std::size_t>(n_kv_heads()) *
+             (static_cast<std::size_t>(head_dim()) * sizeof(storage_t<element_dtype>) + sizeof(float));
+    else return format().bytes_per_position(n_kv_heads(), head_dim());
+  }
 
   [[nodiscard]] const KvIndex& index() const noexcept { return index_; }
   /// The storage, for kernels that address it through index() runs.
@@ -369,12 +554,26 @@ class PagedKvCache {
   template <class E = element_dtype>
     requires(!quantized && std::same_as<E, element_dtype>)
   [[nodiscard]] KvSequenceView<E> sequence(KvSeqId seq, index_t layer) const {
+    PRECIS_CHECK(!encoded(), config_error, "[", index_.owner(), "::sequence] the cache stores ", format().describe(),
+                 ", not ", dtype_name<E>, " rows: read it through stored()");
     std::vector<KvSegment<E>> segs;
     index_.for_each_run(seq, layer, [&](const KvRun& r) {
       segs.push_back({r.position, pool_.keys(layer, r.block).slice(0, r.slot, r.slot + r.n),
                       pool_.values(layer, r.block).slice(0, r.slot, r.slot + r.n)});
     });
     return KvSequenceView<E>(n_kv_heads(), head_dim(), window(layer), std::move(segs));
+  }
+
+  /// Positions [first, length) of `seq` in `layer` as stored, with their formats (any
+  /// unquantized store; what attention reads when encoded()).
+  [[nodiscard]] KvStoredView stored(KvSeqId seq, index_t layer) const
+    requires(!quantized)
+  {
+    std::vector<KvStoredSegment> segs;
+    index_.for_each_run(seq, layer, [&](const KvRun& r) {
+      segs.push_back({r.position, r.n, pool_.key_rows(layer, r.block, r.slot), pool_.value_rows(layer, r.block, r.slot)});
+    });
+    return KvStoredView(n_kv_heads(), head_dim(), window(layer), format(), std::move(segs));
   }
 
   /// Quantized stores: keys / values [length − first, Hkv, Dh] of `seq` in `layer`, dequantized by

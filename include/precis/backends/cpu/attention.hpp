@@ -73,10 +73,11 @@
 #include <precis/core/scalar.hpp>            // precis::from_compute
 #include <precis/core/tensor.hpp>            // precis::Tensor
 #include <precis/nn/attention.hpp>           // AttentionConfig, detail::check_attention_*
-#include <precis/nn/kv_cache.hpp>            // precis::KvSequenceView, KvSegment
+#include <precis/nn/kv_cache.hpp>            // precis::KvSequenceView, KvSegment, KvStoredView
+#include <precis/nn/kv_format.hpp>           // precis::KvFormat, kv_row_bytes
 #include <precis/ops/host_tensor.hpp>        // precis::HostTensorOfRank, as_const_view, format_extents
 
-#if defined(__AVX512F__) || defined(__AVX2__)
+#if defined(__AVX512F__) || defined(__AVX2__) || defined(__F16C__)
 #include <immintrin.h>  // _mm512_cvtepu16_epi32, _mm512_shuffle_f32x4 ... (bf16 widening, lane sums)
 #endif
 
@@ -199,7 +200,8 @@ struct attn_block_rows {
   const float* const* v;          // V rows as f32
   const void* const* k_ahead;     // the K row one block later, to prefetch (nullptr: past the end)
   const void* const* v_ahead;     // the same for V
-  index_t row_bytes;              // bytes of one stored row (head_dim · sizeof(store))
+  index_t row_bytes;              // bytes of one stored K row (head_dim · sizeof(store), or the format's)
+  index_t v_row_bytes;            // bytes of one stored V row
   bool prefetch;                  // issue the prefetches (once per block: the first token's step)
 };
 
@@ -282,6 +284,135 @@ class kv_block_reader {
   float* v_tile_;
 };
 
+/// Decodes one stored row of format `f` (nn/kv_format.hpp) into dst [dh] and returns the f32
+/// row: in place for f32, else dst. Bit-identical to kv_decode_row_reference (every value is
+/// an exact widening, or code · scale rounded once). head_dim is a multiple of 32 for the block
+/// formats (checked when the cache was made).
+[[nodiscard]] inline const float* decode_kv_row(KvFormat f, const std::uint8_t* src, index_t dh, float* dst) noexcept {
+  switch (f) {
+    case KvFormat::f32: return reinterpret_cast<const float*>(src);
+    case KvFormat::bf16: {
+      const auto* p = reinterpret_cast<const bfloat16*>(src);
+      index_t d = 0;
+      for (; d + attn_lanes <= dh; d += attn_lanes) load_widened<bf16>(p + d).store_unaligned(dst + d);
+      for (; d < dh; ++d) dst[d] = widen1<bf16>(p[d]);
+      return dst;
+    }
+    case KvFormat::f16: {
+      index_t d = 0;
+#if defined(__F16C__)
+      for (; d + 8 <= dh; d += 8)
+        _mm256_storeu_ps(dst + d, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * d))));
+#endif
+      for (; d < dh; ++d) {
+        std::uint16_t b = 0;
+        std::memcpy(&b, src + 2 * d, 2);
+        dst[d] = static_cast<float>(float16::from_bits(b));
+      }
+      return dst;
+    }
+    case KvFormat::q8_0:
+    case KvFormat::q4_0: {
+      const bool q8 = f == KvFormat::q8_0;
+      const std::size_t block_bytes = q8 ? sizeof(block_q8_0) : sizeof(block_q4_0);
+      for (index_t b = 0; b < dh / 32; ++b) {
+        const std::uint8_t* blk = src + static_cast<std::size_t>(b) * block_bytes;
+        std::uint16_t bits = 0;
+        std::memcpy(&bits, blk, 2);
+        const float scale = static_cast<float>(float16::from_bits(bits));
+        const std::uint8_t* qs = blk + 2;
+        float* out = dst + 32 * b;
+#if defined(__AVX2__)
+        // AVX2 (also what AVX-512 builds run: 32 values are 4 registers either way).
+        const __m256 sc = _mm256_set1_ps(scale);
+        if (q8) {
+          for (int j = 0; j < 32; j += 8) {
+            const __m256i c = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs + j)));
+            _mm256_storeu_ps(out + j, _mm256_mul_ps(_mm256_cvtepi32_ps(c), sc));
+          }
+        } else {
+          const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+          const __m128i mask = _mm_set1_epi8(0x0f);
+          const __m128i lo = _mm_and_si128(bytes, mask), hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
+          const __m256i eight = _mm256_set1_epi32(8);
+          const auto put = [&](__m128i nib, float* o) {  // 8 nibble codes (bytes) → (code − 8)·d
+            const __m256i c = _mm256_sub_epi32(_mm256_cvtepu8_epi32(nib), eight);
+            _mm256_storeu_ps(o, _mm256_mul_ps(_mm256_cvtepi32_ps(c), sc));
+          };
+          put(lo, out);
+          put(_mm_srli_si128(lo, 8), out + 8);
+          put(hi, out + 16);
+          put(_mm_srli_si128(hi, 8), out + 24);
+        }
+#else
+        if (q8) {
+          for (int j = 0; j < 32; ++j) out[j] = static_cast<float>(static_cast<std::int8_t>(qs[j])) * scale;
+        } else {
+          for (int j = 0; j < 16; ++j) {
+            out[j] = static_cast<float>((qs[j] & 0x0f) - 8) * scale;
+            out[j + 16] = static_cast<float>((qs[j] >> 4) - 8) * scale;
+          }
+        }
+#endif
+      }
+      return dst;
+    }
+  }
+  return dst;
+}
+
+/// kv_block_reader for a KvStoredView: the same walk over segments, every row decoded into the
+/// tiles from its format (f32 rows in place).
+class kv_stored_reader {
+ public:
+  kv_stored_reader(const KvStoredView& kv, index_t kv_head, index_t bk, float* k_tile, float* v_tile) noexcept
+      : segs_(kv.segments()), end_(kv.length()), kv_head_(kv_head), dh_(kv.head_dim()), bk_(bk),
+        fk_(kv.format().k), fv_(kv.format().v), k_tile_(k_tile), v_tile_(v_tile) {}
+
+  template <bool RawK = false>
+  void load(index_t blk, index_t ia, index_t ib, const float** krow, const float** vrow, const void** kahead,
+            const void** vahead, const void* const* = nullptr) {
+    static_assert(!RawK, "stored rows have no raw bf16 dot path");
+    for (index_t i = ia; i < ib; ++i) {
+      const std::uint8_t *k, *v;
+      row(blk + i, cur_, k, v);
+      kahead[i] = vahead[i] = nullptr;
+      if (const index_t ahead = blk + i + bk_; ahead < end_) {
+        const std::uint8_t *kp, *vp;
+        row(ahead, ahead_, kp, vp);
+        kahead[i] = kp;
+        vahead[i] = vp;
+      }
+      krow[i] = decode_kv_row(fk_, k, dh_, k_tile_ + i * dh_);
+      vrow[i] = decode_kv_row(fv_, v, dh_, v_tile_ + i * dh_);
+    }
+  }
+
+ private:
+  struct cursor {
+    std::size_t seg = 0;
+    index_t begin = 0, end = -1;  // end < begin: not yet positioned
+  };
+  void row(index_t pos, cursor& c, const std::uint8_t*& k, const std::uint8_t*& v) const noexcept {
+    if (pos >= c.end) {
+      if (c.end >= c.begin) ++c.seg;
+      while (segs_[c.seg].position + segs_[c.seg].size() <= pos) ++c.seg;
+      c.begin = segs_[c.seg].position;
+      c.end = c.begin + segs_[c.seg].size();
+    }
+    const KvStoredSegment& s = segs_[c.seg];
+    k = s.k.row(pos - c.begin, kv_head_);
+    v = s.v.row(pos - c.begin, kv_head_);
+  }
+
+  std::span<const KvStoredSegment> segs_;
+  cursor cur_, ahead_;
+  index_t end_, kv_head_, dh_, bk_;
+  KvFormat fk_, fv_;
+  float* k_tile_;
+  float* v_tile_;
+};
+
 /// The G query rows of one token (one kv head's query heads) and their online-softmax state.
 struct attn_rows {
   const float* q;  // [G, Dh] widened queries
@@ -321,7 +452,7 @@ inline void pv_chunk(const attn_rows& r, const attn_shape& sh, const float* s, c
   for (int hh = 0; hh < HC; ++hh)
     for (int c = 0; c < NC; ++c) acc[hh][c] = fbatch::load_unaligned(r.o + (h0 + hh) * sh.dh + c * L);
   for (index_t i = ia; i < ib; ++i) {
-    if (prefetch) prefetch_ahead(rows.v_ahead[i], rows.row_bytes);
+    if (prefetch) prefetch_ahead(rows.v_ahead[i], rows.v_row_bytes);
     fbatch vv[NC];
     for (int c = 0; c < NC; ++c) vv[c] = fbatch::load_unaligned(rows.v[i] + c * L);
     for (int hh = 0; hh < HC; ++hh) {
@@ -500,7 +631,7 @@ void attend_block(const attn_rows& r, const attn_shape& sh, const attn_block_row
   } else {
     const float* const* vrow = rows.v;
     if (rows.prefetch)
-      for (index_t i = ia; i < ib; ++i) prefetch_ahead(rows.v_ahead[i], rows.row_bytes);
+      for (index_t i = ia; i < ib; ++i) prefetch_ahead(rows.v_ahead[i], rows.v_row_bytes);
     for (index_t g = 0; g < sh.groups; ++g) {
       float* og = r.o + g * sh.dh;
       const float* pg = s + g * sh.bk;
@@ -549,9 +680,9 @@ struct attn_scratch {
 
 /// Attention of the query tokens [t0, t1) of q [T, H, Dh] — positions pos0 + t — for kv head
 /// `kvh` of one sequence, written to out [T, H, Dh].
-template <cpu_attention_dtype A, int NC>
+template <cpu_attention_dtype A, int NC, class View>
 void attend_tokens(const TensorView<const A, 3>& q, index_t t0, index_t t1, index_t pos0, index_t kvh,
-                   const KvSequenceView<A>& kv, const AttentionConfig& cfg,
+                   const View& kv, const AttentionConfig& cfg,
                    const std::optional<TensorView<const f32, 1>>& sinks, index_t bk, const TensorView<A, 3>& out) {
   const index_t groups = cfg.n_heads / cfg.n_kv_heads, dh = cfg.head_dim, n_tok = t1 - t0;
   const index_t h_first = kvh * groups;
@@ -573,7 +704,8 @@ void attend_tokens(const TensorView<const A, 3>& q, index_t t0, index_t t1, inde
     }
 
   // bf16 queries as stored, for the bf16 dot path.
-  constexpr bool dot = PRECIS_ATTN_BF16_DOT && std::same_as<A, bf16> && NC > 0 && NC % 2 == 0;
+  constexpr bool stored = std::same_as<View, KvStoredView>;
+  constexpr bool dot = PRECIS_ATTN_BF16_DOT && !stored && std::same_as<A, bf16> && NC > 0 && NC % 2 == 0;
   thread_local std::vector<std::uint16_t> q_bf16;
   if constexpr (dot) {
     q_bf16.resize(static_cast<std::size_t>(n_tok * groups * dh));
@@ -586,13 +718,19 @@ void attend_tokens(const TensorView<const A, 3>& q, index_t t0, index_t t1, inde
   std::array<const float*, attn_max_key_block> krow{}, vrow{};
   std::array<const bfloat16*, attn_max_key_block> kraw{};
   std::array<const void*, attn_max_key_block> kahead{}, vahead{};
-  kv_block_reader<A> reader(kv, kvh, bk, sc.k, sc.v);
-  attn_block_rows rows{krow.data(), kraw.data(), vrow.data(), kahead.data(), vahead.data(),
-                       dh * static_cast<index_t>(sizeof(storage_t<A>)), false};
+  std::conditional_t<stored, kv_stored_reader, kv_block_reader<A>> reader(kv, kvh, bk, sc.k, sc.v);
+  index_t k_row_bytes = dh * static_cast<index_t>(sizeof(storage_t<A>)), v_row_bytes = k_row_bytes;
+  if constexpr (stored) {
+    k_row_bytes = static_cast<index_t>(kv_row_bytes(kv.format().k, dh));
+    v_row_bytes = static_cast<index_t>(kv_row_bytes(kv.format().v, dh));
+  }
+  attn_block_rows rows{krow.data(), kraw.data(), vrow.data(), kahead.data(), vahead.data(), k_row_bytes, v_row_bytes,
+                       false};
   const index_t lo = first_visible(pos0 + t0, cfg.sliding_window), hi = pos0 + t1;  // keys [lo, hi)
   for (index_t blk = lo / bk * bk; blk < hi; blk += bk) {
     const index_t ia = std::max(lo, blk) - blk, ib = std::min(hi, blk + bk) - blk;
-    if constexpr (dot) reader.template load<true>(blk, ia, ib, krow.data(), vrow.data(), kahead.data(), vahead.data(), kraw.data());
+    if constexpr (dot)
+      reader.template load<true>(blk, ia, ib, krow.data(), vrow.data(), kahead.data(), vahead.data(), kraw.data());
     else reader.load(blk, ia, ib, krow.data(), vrow.data(), kahead.data(), vahead.data());
     rows.prefetch = true;  // the first token that sees this block prefetches the next one
     for (index_t t = 0; t < n_tok; ++t) {
@@ -654,8 +792,8 @@ void check_out(const TensorView<A, 3>& out, const extents_t<3>& want) {
 }
 
 /// Decode: q [B, H, Dh], token b at position kv[b].length() − 1.
-template <cpu_attention_dtype A>
-void attention_decode_impl(TensorView<const A, 3> q, std::span<const KvSequenceView<A>> kv, const AttentionConfig& cfg,
+template <cpu_attention_dtype A, class View>
+void attention_decode_impl(TensorView<const A, 3> q, std::span<const View> kv, const AttentionConfig& cfg,
                            std::optional<TensorView<const f32, 1>> sinks, TensorView<A, 3> out,
                            index_t bk = 0) {
   precis::detail::check_attention_config(cfg);
@@ -676,7 +814,7 @@ void attention_decode_impl(TensorView<const A, 3> q, std::span<const KvSequenceV
   const index_t hkv = cfg.n_kv_heads;
   for_each_task(n_seq * hkv, work, [&](index_t task) {
     const index_t b = task / hkv, kvh = task % hkv;
-    const KvSequenceView<A>& s = kv[static_cast<std::size_t>(b)];
+    const View& s = kv[static_cast<std::size_t>(b)];
     // Row b of q and out, seen as a one-token problem at position length − 1.
     const TensorView<const A, 3> qb = q.slice(0, b, b + 1);
     const TensorView<A, 3> ob = out.slice(0, b, b + 1);
@@ -685,8 +823,8 @@ void attention_decode_impl(TensorView<const A, 3> q, std::span<const KvSequenceV
 }
 
 /// Prefill: q [T, H, Dh] are positions kv.length() − T .. kv.length() − 1.
-template <cpu_attention_dtype A>
-void attention_prefill_impl(TensorView<const A, 3> q, const KvSequenceView<A>& kv, const AttentionConfig& cfg,
+template <cpu_attention_dtype A, class View>
+void attention_prefill_impl(TensorView<const A, 3> q, const View& kv, const AttentionConfig& cfg,
                             std::optional<TensorView<const f32, 1>> sinks, TensorView<A, 3> out,
                             index_t bk = 0, index_t tq = attn_query_tile) {
   precis::detail::check_attention_config(cfg);
@@ -726,7 +864,7 @@ template <HostTensorOfRank<3> Q, cpu_attention_dtype E>
                                             std::optional<TensorView<const f32, 1>> sinks = std::nullopt) {
   const TensorView<const E, 3> qv = as_const_view(q);
   Tensor<E, 3> out(qv.extents());  // [B, H, Dh]
-  detail::attention_decode_impl<E>(qv, kv, cfg, sinks, out.view());
+  detail::attention_decode_impl<E, KvSequenceView<E>>(qv, kv, cfg, sinks, out.view());
   return out;
 }
 template <HostTensorOfRank<3> Q, cpu_attention_dtype E>
@@ -745,7 +883,31 @@ template <HostTensorOfRank<3> Q, cpu_attention_dtype E>
                                              std::optional<TensorView<const f32, 1>> sinks = std::nullopt) {
   const TensorView<const E, 3> qv = as_const_view(q);
   Tensor<E, 3> out(qv.extents());  // [T, H, Dh]
-  detail::attention_prefill_impl<E>(qv, kv, cfg, sinks, out.view());
+  detail::attention_prefill_impl<E, KvSequenceView<E>>(qv, kv, cfg, sinks, out.view());
+  return out;
+}
+
+/// The same over caches stored in run-time K/V formats (nn/kv_format.hpp): rows are decoded to
+/// f32 into the block tiles as they are read, the math is unchanged.
+template <HostTensorOfRank<3> Q>
+  requires cpu_attention_dtype<dtype_of<Q>>
+[[nodiscard]] Tensor<dtype_of<Q>, 3> attention_decode(const Q& q, std::span<const KvStoredView> kv,
+                                                      const AttentionConfig& cfg,
+                                                      std::optional<TensorView<const f32, 1>> sinks = std::nullopt) {
+  using E = dtype_of<Q>;
+  const TensorView<const E, 3> qv = as_const_view(q);
+  Tensor<E, 3> out(qv.extents());  // [B, H, Dh]
+  detail::attention_decode_impl<E, KvStoredView>(qv, kv, cfg, sinks, out.view());
+  return out;
+}
+template <HostTensorOfRank<3> Q>
+  requires cpu_attention_dtype<dtype_of<Q>>
+[[nodiscard]] Tensor<dtype_of<Q>, 3> attention_prefill(const Q& q, const KvStoredView& kv, const AttentionConfig& cfg,
+                                                       std::optional<TensorView<const f32, 1>> sinks = std::nullopt) {
+  using E = dtype_of<Q>;
+  const TensorView<const E, 3> qv = as_const_view(q);
+  Tensor<E, 3> out(qv.extents());  // [T, H, Dh]
+  detail::attention_prefill_impl<E, KvStoredView>(qv, kv, cfg, sinks, out.view());
   return out;
 }
 

@@ -115,15 +115,15 @@ class Cpu : public HostBackend<Cpu> {
         w.storage());
   }
 
-  template <ActivationDtype Act>
-  [[nodiscard]] static Tensor<Act, 3> attention_prefill(TensorView<const Act, 3> q, const KvSequenceView<Act>& kv,
+  /// kv: a KvSequenceView<Act> (typed cache) or a KvStoredView (run-time cache types).
+  template <ActivationDtype Act, class View>
+  [[nodiscard]] static Tensor<Act, 3> attention_prefill(TensorView<const Act, 3> q, const View& kv,
                                                         const AttentionConfig& cfg,
                                                         std::optional<TensorView<const f32, 1>> sinks) {
     return cpu::attention_prefill(q, kv, cfg, sinks);
   }
-  template <ActivationDtype Act>
-  [[nodiscard]] static Tensor<Act, 3> attention_decode(TensorView<const Act, 3> q,
-                                                       std::span<const KvSequenceView<Act>> kv,
+  template <ActivationDtype Act, class View>
+  [[nodiscard]] static Tensor<Act, 3> attention_decode(TensorView<const Act, 3> q, std::span<const View> kv,
                                                        const AttentionConfig& cfg,
                                                        std::optional<TensorView<const f32, 1>> sinks) {
     return cpu::attention_decode(q, kv, cfg, sinks);

@@ -292,6 +292,11 @@ class CudaKvCache {
     for (std::size_t l = 0; l < k_.size(); ++l) b += k_[l].bytes() + v_[l].bytes();
     return b;
   }
+  /// The device cache stores the compute dtype only (run-time cache types are host-only so far).
+  [[nodiscard]] KvCacheFormat format() const noexcept { return {native_kv_format<Act>(), native_kv_format<Act>()}; }
+  [[nodiscard]] std::size_t bytes_per_position() const noexcept {
+    return format().bytes_per_position(n_kv_heads(), head_dim());
+  }
   [[nodiscard]] index_t n_layers() const noexcept { return index_.n_layers(); }
   [[nodiscard]] index_t n_kv_heads() const noexcept { return index_.n_kv_heads(); }
   [[nodiscard]] index_t head_dim() const noexcept { return index_.head_dim(); }
@@ -404,6 +409,17 @@ class Cuda {
   }
   template <ActivationDtype Act>
   [[nodiscard]] kv_cache<Act> make_kv_cache(const KvLayerPlan& plan, const PagedKvSize& size) const {
+    return kv_cache<Act>(plan, size);
+  }
+  /// Only the compute dtype's own format: the device attention kernels read Act rows. Another
+  /// cache type is refused here, at load, naming what was asked (never a silent f32 cache).
+  template <ActivationDtype Act>
+  [[nodiscard]] kv_cache<Act> make_kv_cache(const KvLayerPlan& plan, const PagedKvSize& size,
+                                            const KvCacheFormat& format) const {
+    const KvCacheFormat native{native_kv_format<Act>(), native_kv_format<Act>()};
+    PRECIS_CHECK(format == native, config_error, "[cuda] the CUDA backend stores the KV cache as ", dtype_name<Act>,
+                 " (the compute dtype) only; cache types ", format.describe(),
+                 " are supported by the CPU backends (--device cpu), or drop --cache-type-k/-v");
     return kv_cache<Act>(plan, size);
   }
 

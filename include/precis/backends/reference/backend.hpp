@@ -171,16 +171,16 @@ class Reference : public HostBackend<Reference> {
     return c != dtype_code::f32 && c != dtype_code::bf16 && c != dtype_code::f16;
   }
 
-  template <ActivationDtype Act>
-  [[nodiscard]] static Tensor<Act, 3> attention_prefill(TensorView<const Act, 3> q, const KvSequenceView<Act>& kv,
+  /// kv: a KvSequenceView<Act> (typed cache) or a KvStoredView (run-time cache types).
+  template <ActivationDtype Act, class View>
+  [[nodiscard]] static Tensor<Act, 3> attention_prefill(TensorView<const Act, 3> q, const View& kv,
                                                         const AttentionConfig& cfg,
                                                         std::optional<TensorView<const f32, 1>> sinks) {
     return reference_attention<Act>(q, kv, cfg, sinks);
   }
   /// One reference_attention per sequence.
-  template <ActivationDtype Act>
-  [[nodiscard]] static Tensor<Act, 3> attention_decode(TensorView<const Act, 3> q,
-                                                       std::span<const KvSequenceView<Act>> kv,
+  template <ActivationDtype Act, class View>
+  [[nodiscard]] static Tensor<Act, 3> attention_decode(TensorView<const Act, 3> q, std::span<const View> kv,
                                                        const AttentionConfig& cfg,
                                                        std::optional<TensorView<const f32, 1>> sinks) {
     Tensor<Act, 3> out(q.extents());  // [B, H, D]
