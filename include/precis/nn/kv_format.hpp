@@ -31,6 +31,7 @@
 #include <optional>     // std::optional
 #include <string>       // std::string
 #include <string_view>  // std::string_view
+#include <utility>      // std::pair
 
 #include <precis/core/dtype.hpp>              // f32, f16, bf16, ActivationDtype, block_q8_0, block_q4_0
 #include <precis/core/error.hpp>              // config_error, fail
